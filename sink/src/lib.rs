@@ -1,0 +1,1 @@
+//! The Tumbleweed sink (placeholder until the sink issue lands).

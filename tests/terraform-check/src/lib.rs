@@ -1,0 +1,1 @@
+//! Offline Terraform reference checks (see the Terraform issue).
