@@ -1,0 +1,144 @@
+# Root module: one Tumbleweed deployment (VPC, Kafka in KRaft mode, Kafka Connect with
+# Debezium, the sink behind a load balancer) in one region, every name prefixed with
+# var.name_prefix. The modules under ../modules own the pieces; this file wires them.
+
+data "aws_availability_zones" "available" {
+  #checkov:skip=CKV_AWS_394:Only the first availability_zone_count names (sorted) are used; AWS names new zones with the next letter, so a new zone sorts last and never changes the chosen set, and any change would show in the plan as subnet replacement.
+  state = "available"
+
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
+}
+
+locals {
+  azs = slice(data.aws_availability_zones.available.names, 0, var.availability_zone_count)
+
+  # One port is opened on the load balancer, never both: each opened port costs
+  # prefix_list_max_entries rules per prefix list against the security group quota.
+  listener_port = var.certificate_arn == null ? 80 : 443
+
+  controller_names = [for i in range(1, 4) : "controller-${i}"]
+  broker_names     = [for i in range(1, 4) : "broker-${i}"]
+
+  tags = merge(var.tags, { Deployment = var.name_prefix })
+}
+
+module "cluster" {
+  source = "../modules/cluster"
+
+  name               = var.name_prefix
+  log_retention_days = var.log_retention_days
+  tags               = local.tags
+}
+
+module "network" {
+  source = "../modules/network"
+
+  name                    = var.name_prefix
+  cidr                    = var.vpc_cidr
+  azs                     = local.azs
+  single_nat_gateway      = var.single_nat_gateway
+  kms_key_arn             = module.cluster.kms_key_arn
+  flow_log_retention_days = var.log_retention_days
+  tags                    = local.tags
+}
+
+module "security" {
+  source = "../modules/security"
+
+  name                    = var.name_prefix
+  vpc_id                  = module.network.vpc_id
+  operator_cidrs          = var.operator_cidrs
+  consumer_cidrs          = var.consumer_cidrs
+  prefix_list_max_entries = var.prefix_list_max_entries
+  listener_port           = local.listener_port
+  source_database_cidrs   = var.source_database_cidrs
+  postgres_port           = var.postgres_port
+  tags                    = local.tags
+}
+
+module "service_discovery" {
+  source = "../modules/service-discovery"
+
+  name     = var.name_prefix
+  vpc_id   = module.network.vpc_id
+  services = concat(local.controller_names, local.broker_names, ["connect"])
+  tags     = local.tags
+}
+
+module "kafka" {
+  source = "../modules/kafka"
+
+  name                         = var.name_prefix
+  image                        = var.kafka_image
+  cluster_arn                  = module.cluster.cluster_arn
+  kms_key_arn                  = module.cluster.kms_key_arn
+  subnet_ids                   = module.network.private_subnet_ids
+  availability_zones           = module.network.azs
+  broker_security_group_id     = module.security.broker_security_group_id
+  controller_security_group_id = module.security.controller_security_group_id
+  efs_security_group_id        = module.security.efs_security_group_id
+  namespace_name               = module.service_discovery.namespace_name
+  service_discovery_arns       = module.service_discovery.service_arns
+  broker_count                 = length(local.broker_names)
+  controller_count             = length(local.controller_names)
+  broker_cpu                   = var.broker_cpu
+  broker_memory                = var.broker_memory
+  controller_cpu               = var.controller_cpu
+  controller_memory            = var.controller_memory
+  replication_factor           = 3
+  min_insync_replicas          = 2
+  log_retention_days           = var.log_retention_days
+  tags                         = local.tags
+}
+
+module "connect" {
+  source = "../modules/connect"
+
+  name                          = var.name_prefix
+  image                         = var.connect_image
+  cluster_arn                   = module.cluster.cluster_arn
+  kms_key_arn                   = module.cluster.kms_key_arn
+  subnet_ids                    = module.network.private_subnet_ids
+  security_group_id             = module.security.connect_security_group_id
+  service_discovery_arn         = module.service_discovery.service_arns["connect"]
+  rest_dns_name                 = module.service_discovery.service_dns_names["connect"]
+  bootstrap_servers             = module.kafka.bootstrap_servers
+  desired_count                 = var.connect_desired_count
+  cpu                           = var.connect_cpu
+  memory                        = var.connect_memory
+  replication_factor            = module.kafka.replication_factor
+  source_db_password_secret_arn = var.source_db_password_secret_arn
+  log_retention_days            = var.log_retention_days
+  tags                          = local.tags
+}
+
+module "sink" {
+  source = "../modules/sink"
+
+  name                          = var.name_prefix
+  image                         = var.sink_image
+  image_tag                     = var.sink_image_tag
+  cluster_arn                   = module.cluster.cluster_arn
+  kms_key_arn                   = module.cluster.kms_key_arn
+  vpc_id                        = module.network.vpc_id
+  public_subnet_ids             = module.network.public_subnet_ids
+  private_subnet_ids            = module.network.private_subnet_ids
+  lb_security_group_id          = module.security.load_balancer_security_group_id
+  security_group_id             = module.security.sink_security_group_id
+  certificate_arn               = var.certificate_arn
+  lb_deletion_protection        = var.lb_deletion_protection
+  desired_count                 = var.sink_desired_count
+  cpu                           = var.sink_cpu
+  memory                        = var.sink_memory
+  sse_keepalive_seconds         = var.sse_keepalive_seconds
+  lb_idle_timeout_seconds       = var.lb_idle_timeout_seconds
+  kafka_bootstrap_servers       = module.kafka.bootstrap_servers
+  connect_url                   = module.connect.rest_url
+  source_db_password_secret_arn = var.source_db_password_secret_arn
+  extra_environment             = var.sink_extra_environment
+  log_retention_days            = var.log_retention_days
+  tags                          = local.tags
+}

@@ -1,0 +1,367 @@
+################################################################################
+# Deployment
+################################################################################
+
+variable "region" {
+  description = "AWS region to deploy into, such as eu-central-1."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "The region must be an AWS region name such as eu-central-1."
+  }
+}
+
+variable "name_prefix" {
+  description = "Short name of this deployment, used in every resource name so that two deployments can share an account and region."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name_prefix))
+    error_message = "The name_prefix must match ^[a-z][a-z0-9-]{1,20}$: a lower-case letter, then 1 to 20 lower-case letters, digits or dashes."
+  }
+}
+
+variable "tags" {
+  description = "Tags applied to every resource (through the provider's default_tags and each module's tags)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "log_retention_days" {
+  description = "Retention of every CloudWatch log group of the deployment, in days."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "The log_retention_days must be a retention period CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+}
+
+################################################################################
+# Network
+################################################################################
+
+variable "vpc_cidr" {
+  description = "IPv4 CIDR block of the VPC (/18 or larger)."
+  type        = string
+  default     = "10.40.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && tonumber(split("/", var.vpc_cidr)[1]) <= 18
+    error_message = "The vpc_cidr must be a valid IPv4 CIDR block of /18 or larger."
+  }
+}
+
+variable "availability_zone_count" {
+  description = "Number of availability zones to spread subnets, NAT gateways and Kafka nodes over."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.availability_zone_count >= 2 && var.availability_zone_count <= 6
+    error_message = "The availability_zone_count must be between 2 and 6."
+  }
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all zones (cheaper; a zone outage cuts outbound traffic everywhere) instead of one per zone."
+  type        = bool
+  default     = false
+}
+
+################################################################################
+# Public entry point
+################################################################################
+
+variable "operator_cidrs" {
+  description = "Initial CIDR blocks of the operators' prefix list (UI and admin API). Edited later with the helper CLI on the live list; terraform never reverts those edits."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.operator_cidrs : can(cidrnetmask(c))])
+    error_message = "Every operator_cidrs entry must be an IPv4 CIDR block such as 203.0.113.0/24."
+  }
+
+  validation {
+    condition     = length(var.operator_cidrs) <= var.prefix_list_max_entries
+    error_message = "There are more operator_cidrs than prefix_list_max_entries."
+  }
+}
+
+variable "consumer_cidrs" {
+  description = "Initial CIDR blocks of the consumers' prefix list (SSE streams). Edited later with the helper CLI on the live list; terraform never reverts those edits."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.consumer_cidrs : can(cidrnetmask(c))])
+    error_message = "Every consumer_cidrs entry must be an IPv4 CIDR block such as 203.0.113.0/24."
+  }
+
+  validation {
+    condition     = length(var.consumer_cidrs) <= var.prefix_list_max_entries
+    error_message = "There are more consumer_cidrs than prefix_list_max_entries."
+  }
+}
+
+variable "prefix_list_max_entries" {
+  description = "Capacity of each of the two prefix lists. Each list referenced by the load balancer's security group counts this many rules against its quota (60 inbound by default)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.prefix_list_max_entries >= 1 && var.prefix_list_max_entries <= 30 && floor(var.prefix_list_max_entries) == var.prefix_list_max_entries
+    error_message = "The prefix_list_max_entries must be a whole number from 1 to 30."
+  }
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate ARN for the load balancer. Set: HTTPS on 443. Null: plain HTTP on 80, for evaluation only."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.certificate_arn == null || can(regex("^arn:[^:]+:acm:", var.certificate_arn))
+    error_message = "The certificate_arn must be an ACM certificate ARN or null."
+  }
+}
+
+variable "lb_deletion_protection" {
+  description = "Whether the load balancer refuses deletion. Set to false and apply before terraform destroy."
+  type        = bool
+  default     = true
+}
+
+variable "sse_keepalive_seconds" {
+  description = "Interval of the SSE keepalive comments the sink sends on idle streams."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.sse_keepalive_seconds >= 1 && var.sse_keepalive_seconds <= 300
+    error_message = "The sse_keepalive_seconds must be between 1 and 300."
+  }
+}
+
+variable "lb_idle_timeout_seconds" {
+  description = "Idle timeout of the load balancer; must exceed sse_keepalive_seconds so idle streams are not cut."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.lb_idle_timeout_seconds > var.sse_keepalive_seconds && var.lb_idle_timeout_seconds <= 4000
+    error_message = "The lb_idle_timeout_seconds must be greater than sse_keepalive_seconds and at most 4000."
+  }
+}
+
+################################################################################
+# Source database
+################################################################################
+
+variable "source_database_cidrs" {
+  description = "CIDR blocks of the source PostgreSQL database(s); the sink and Connect may connect to them on postgres_port."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.source_database_cidrs : can(cidrnetmask(c)) && c != "0.0.0.0/0"])
+    error_message = "Every source_database_cidrs entry must be an IPv4 CIDR block, and 0.0.0.0/0 is not allowed."
+  }
+}
+
+variable "postgres_port" {
+  description = "Port of the source PostgreSQL database(s)."
+  type        = number
+  default     = 5432
+
+  validation {
+    condition     = var.postgres_port >= 1 && var.postgres_port <= 65535
+    error_message = "The postgres_port must be a TCP port number."
+  }
+}
+
+variable "source_db_password_secret_arn" {
+  description = "Optional ARN of an existing Secrets Manager secret with the source database password, given to the sink and Connect as TUMBLEWEED_SOURCE_DB_PASSWORD (never as a plain value)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_db_password_secret_arn == null || can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn))
+    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN or null."
+  }
+}
+
+################################################################################
+# Kafka
+################################################################################
+
+variable "kafka_image" {
+  description = "Official Apache Kafka image (or a mirror of it) with an explicit version tag; the version of Kafka is chosen here."
+  type        = string
+  default     = "apache/kafka:3.9.1"
+
+  validation {
+    condition     = can(regex("^[^\\s]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.kafka_image)) && !endswith(var.kafka_image, ":latest")
+    error_message = "The kafka_image must carry an explicit version tag or a sha256 digest (not :latest)."
+  }
+}
+
+variable "broker_cpu" {
+  description = "Fargate CPU units of each Kafka broker (1024 = 1 vCPU)."
+  type        = number
+  default     = 1024
+
+  validation {
+    condition     = contains([512, 1024, 2048, 4096, 8192], var.broker_cpu)
+    error_message = "The broker_cpu must be one of 512, 1024, 2048, 4096, 8192."
+  }
+}
+
+variable "broker_memory" {
+  description = "Memory of each Kafka broker in MiB (half JVM heap, half page cache)."
+  type        = number
+  default     = 4096
+
+  validation {
+    condition     = var.broker_memory >= 2048 && var.broker_memory <= 61440
+    error_message = "The broker_memory must be between 2048 and 61440 MiB."
+  }
+}
+
+variable "controller_cpu" {
+  description = "Fargate CPU units of each KRaft controller."
+  type        = number
+  default     = 512
+
+  validation {
+    condition     = contains([256, 512, 1024, 2048], var.controller_cpu)
+    error_message = "The controller_cpu must be one of 256, 512, 1024, 2048."
+  }
+}
+
+variable "controller_memory" {
+  description = "Memory of each KRaft controller in MiB."
+  type        = number
+  default     = 2048
+
+  validation {
+    condition     = var.controller_memory >= 1024 && var.controller_memory <= 16384
+    error_message = "The controller_memory must be between 1024 and 16384 MiB."
+  }
+}
+
+################################################################################
+# Kafka Connect
+################################################################################
+
+variable "connect_image" {
+  description = "Kafka Connect image with the Debezium PostgreSQL connector (or a mirror of it), with an explicit tag."
+  type        = string
+  default     = "debezium/connect:2.7.3.Final"
+
+  validation {
+    condition     = can(regex("^[^\\s]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.connect_image)) && !endswith(var.connect_image, ":latest")
+    error_message = "The connect_image must carry an explicit version tag or a sha256 digest (not :latest)."
+  }
+}
+
+variable "connect_cpu" {
+  description = "Fargate CPU units of each Connect worker."
+  type        = number
+  default     = 1024
+
+  validation {
+    condition     = contains([512, 1024, 2048, 4096], var.connect_cpu)
+    error_message = "The connect_cpu must be one of 512, 1024, 2048, 4096."
+  }
+}
+
+variable "connect_memory" {
+  description = "Memory of each Connect worker in MiB."
+  type        = number
+  default     = 2048
+
+  validation {
+    condition     = var.connect_memory >= 1024 && var.connect_memory <= 30720
+    error_message = "The connect_memory must be between 1024 and 30720 MiB."
+  }
+}
+
+variable "connect_desired_count" {
+  description = "Number of Connect workers (distributed mode)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.connect_desired_count >= 1 && var.connect_desired_count <= 10
+    error_message = "The connect_desired_count must be between 1 and 10."
+  }
+}
+
+################################################################################
+# Sink
+################################################################################
+
+variable "sink_image" {
+  description = "Full image reference of the Tumbleweed sink. Null: this deployment's ECR repository at sink_image_tag."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.sink_image == null || can(regex("^[^\\s]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.sink_image))
+    error_message = "The sink_image must carry an explicit tag or a sha256 digest."
+  }
+}
+
+variable "sink_image_tag" {
+  description = "Tag of the sink image in this deployment's ECR repository (used when sink_image is null). The repository's tags are immutable."
+  type        = string
+  default     = "0.1.0"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.sink_image_tag)) && var.sink_image_tag != "latest"
+    error_message = "The sink_image_tag must be a valid image tag other than latest."
+  }
+}
+
+variable "sink_cpu" {
+  description = "Fargate CPU units of each sink task."
+  type        = number
+  default     = 512
+
+  validation {
+    condition     = contains([256, 512, 1024, 2048, 4096], var.sink_cpu)
+    error_message = "The sink_cpu must be one of 256, 512, 1024, 2048, 4096."
+  }
+}
+
+variable "sink_memory" {
+  description = "Memory of each sink task in MiB."
+  type        = number
+  default     = 1024
+
+  validation {
+    condition     = var.sink_memory >= 512 && var.sink_memory <= 30720
+    error_message = "The sink_memory must be between 512 and 30720 MiB."
+  }
+}
+
+variable "sink_desired_count" {
+  description = "Number of sink tasks behind the load balancer."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.sink_desired_count >= 1 && var.sink_desired_count <= 20
+    error_message = "The sink_desired_count must be between 1 and 20."
+  }
+}
+
+variable "sink_extra_environment" {
+  description = "Additional non-secret environment variables of the sink container (no passwords: use source_db_password_secret_arn)."
+  type        = map(string)
+  default     = {}
+}

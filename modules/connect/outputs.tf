@@ -1,0 +1,28 @@
+output "service_name" {
+  description = "Name of the Connect ECS service."
+  value       = aws_ecs_service.this.name
+}
+
+output "rest_url" {
+  description = "URL of the Connect REST API inside the VPC (reachable from the sink's security group only)."
+  value       = "http://${var.rest_dns_name}:${local.rest_port}"
+}
+
+output "group_id" {
+  description = "Connect worker group id."
+  value       = local.group_id
+}
+
+output "internal_topics" {
+  description = "Connect's internal topics (config, offset, status)."
+  value = {
+    config = local.environment.CONFIG_STORAGE_TOPIC
+    offset = local.environment.OFFSET_STORAGE_TOPIC
+    status = local.environment.STATUS_STORAGE_TOPIC
+  }
+}
+
+output "log_group_name" {
+  description = "Name of the Connect log group."
+  value       = aws_cloudwatch_log_group.this.name
+}

@@ -1,0 +1,132 @@
+variable "name" {
+  description = "Name prefix used in every resource name (the deployment's name_prefix)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name))
+    error_message = "The name must match ^[a-z][a-z0-9-]{1,20}$."
+  }
+}
+
+variable "image" {
+  description = "Kafka Connect image with the Debezium PostgreSQL connector (the Debezium connect image or a mirror of it), with an explicit tag or digest."
+  type        = string
+  default     = "debezium/connect:2.7.3.Final"
+
+  validation {
+    condition     = can(regex("^[^\\s]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.image)) && !endswith(var.image, ":latest")
+    error_message = "The image must carry an explicit version tag or a sha256 digest (not :latest)."
+  }
+}
+
+variable "cluster_arn" {
+  description = "ARN of the ECS cluster the Connect service runs in."
+  type        = string
+}
+
+variable "kms_key_arn" {
+  description = "ARN of the KMS key that encrypts the log group (and the database password secret, if any)."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets the Connect workers run in."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) >= 2
+    error_message = "At least two private subnets (two zones) are required."
+  }
+}
+
+variable "security_group_id" {
+  description = "Security group of the Connect workers (REST reachable from the sink only)."
+  type        = string
+}
+
+variable "service_discovery_arn" {
+  description = "ARN of the Cloud Map service the workers register under (connect.<namespace>)."
+  type        = string
+}
+
+variable "rest_dns_name" {
+  description = "Fully qualified Cloud Map name of the workers (connect.<namespace>), used to build the REST URL."
+  type        = string
+}
+
+variable "bootstrap_servers" {
+  description = "Kafka bootstrap string (host:port,...)."
+  type        = string
+}
+
+variable "desired_count" {
+  description = "Number of Connect workers. Two or more keep connectors running through a task replacement."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.desired_count >= 1 && var.desired_count <= 10
+    error_message = "The desired_count must be between 1 and 10."
+  }
+}
+
+variable "cpu" {
+  description = "Fargate CPU units of a Connect task (1024 = 1 vCPU)."
+  type        = number
+  default     = 1024
+
+  validation {
+    condition     = contains([512, 1024, 2048, 4096], var.cpu)
+    error_message = "The cpu must be one of 512, 1024, 2048, 4096."
+  }
+}
+
+variable "memory" {
+  description = "Memory of a Connect task in MiB; the JVM heap gets half of it."
+  type        = number
+  default     = 2048
+
+  validation {
+    condition     = var.memory >= 1024 && var.memory <= 30720
+    error_message = "The memory must be between 1024 and 30720 MiB."
+  }
+}
+
+variable "replication_factor" {
+  description = "Replication factor of Connect's internal config, offset and status topics."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.replication_factor >= 1 && var.replication_factor <= 5
+    error_message = "The replication_factor must be between 1 and 5."
+  }
+}
+
+variable "source_db_password_secret_arn" {
+  description = "Optional Secrets Manager ARN of the source database password. It is exposed to the workers as TUMBLEWEED_SOURCE_DB_PASSWORD, and connector configs refer to it as $${env:TUMBLEWEED_SOURCE_DB_PASSWORD} (EnvVarConfigProvider), so the password never appears in a connector config."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_db_password_secret_arn == null || can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn))
+    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN or null."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the Connect log group, in days."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "The log_retention_days must be a retention period CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource of this module (on top of the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,39 @@
+output "broker_service_names" {
+  description = "Names of the broker ECS services, broker-1 first."
+  value       = [for k in keys(local.brokers) : aws_ecs_service.node[k].name]
+}
+
+output "controller_service_names" {
+  description = "Names of the controller ECS services, controller-1 first."
+  value       = [for k in keys(local.controllers) : aws_ecs_service.node[k].name]
+}
+
+output "bootstrap_servers" {
+  description = "Kafka bootstrap string (host:port of every broker, by Cloud Map name)."
+  value       = local.bootstrap_servers
+}
+
+output "controller_quorum_voters" {
+  description = "The controller.quorum.voters value the nodes are configured with."
+  value       = local.quorum_voters
+}
+
+output "cluster_id" {
+  description = "KRaft cluster id written into every log directory."
+  value       = random_id.cluster_id.b64_url
+}
+
+output "file_system_id" {
+  description = "ID of the EFS file system holding the log directories."
+  value       = aws_efs_file_system.this.id
+}
+
+output "log_group_name" {
+  description = "Name of the log group the Kafka containers write to (one stream prefix per node)."
+  value       = aws_cloudwatch_log_group.this.name
+}
+
+output "replication_factor" {
+  description = "Default replication factor the brokers are configured with."
+  value       = var.replication_factor
+}

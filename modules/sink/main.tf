@@ -1,0 +1,555 @@
+# Sink: the Tumbleweed sink on ECS Fargate in the private subnets, behind an
+# internet-facing Application Load Balancer whose DNS name is the stable public
+# address (consumer URLs survive task restarts). Also owns the ECR repository the sink
+# image is pushed to, the admin token secret, and the load balancer's access log bucket.
+
+data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_elb_service_account" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+
+  https         = var.certificate_arn != null
+  listener_port = local.https ? 443 : 80
+  scheme        = local.https ? "https" : "http"
+
+  image = coalesce(var.image, "${aws_ecr_repository.this.repository_url}:${var.image_tag}")
+
+  environment = merge(var.extra_environment, {
+    TUMBLEWEED_KAFKA_BOOTSTRAP    = var.kafka_bootstrap_servers
+    TUMBLEWEED_CONNECT_URL        = var.connect_url
+    TUMBLEWEED_LISTEN             = "0.0.0.0:${var.container_port}"
+    TUMBLEWEED_SSE_KEEPALIVE_SECS = tostring(var.sse_keepalive_seconds)
+  })
+
+  secrets = concat(
+    [{ name = "TUMBLEWEED_ADMIN_TOKEN", valueFrom = aws_secretsmanager_secret.admin_token.arn }],
+    var.source_db_password_secret_arn == null ? [] : [
+      { name = "TUMBLEWEED_SOURCE_DB_PASSWORD", valueFrom = var.source_db_password_secret_arn },
+    ],
+  )
+  secret_arns = [for s in local.secrets : s.valueFrom]
+
+  access_log_prefix = "lb"
+}
+
+################################################################################
+# Container registry
+################################################################################
+
+resource "aws_ecr_repository" "this" {
+  name                 = "${var.name}/sink"
+  image_tag_mutability = "IMMUTABLE"
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = var.kms_key_arn
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecr_lifecycle_policy" "this" {
+  repository = aws_ecr_repository.this.name
+
+  policy = jsonencode({
+    rules = [
+      {
+        rulePriority = 1
+        description  = "Expire untagged images after 7 days"
+        selection = {
+          tagStatus   = "untagged"
+          countType   = "sinceImagePushed"
+          countUnit   = "days"
+          countNumber = 7
+        }
+        action = { type = "expire" }
+      },
+      {
+        rulePriority = 2
+        description  = "Keep the 50 most recent tagged images"
+        selection = {
+          tagStatus      = "tagged"
+          tagPatternList = ["*"]
+          countType      = "imageCountMoreThan"
+          countNumber    = 50
+        }
+        action = { type = "expire" }
+      },
+    ]
+  })
+}
+
+################################################################################
+# Admin token
+################################################################################
+
+resource "random_password" "admin_token" {
+  length  = 48
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "admin_token" {
+  #checkov:skip=CKV2_AWS_57:The admin token is a bearer token the operators hold; rotating it is an operator action (put-secret-value, then force a new sink deployment), not a Lambda rotation.
+  name                    = "${var.name}/sink/admin-token"
+  description             = "Tumbleweed ${var.name}: admin API token of the sink (TUMBLEWEED_ADMIN_TOKEN)"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = 7
+
+  tags = var.tags
+}
+
+resource "aws_secretsmanager_secret_version" "admin_token" {
+  secret_id     = aws_secretsmanager_secret.admin_token.id
+  secret_string = random_password.admin_token.result
+
+  # A token rotated by hand on the live secret is not reverted by the next apply.
+  lifecycle {
+    ignore_changes = [secret_string]
+  }
+}
+
+################################################################################
+# Logs
+################################################################################
+
+resource "aws_cloudwatch_log_group" "this" {
+  name              = "/tumbleweed/${var.name}/sink"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+
+  tags = var.tags
+}
+
+################################################################################
+# IAM
+################################################################################
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"]
+    }
+  }
+}
+
+# Execution role: pull the sink image from this repository, write this log group,
+# read exactly the secrets the container is given.
+resource "aws_iam_role" "execution" {
+  name               = "${var.name}-sink-execution"
+  description        = "ECS starts sink tasks of ${var.name}: pull the image, write logs, read the sink's secrets"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "execution" {
+  statement {
+    sid = "EcrAuthorization"
+    # GetAuthorizationToken has no resource-level permissions.
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "PullSinkImage"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+    ]
+    resources = [aws_ecr_repository.this.arn]
+  }
+
+  statement {
+    sid       = "WriteSinkLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadSinkSecrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = local.secret_arns
+  }
+
+  statement {
+    sid       = "DecryptSecretsThroughSecretsManager"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "sink-execution"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
+# Task role: the sink talks to Kafka, Connect and PostgreSQL only; it needs no AWS
+# permission. A separate, empty role keeps the execution role's rights out of the
+# container.
+resource "aws_iam_role" "task" {
+  name               = "${var.name}-sink-task"
+  description        = "Sink tasks of ${var.name}: no AWS permissions"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+
+  tags = var.tags
+}
+
+################################################################################
+# Load balancer access logs
+################################################################################
+
+resource "aws_s3_bucket" "access_logs" {
+  #checkov:skip=CKV_AWS_18:This bucket is itself the access log destination; logging it to another bucket would recurse.
+  #checkov:skip=CKV_AWS_144:Load balancer access logs are operational data; cross-region replication is not worth its cost here.
+  #checkov:skip=CKV_AWS_145:ELB access log delivery supports SSE-S3 only, not SSE-KMS.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes events of new log objects.
+  bucket_prefix = "${var.name}-lb-logs-"
+  force_destroy = false
+
+  tags = var.tags
+}
+
+resource "aws_s3_bucket_ownership_controls" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_versioning" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+
+  rule {
+    id     = "expire-access-logs"
+    status = "Enabled"
+
+    filter {}
+
+    expiration {
+      days = var.lb_access_log_retention_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 7
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.access_logs]
+}
+
+data "aws_iam_policy_document" "access_logs" {
+  statement {
+    sid       = "ElbLogDelivery"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.access_logs.arn}/${local.access_log_prefix}/AWSLogs/${local.account_id}/*"]
+
+    # Regions opened before August 2022 deliver as the regional ELB account, newer
+    # ones as the log delivery service; both are allowed, each only into this prefix.
+    principals {
+      type        = "AWS"
+      identifiers = [data.aws_elb_service_account.current.arn]
+    }
+  }
+
+  statement {
+    sid       = "ElbLogDeliveryService"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.access_logs.arn}/${local.access_log_prefix}/AWSLogs/${local.account_id}/*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logdelivery.elasticloadbalancing.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.access_logs.arn, "${aws_s3_bucket.access_logs.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+  policy = data.aws_iam_policy_document.access_logs.json
+
+  depends_on = [aws_s3_bucket_public_access_block.access_logs]
+}
+
+################################################################################
+# Load balancer
+################################################################################
+
+resource "aws_lb" "this" {
+  #checkov:skip=CKV2_AWS_28:Entry is already restricted to the operator and consumer prefix lists and the admin API needs a token; a WAF web ACL can be associated by the platform team where policy requires one.
+  #checkov:skip=CKV2_AWS_76:No WAF web ACL here (see CKV2_AWS_28); the sink is not a Java application.
+  #checkov:skip=CKV2_AWS_20:One port only: with a certificate there is no port-80 listener to redirect (and none is opened), without one HTTP is the deliberate evaluation mode.
+  name                       = "${var.name}-sink"
+  internal                   = false
+  load_balancer_type         = "application"
+  security_groups            = [var.lb_security_group_id]
+  subnets                    = var.public_subnet_ids
+  idle_timeout               = var.lb_idle_timeout_seconds
+  drop_invalid_header_fields = true
+  enable_deletion_protection = var.lb_deletion_protection
+  desync_mitigation_mode     = "defensive"
+
+  access_logs {
+    bucket  = aws_s3_bucket.access_logs.id
+    prefix  = local.access_log_prefix
+    enabled = true
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-sink" })
+
+  depends_on = [aws_s3_bucket_policy.access_logs]
+}
+
+resource "aws_lb_target_group" "this" {
+  #checkov:skip=CKV_AWS_378:TLS ends at the load balancer; the hop to the tasks stays inside the VPC's private subnets, admitted only from the load balancer's security group.
+  name        = "${var.name}-sink"
+  port        = var.container_port
+  protocol    = "HTTP"
+  target_type = "ip"
+  vpc_id      = var.vpc_id
+
+  # Long-lived SSE streams: give them a short drain on deploys; consumers reconnect
+  # with Last-Event-ID to another task.
+  deregistration_delay = 30
+
+  health_check {
+    enabled             = true
+    path                = var.health_check_path
+    matcher             = "200"
+    interval            = 15
+    timeout             = 5
+    healthy_threshold   = 2
+    unhealthy_threshold = 3
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-sink" })
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_lb_listener" "https" {
+  count = local.https ? 1 : 0
+
+  load_balancer_arn = aws_lb.this.arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = var.ssl_policy
+  certificate_arn   = var.certificate_arn
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.this.arn
+  }
+
+  tags = var.tags
+}
+
+# Without a certificate the only listener is plain HTTP on port 80. This exists for
+# evaluation deployments; production sets certificate_arn, which removes this listener
+# (count = 0) and creates the HTTPS one instead. Port 80 is never opened alongside 443:
+# each opened port costs prefix_list_max_entries rules of the security group quota.
+resource "aws_lb_listener" "http" {
+  #checkov:skip=CKV_AWS_2:Created only when certificate_arn is null (evaluation); with a certificate only the HTTPS listener exists. Entry is limited to the whitelisted prefix lists.
+  #checkov:skip=CKV_AWS_103:Same listener: TLS policy applies to the HTTPS listener, which replaces this one when certificate_arn is set.
+  #checkov:skip=CKV2_AWS_20:No redirect: port 80 is not opened at all when HTTPS is configured.
+  count = local.https ? 0 : 1
+
+  load_balancer_arn = aws_lb.this.arn
+  port              = 80
+  protocol          = "HTTP"
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.this.arn
+  }
+
+  tags = var.tags
+}
+
+################################################################################
+# Task definition and service
+################################################################################
+
+resource "aws_ecs_task_definition" "this" {
+  family                   = "${var.name}-sink"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.cpu
+  memory                   = var.memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  # Scratch space on task storage; the root file system is read-only.
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "sink"
+      image                  = local.image
+      essential              = true
+      readonlyRootFilesystem = true
+
+      portMappings = [
+        {
+          containerPort = var.container_port
+          protocol      = "tcp"
+        }
+      ]
+
+      environment = [for k in sort(keys(local.environment)) : { name = k, value = local.environment[k] }]
+      secrets     = local.secrets
+
+      mountPoints = [
+        {
+          sourceVolume  = "tmp"
+          containerPath = "/tmp"
+          readOnly      = false
+        }
+      ]
+
+      linuxParameters = {
+        initProcessEnabled = true
+      }
+
+      stopTimeout = 30
+
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this.name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = "sink"
+        }
+      }
+    }
+  ])
+
+  tags = merge(var.tags, { Name = "${var.name}-sink" })
+}
+
+resource "aws_ecs_service" "this" {
+  name             = "${var.name}-sink"
+  cluster          = var.cluster_arn
+  task_definition  = aws_ecs_task_definition.this.arn
+  desired_count    = var.desired_count
+  launch_type      = "FARGATE"
+  platform_version = "LATEST"
+
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  health_check_grace_period_seconds  = 60
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [var.security_group_id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.this.arn
+    container_name   = "sink"
+    container_port   = var.container_port
+  }
+
+  enable_ecs_managed_tags = true
+  propagate_tags          = "SERVICE"
+
+  tags = merge(var.tags, { Name = "${var.name}-sink" })
+
+  depends_on = [aws_lb_listener.https, aws_lb_listener.http, aws_iam_role_policy.execution]
+}

@@ -1,0 +1,49 @@
+output "public_url" {
+  description = "Stable public URL of the sink (the load balancer's DNS name; https when a certificate is set). Point a CNAME or alias at it for a name of your own."
+  value       = "${local.scheme}://${aws_lb.this.dns_name}"
+}
+
+output "listener_port" {
+  description = "Port the load balancer listens on (443 with a certificate, 80 without)."
+  value       = local.listener_port
+}
+
+output "lb_dns_name" {
+  description = "DNS name of the load balancer."
+  value       = aws_lb.this.dns_name
+}
+
+output "lb_zone_id" {
+  description = "Route 53 hosted zone id of the load balancer (for an alias record)."
+  value       = aws_lb.this.zone_id
+}
+
+output "service_name" {
+  description = "Name of the sink ECS service."
+  value       = aws_ecs_service.this.name
+}
+
+output "ecr_repository_url" {
+  description = "URL of the ECR repository the sink image is pushed to."
+  value       = aws_ecr_repository.this.repository_url
+}
+
+output "image" {
+  description = "Image reference the sink task definition runs."
+  value       = local.image
+}
+
+output "admin_token_secret_arn" {
+  description = "ARN of the Secrets Manager secret holding the admin token."
+  value       = aws_secretsmanager_secret.admin_token.arn
+}
+
+output "log_group_name" {
+  description = "Name of the sink log group."
+  value       = aws_cloudwatch_log_group.this.name
+}
+
+output "access_log_bucket" {
+  description = "Name of the S3 bucket holding the load balancer access logs."
+  value       = aws_s3_bucket.access_logs.id
+}

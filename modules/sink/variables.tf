@@ -1,0 +1,241 @@
+variable "name" {
+  description = "Name prefix used in every resource name (the deployment's name_prefix)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name))
+    error_message = "The name must match ^[a-z][a-z0-9-]{1,20}$."
+  }
+}
+
+variable "image" {
+  description = "Full image reference of the sink. Null means the ECR repository this module creates, at image_tag."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.image == null || can(regex("^[^\\s]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.image))
+    error_message = "The image must carry an explicit tag or a sha256 digest."
+  }
+}
+
+variable "image_tag" {
+  description = "Tag of the sink image in the module's ECR repository (used when image is null). Tags are immutable: push a new tag per release."
+  type        = string
+  default     = "0.1.0"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag)) && var.image_tag != "latest"
+    error_message = "The image_tag must be a valid image tag other than latest (the repository's tags are immutable)."
+  }
+}
+
+variable "cluster_arn" {
+  description = "ARN of the ECS cluster the sink service runs in."
+  type        = string
+}
+
+variable "kms_key_arn" {
+  description = "ARN of the KMS key that encrypts the log group, the admin token secret and the ECR repository."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "ID of the VPC (for the target group)."
+  type        = string
+}
+
+variable "public_subnet_ids" {
+  description = "Public subnets of the load balancer (two zones at least)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.public_subnet_ids) >= 2
+    error_message = "A load balancer needs subnets in at least two zones."
+  }
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets of the sink tasks."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.private_subnet_ids) >= 2
+    error_message = "At least two private subnets (two zones) are required."
+  }
+}
+
+variable "lb_security_group_id" {
+  description = "Security group of the load balancer (admits the operator and consumer prefix lists)."
+  type        = string
+}
+
+variable "security_group_id" {
+  description = "Security group of the sink tasks (admits the load balancer only)."
+  type        = string
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate ARN. When set, the load balancer listens on HTTPS/443; when null, on plain HTTP/80 (evaluation only: the admin token and the stream crosses the network in clear)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.certificate_arn == null || can(regex("^arn:[^:]+:acm:", var.certificate_arn))
+    error_message = "The certificate_arn must be an ACM certificate ARN or null."
+  }
+}
+
+variable "ssl_policy" {
+  description = "TLS policy of the HTTPS listener."
+  type        = string
+  default     = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+  validation {
+    condition     = startswith(var.ssl_policy, "ELBSecurityPolicy-TLS13-") || startswith(var.ssl_policy, "ELBSecurityPolicy-FS-1-2-")
+    error_message = "The ssl_policy must be a TLS 1.2+ policy (ELBSecurityPolicy-TLS13-* or ELBSecurityPolicy-FS-1-2-*)."
+  }
+}
+
+variable "container_port" {
+  description = "Port the sink listens on inside the task (TUMBLEWEED_LISTEN is 0.0.0.0:<port>)."
+  type        = number
+  default     = 8080
+
+  validation {
+    condition     = var.container_port >= 1024 && var.container_port <= 65535
+    error_message = "The container_port must be an unprivileged port (1024-65535)."
+  }
+}
+
+variable "health_check_path" {
+  description = "HTTP path the load balancer probes."
+  type        = string
+  default     = "/healthz"
+
+  validation {
+    condition     = startswith(var.health_check_path, "/")
+    error_message = "The health_check_path must start with /."
+  }
+}
+
+variable "desired_count" {
+  description = "Number of sink tasks behind the load balancer."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.desired_count >= 1 && var.desired_count <= 20
+    error_message = "The desired_count must be between 1 and 20."
+  }
+}
+
+variable "cpu" {
+  description = "Fargate CPU units of a sink task (1024 = 1 vCPU)."
+  type        = number
+  default     = 512
+
+  validation {
+    condition     = contains([256, 512, 1024, 2048, 4096], var.cpu)
+    error_message = "The cpu must be one of 256, 512, 1024, 2048, 4096."
+  }
+}
+
+variable "memory" {
+  description = "Memory of a sink task in MiB."
+  type        = number
+  default     = 1024
+
+  validation {
+    condition     = var.memory >= 512 && var.memory <= 30720
+    error_message = "The memory must be between 512 and 30720 MiB."
+  }
+}
+
+variable "sse_keepalive_seconds" {
+  description = "Interval of the SSE keepalive comments the sink sends on idle streams (TUMBLEWEED_SSE_KEEPALIVE_SECS)."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.sse_keepalive_seconds >= 1 && var.sse_keepalive_seconds <= 300
+    error_message = "The sse_keepalive_seconds must be between 1 and 300."
+  }
+}
+
+variable "lb_idle_timeout_seconds" {
+  description = "Idle timeout of the load balancer. It must exceed the SSE keepalive, or idle streams are cut between two keepalives."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.lb_idle_timeout_seconds > var.sse_keepalive_seconds && var.lb_idle_timeout_seconds <= 4000
+    error_message = "The lb_idle_timeout_seconds must be greater than sse_keepalive_seconds and at most 4000."
+  }
+}
+
+variable "lb_deletion_protection" {
+  description = "Whether the load balancer refuses deletion (turn off before terraform destroy)."
+  type        = bool
+  default     = true
+}
+
+variable "lb_access_log_retention_days" {
+  description = "Days the load balancer access logs are kept in their S3 bucket."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.lb_access_log_retention_days >= 1 && var.lb_access_log_retention_days <= 3653
+    error_message = "The lb_access_log_retention_days must be between 1 and 3653."
+  }
+}
+
+variable "kafka_bootstrap_servers" {
+  description = "Kafka bootstrap string (TUMBLEWEED_KAFKA_BOOTSTRAP)."
+  type        = string
+}
+
+variable "connect_url" {
+  description = "Kafka Connect REST URL (TUMBLEWEED_CONNECT_URL)."
+  type        = string
+}
+
+variable "source_db_password_secret_arn" {
+  description = "Optional Secrets Manager ARN of the source database password, exposed to the sink as TUMBLEWEED_SOURCE_DB_PASSWORD."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_db_password_secret_arn == null || can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn))
+    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN or null."
+  }
+}
+
+variable "extra_environment" {
+  description = "Additional non-secret environment variables of the sink container. Never put a password here: use a secret."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.extra_environment) : can(regex("^[A-Z_][A-Z0-9_]*$", k)) && !can(regex("(PASSWORD|SECRET|TOKEN)", k))])
+    error_message = "Keys must be upper-case environment variable names, and none may look like a secret (PASSWORD, SECRET, TOKEN): pass those as secrets."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the sink log group, in days."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "The log_retention_days must be a retention period CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource of this module (on top of the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}
