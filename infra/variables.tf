@@ -355,8 +355,8 @@ variable "sink_desired_count" {
   default     = 2
 
   validation {
-    condition     = var.sink_desired_count >= 1 && var.sink_desired_count <= 20
-    error_message = "The sink_desired_count must be between 1 and 20."
+    condition     = var.sink_desired_count >= 0 && var.sink_desired_count <= 20
+    error_message = "The sink_desired_count must be between 0 (stopped) and 20."
   }
 }
 

@@ -125,8 +125,8 @@ variable "desired_count" {
   default     = 2
 
   validation {
-    condition     = var.desired_count >= 1 && var.desired_count <= 20
-    error_message = "The desired_count must be between 1 and 20."
+    condition     = var.desired_count >= 0 && var.desired_count <= 20
+    error_message = "The desired_count must be between 0 (stopped) and 20."
   }
 }
 
