@@ -1,0 +1,286 @@
+//! OCI image layouts on disk and the sink's layer.
+//!
+//! # Design
+//!
+//! `image build` writes a standard OCI image layout (`oci-layout`, `index.json`,
+//! `blobs/sha256/*`) that any OCI tool can read (`skopeo inspect oci:DIR:TAG`), and that
+//! `image push` uploads. Blobs are content-addressed and written atomically, so a rebuild
+//! re-uses base layers already fetched. The sink layer is built reproducibly: entries in a
+//! fixed order, owner root, fixed modification time (`SOURCE_DATE_EPOCH`, default 0), and
+//! gzip without a timestamp — the same binary gives the same digest.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use flate2::{write::GzEncoder, Compression};
+use serde_json::{json, Value};
+
+use super::registry::digest_of;
+use crate::fsutil;
+
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// Where the sink binary and UI go inside the image.
+pub const BINARY_PATH: &str = "usr/local/bin/tumbleweed-sink";
+pub const UI_PATH: &str = "usr/share/tumbleweed/ui";
+
+pub struct Layout {
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    /// Opens (creating if needed) a layout directory.
+    pub fn create(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir.join("blobs/sha256"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        fsutil::write_atomic(
+            &dir.join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+            None,
+        )?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        if !dir.join("oci-layout").exists() {
+            anyhow::bail!(
+                "{} is not an OCI image layout (run `tumbleweed image build` first)",
+                dir.display()
+            );
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn blob_path(&self, digest: &str) -> anyhow::Result<PathBuf> {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .ok_or_else(|| anyhow!("unsupported digest {digest}"))?;
+        Ok(self.dir.join("blobs/sha256").join(hex))
+    }
+
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).map(|p| p.exists()).unwrap_or(false)
+    }
+
+    /// Stores `data`; returns its digest.
+    pub fn put_blob(&self, data: &[u8]) -> anyhow::Result<String> {
+        let digest = digest_of(data);
+        let path = self.blob_path(&digest)?;
+        if !path.exists() {
+            fsutil::write_atomic(&path, data, Some(0o644))?;
+        }
+        Ok(digest)
+    }
+
+    /// Reads a blob and verifies its digest.
+    pub fn read_blob(&self, digest: &str) -> anyhow::Result<Vec<u8>> {
+        let path = self.blob_path(digest)?;
+        let data =
+            std::fs::read(&path).with_context(|| format!("reading blob {}", path.display()))?;
+        if digest_of(&data) != digest {
+            anyhow::bail!("blob {} is corrupt (digest mismatch)", path.display());
+        }
+        Ok(data)
+    }
+
+    /// Points `index.json` at a manifest (replacing any entry with the same tag).
+    pub fn set_index(&self, manifest_desc: Value) -> anyhow::Result<()> {
+        let tag = manifest_desc["annotations"][REF_NAME].clone();
+        let mut manifests: Vec<Value> = self
+            .read_index()
+            .ok()
+            .and_then(|i| i.get("manifests").and_then(Value::as_array).cloned())
+            .unwrap_or_default();
+        manifests.retain(|m| m["annotations"][REF_NAME] != tag);
+        manifests.push(manifest_desc);
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": super::registry::OCI_INDEX,
+            "manifests": manifests,
+        });
+        fsutil::write_atomic(
+            &self.dir.join("index.json"),
+            serde_json::to_string_pretty(&index)?.as_bytes(),
+            Some(0o644),
+        )
+    }
+
+    pub fn read_index(&self) -> anyhow::Result<Value> {
+        let p = self.dir.join("index.json");
+        let t = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&t).with_context(|| format!("parsing {}", p.display()))
+    }
+
+    /// The manifest descriptor for `tag` (or the only one when `tag` is `None`).
+    pub fn find_manifest(&self, tag: Option<&str>) -> anyhow::Result<Value> {
+        let index = self.read_index()?;
+        let list = index["manifests"].as_array().cloned().unwrap_or_default();
+        match tag {
+            Some(t) => list
+                .into_iter()
+                .find(|m| m["annotations"][REF_NAME] == t)
+                .ok_or_else(|| anyhow!("no image tagged {t:?} in {}", self.dir.display())),
+            None if list.len() == 1 => Ok(list.into_iter().next().unwrap()),
+            None => Err(anyhow!(
+                "{} holds {} images: pass --tag",
+                self.dir.display(),
+                list.len()
+            )),
+        }
+    }
+}
+
+/// A built layer: gzip bytes plus the uncompressed digest (config `diff_id`).
+pub struct Layer {
+    pub gz: Vec<u8>,
+    pub diff_id: String,
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime);
+    h
+}
+
+fn add_dirs(
+    b: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    mtime: u64,
+    done: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let mut acc = String::new();
+    for part in path.split('/') {
+        acc.push_str(part);
+        acc.push('/');
+        if !done.contains(&acc) {
+            let mut h = header(tar::EntryType::Directory, 0o755, 0, mtime);
+            b.append_data(&mut h, &acc, std::io::empty())?;
+            done.push(acc.clone());
+        }
+    }
+    Ok(())
+}
+
+fn add_tree(
+    b: &mut tar::Builder<Vec<u8>>,
+    src: &Path,
+    dest: &str,
+    mtime: u64,
+    done: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(src)
+        .with_context(|| format!("reading {}", src.display()))?
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().to_string();
+        let dest_path = format!("{dest}/{name}");
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            add_dirs(b, &dest_path, mtime, done)?;
+            add_tree(b, &e.path(), &dest_path, mtime, done)?;
+        } else if ft.is_file() {
+            let data = std::fs::read(e.path())
+                .with_context(|| format!("reading {}", e.path().display()))?;
+            let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64, mtime);
+            b.append_data(&mut h, &dest_path, data.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the sink layer: the binary at /usr/local/bin/tumbleweed-sink and, if given,
+/// the UI build at /usr/share/tumbleweed/ui.
+pub fn build_layer(binary: &Path, ui_dist: Option<&Path>, mtime: u64) -> anyhow::Result<Layer> {
+    let bin = std::fs::read(binary)
+        .with_context(|| format!("reading the sink binary {}", binary.display()))?;
+    let mut b = tar::Builder::new(Vec::new());
+    let mut done = Vec::new();
+    add_dirs(&mut b, "usr/local/bin", mtime, &mut done)?;
+    let mut h = header(tar::EntryType::Regular, 0o755, bin.len() as u64, mtime);
+    b.append_data(&mut h, BINARY_PATH, bin.as_slice())?;
+    if let Some(ui) = ui_dist {
+        add_dirs(&mut b, UI_PATH, mtime, &mut done)?;
+        add_tree(&mut b, ui, UI_PATH, mtime, &mut done)?;
+    }
+    let tar = b.into_inner()?;
+    let diff_id = digest_of(&tar);
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    std::io::Write::write_all(&mut gz, &tar)?;
+    Ok(Layer {
+        gz: gz.finish()?,
+        diff_id,
+    })
+}
+
+/// RFC 3339 UTC time for a Unix timestamp (no date crate needed for one format).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
+    }
+
+    #[test]
+    fn layer_is_reproducible_and_complete() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("sink");
+        std::fs::write(&bin, b"\x7fELF fake").unwrap();
+        let ui = d.path().join("dist");
+        std::fs::create_dir_all(ui.join("assets")).unwrap();
+        std::fs::write(ui.join("index.html"), "<html>").unwrap();
+        std::fs::write(ui.join("assets/app.js"), "x").unwrap();
+        let a = build_layer(&bin, Some(&ui), 0).unwrap();
+        let b = build_layer(&bin, Some(&ui), 0).unwrap();
+        assert_eq!(digest_of(&a.gz), digest_of(&b.gz));
+        let mut names = Vec::new();
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(a.gz.as_slice()));
+        for e in ar.entries().unwrap() {
+            let e = e.unwrap();
+            names.push((
+                e.path().unwrap().to_string_lossy().to_string(),
+                e.header().mode().unwrap(),
+            ));
+        }
+        assert!(names.contains(&("usr/local/bin/tumbleweed-sink".into(), 0o755)));
+        assert!(names.contains(&("usr/share/tumbleweed/ui/index.html".into(), 0o644)));
+        assert!(names.contains(&("usr/share/tumbleweed/ui/assets/app.js".into(), 0o644)));
+    }
+}

@@ -1,0 +1,540 @@
+//! `tumbleweed image build|push`: ship the sink image without a Docker daemon.
+//!
+//! # Design
+//!
+//! An image is a manifest naming a config blob and a stack of layer blobs, all addressed
+//! by sha256. Building ours needs no container runtime:
+//!
+//! * **build**: `cargo build --release -p tumbleweed-sink` (or `--binary PATH`), then
+//!   fetch the pinned base image over the OCI distribution API (manifest — choosing the
+//!   requested platform from an index —, config, layers; all digest-verified) into an OCI
+//!   image layout, add one reproducible gzip layer with the binary (and `ui/dist` if
+//!   present), and write a new config (base config + our `diff_id`, entrypoint, user) and
+//!   manifest. The base's name and digest are recorded as the standard
+//!   `org.opencontainers.image.base.*` annotations.
+//! * **push**: for each blob, `HEAD` first (skip what the registry has); base layers on
+//!   the same registry are cross-repository *mounted*; everything else is uploaded
+//!   monolithically (`POST` + `PUT ?digest=`) from the layout — pull-then-push; the
+//!   manifest goes last, so a tag never points at missing blobs. ECR credentials come from
+//!   `GetAuthorizationToken`; `--registry-insecure` means plain HTTP without auth (a local
+//!   test registry).
+//!
+//! The default base, [`DEFAULT_BASE`], is pinned by digest so builds are repeatable; to
+//! move it, resolve the new digest (`skopeo inspect docker://gcr.io/distroless/cc-debian12`)
+//! and pass `--base` or update the constant (and `sink/Dockerfile`) in one commit.
+
+pub mod layout;
+pub mod reference;
+pub mod registry;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::aws::describe_sdk_error;
+use crate::cli::{GlobalArgs, TfOutputArgs};
+use crate::tf_outputs::TfOutputs;
+use crate::{Outcome, OutputFormat, UsageError};
+use layout::{Layout, BASE_DIGEST, BASE_NAME, OCI_CONFIG, OCI_LAYER_GZIP, REF_NAME};
+use reference::Reference;
+use registry::{
+    Credentials, Mount, Registry, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
+};
+
+/// The pinned base: distroless `cc` (glibc, libgcc, CA certificates; no shell) on Debian 12,
+/// referenced by the digest of its multi-platform index.
+pub const DEFAULT_BASE: &str =
+    "gcr.io/distroless/cc-debian12@sha256:b7550f0b15838de14c564337eef2b804ba593ae55d81ca855421bd52f19bb480";
+
+/// The distroless `nonroot` user.
+pub const DEFAULT_USER: &str = "65532:65532";
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub action: ImageAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageAction {
+    /// Build the sink image into an OCI image layout directory.
+    Build(BuildArgs),
+    /// Push an OCI image layout to the deployment's ECR repository (or --to REF).
+    Push(PushArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// Use this sink binary instead of running `cargo build --release -p tumbleweed-sink`.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// Static UI build to include at /usr/share/tumbleweed/ui (skipped if absent).
+    #[arg(long, value_name = "DIR", default_value = "ui/dist")]
+    pub ui_dist: PathBuf,
+    /// Base image, pinned by digest.
+    #[arg(long, value_name = "REF", default_value = DEFAULT_BASE)]
+    pub base: String,
+    /// Platform to pick from a multi-platform base.
+    #[arg(long, value_name = "OS/ARCH", default_value_t = default_platform())]
+    pub platform: String,
+    /// OCI layout directory to write.
+    #[arg(long, value_name = "DIR", default_value = "target/oci/tumbleweed-sink")]
+    pub layout: PathBuf,
+    /// Tag recorded in the layout (used by `push` as the default tag).
+    #[arg(long, default_value = "latest")]
+    pub tag: String,
+    /// User the sink runs as.
+    #[arg(long, default_value = DEFAULT_USER)]
+    pub user: String,
+    /// Pull the base over plain HTTP without auth (local registry).
+    #[arg(long)]
+    pub registry_insecure: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// OCI layout directory written by `image build`.
+    #[arg(long, value_name = "DIR", default_value = "target/oci/tumbleweed-sink")]
+    pub layout: PathBuf,
+    /// Image in the layout to push [default: the only one].
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Destination `registry/repo[:tag]` [default: the `ecr_repository_url` output].
+    #[arg(long, value_name = "REF")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub tf: TfOutputArgs,
+    /// Push over plain HTTP without auth (local registry).
+    #[arg(long)]
+    pub registry_insecure: bool,
+}
+
+fn default_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// Converts Docker media types of base layers to their OCI equivalents.
+fn oci_layer_type(media: &str) -> anyhow::Result<&'static str> {
+    match media {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+        | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Ok(OCI_LAYER_GZIP),
+        "application/vnd.oci.image.layer.v1.tar+zstd" => {
+            Ok("application/vnd.oci.image.layer.v1.tar+zstd")
+        }
+        "application/vnd.oci.image.layer.v1.tar" => Ok("application/vnd.oci.image.layer.v1.tar"),
+        other => bail!("unsupported base layer media type {other}"),
+    }
+}
+
+/// What `image build` produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub layout: PathBuf,
+    pub tag: String,
+    pub manifest_digest: String,
+    pub base: String,
+    pub layers: usize,
+}
+
+fn cargo_build_sink() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("building tumbleweed-sink (cargo build --release -p tumbleweed-sink)...");
+    let status = std::process::Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "tumbleweed-sink",
+            "--message-format",
+            "short",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running {cargo}"))?;
+    if !status.success() {
+        bail!("cargo build --release -p tumbleweed-sink failed (or pass --binary PATH)");
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let bin = Path::new(&target).join("release/tumbleweed-sink");
+    if !bin.exists() {
+        bail!("{} not found after cargo build", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Fetches the base image for `platform` into `layout`; returns (manifest, config, manifest digest).
+pub async fn fetch_base(
+    reg: &Registry,
+    base: &Reference,
+    platform: &str,
+    layout: &Layout,
+) -> anyhow::Result<(Value, Value, String)> {
+    let (os, arch) = platform
+        .split_once('/')
+        .ok_or_else(|| UsageError(format!("--platform {platform:?}: expected OS/ARCH")))?;
+    let (mut media, mut bytes, mut digest) =
+        reg.get_manifest(&base.repository, base.reference()).await?;
+    if media == OCI_INDEX || media == DOCKER_LIST {
+        let index: Value = serde_json::from_slice(&bytes).context("parsing the base index")?;
+        let chosen = index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch)
+            .and_then(|m| m["digest"].as_str())
+            .ok_or_else(|| anyhow!("base {base} has no image for {platform}"))?
+            .to_string();
+        (media, bytes, digest) = reg.get_manifest(&base.repository, &chosen).await?;
+    }
+    if media != OCI_MANIFEST && media != DOCKER_MANIFEST {
+        bail!("base {base}: unsupported manifest type {media:?}");
+    }
+    let manifest: Value = serde_json::from_slice(&bytes).context("parsing the base manifest")?;
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .ok_or_else(|| anyhow!("base manifest without config digest"))?;
+    let config_bytes = reg.get_blob(&base.repository, config_digest).await?;
+    let config: Value = serde_json::from_slice(&config_bytes).context("parsing the base config")?;
+    if config["os"] != os || config["architecture"] != arch {
+        bail!(
+            "base {base} is {}/{}, not {platform}",
+            config["os"].as_str().unwrap_or("?"),
+            config["architecture"].as_str().unwrap_or("?")
+        );
+    }
+    for l in manifest["layers"].as_array().into_iter().flatten() {
+        let d = l["digest"]
+            .as_str()
+            .ok_or_else(|| anyhow!("base layer without digest"))?;
+        if !layout.has_blob(d) {
+            tracing::info!("fetching base layer {d}");
+            let data = reg.get_blob(&base.repository, d).await?;
+            layout.put_blob(&data)?;
+        }
+    }
+    Ok((manifest, config, digest))
+}
+
+/// Assembles config and manifest from the base and our layer; returns the manifest digest.
+pub fn assemble(
+    layout: &Layout,
+    base_ref: &Reference,
+    base_manifest: &Value,
+    base_digest: &str,
+    mut config: Value,
+    ours: &layout::Layer,
+    user: &str,
+    tag: &str,
+    created: &str,
+) -> anyhow::Result<(String, usize)> {
+    let layer_digest = layout.put_blob(&ours.gz)?;
+    let cfg = config
+        .as_object_mut()
+        .ok_or_else(|| anyhow!("base config is not an object"))?;
+    let inner = cfg.entry("config").or_insert_with(|| json!({}));
+    inner["Entrypoint"] = json!([format!("/{}", layout::BINARY_PATH)]);
+    inner["Cmd"] = Value::Null;
+    inner["User"] = json!(user);
+    cfg.entry("rootfs")
+        .or_insert_with(|| json!({"type": "layers", "diff_ids": []}))["diff_ids"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow!("base config without rootfs.diff_ids"))?
+        .push(json!(ours.diff_id));
+    let history = cfg.entry("history").or_insert_with(|| json!([]));
+    if let Some(h) = history.as_array_mut() {
+        h.push(json!({"created": created, "created_by": "tumbleweed image build", "comment": "tumbleweed-sink"}));
+    }
+    cfg.insert("created".into(), json!(created));
+    let config_bytes = serde_json::to_vec(&config)?;
+    let config_digest = layout.put_blob(&config_bytes)?;
+
+    let mut layers = Vec::new();
+    for l in base_manifest["layers"].as_array().into_iter().flatten() {
+        layers.push(json!({
+            "mediaType": oci_layer_type(l["mediaType"].as_str().unwrap_or(""))?,
+            "digest": l["digest"],
+            "size": l["size"],
+        }));
+    }
+    layers
+        .push(json!({"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": ours.gz.len()}));
+    let count = layers.len();
+    let annotations = json!({BASE_NAME: base_ref.name(), BASE_DIGEST: base_digest});
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_bytes.len()},
+        "layers": layers,
+        "annotations": annotations,
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest)?;
+    let manifest_digest = layout.put_blob(&manifest_bytes)?;
+    let mut desc_ann = annotations;
+    desc_ann[REF_NAME] = json!(tag);
+    layout.set_index(json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": manifest_digest,
+        "size": manifest_bytes.len(),
+        "platform": {"os": config["os"], "architecture": config["architecture"]},
+        "annotations": desc_ann,
+    }))?;
+    Ok((manifest_digest, count))
+}
+
+async fn build(g: &GlobalArgs, a: BuildArgs) -> anyhow::Result<Outcome> {
+    let base = Reference::parse(&a.base)?;
+    if base.digest.is_none() {
+        tracing::warn!("base {base} is not pinned by digest: builds are not repeatable");
+    }
+    let binary = match &a.binary {
+        Some(b) => b.clone(),
+        None => cargo_build_sink()?,
+    };
+    let ui = a.ui_dist.is_dir().then_some(a.ui_dist.as_path());
+    let mtime = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0u64);
+    let ours = layout::build_layer(&binary, ui, mtime)?;
+    let layout = Layout::create(&a.layout)?;
+    let creds = if a.registry_insecure {
+        Credentials::Anonymous
+    } else {
+        credentials_for(g, &base.registry).await?
+    };
+    let reg = Registry::new(&base.registry, a.registry_insecure, creds)?;
+    let (base_manifest, config, base_digest) = fetch_base(&reg, &base, &a.platform, &layout)
+        .await
+        .with_context(|| format!("fetching base image {base}"))?;
+    let (digest, layers) = assemble(
+        &layout,
+        &base,
+        &base_manifest,
+        &base_digest,
+        config,
+        &ours,
+        &a.user,
+        &a.tag,
+        &layout::rfc3339(mtime),
+    )?;
+    let rep = BuildReport {
+        layout: a.layout.clone(),
+        tag: a.tag.clone(),
+        manifest_digest: digest,
+        base: base.to_string(),
+        layers,
+    };
+    match g.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rep)?),
+        OutputFormat::Text => println!(
+            "built {}:{} ({}, {} layers{}) on {}",
+            rep.layout.display(),
+            rep.tag,
+            rep.manifest_digest,
+            rep.layers,
+            if ui.is_some() { ", with UI" } else { "" },
+            rep.base
+        ),
+    }
+    Ok(Outcome::Success)
+}
+
+/// ECR registries get a token from `GetAuthorizationToken`; others are anonymous.
+async fn credentials_for(g: &GlobalArgs, host: &str) -> anyhow::Result<Credentials> {
+    let is_ecr = host.contains(".dkr.ecr.")
+        && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"));
+    if !is_ecr {
+        return Ok(Credentials::Anonymous);
+    }
+    let mut g = g.clone();
+    if g.region.is_none() {
+        // <account>.dkr.ecr.<region>.amazonaws.com
+        g.region = host.split('.').nth(3).map(str::to_string);
+    }
+    let client = aws_sdk_ecr::Client::new(&crate::aws::sdk_config(&g).await);
+    let out = client
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| anyhow!(describe_sdk_error(&e)))
+        .context("getting an ECR authorization token")?;
+    let token = out
+        .authorization_data()
+        .first()
+        .and_then(|d| d.authorization_token())
+        .ok_or_else(|| anyhow!("ECR returned no authorization token"))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .context("decoding the ECR authorization token")?;
+    let text = String::from_utf8(decoded).context("decoding the ECR authorization token")?;
+    let (user, password) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow!("malformed ECR authorization token"))?;
+    Ok(Credentials::Basic {
+        user: user.into(),
+        password: password.into(),
+    })
+}
+
+/// What `image push` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PushReport {
+    pub reference: String,
+    pub manifest_digest: String,
+    pub uploaded: Vec<String>,
+    pub mounted: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+/// Pushes the image `tag` (or the only one) of `layout` to `dest`.
+pub async fn push_layout(
+    reg: &Registry,
+    layout: &Layout,
+    tag: Option<&str>,
+    dest: &Reference,
+) -> anyhow::Result<PushReport> {
+    let desc = layout.find_manifest(tag)?;
+    let mdigest = desc["digest"]
+        .as_str()
+        .ok_or_else(|| anyhow!("index entry without digest"))?;
+    let manifest_bytes = layout.read_blob(mdigest)?;
+    let manifest: Value = serde_json::from_slice(&manifest_bytes)?;
+    let base_name = manifest["annotations"][BASE_NAME]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let mount_from = base_name
+        .strip_prefix(&format!("{}/", reg.host()))
+        .filter(|r| *r != dest.repository)
+        .map(str::to_string);
+    let mut rep = PushReport::default();
+    let mut blobs = vec![manifest["config"]["digest"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()];
+    let layer_count = manifest["layers"].as_array().map(Vec::len).unwrap_or(0);
+    for (i, l) in manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        blobs.push(l["digest"].as_str().unwrap_or("").to_string());
+        let _ = i;
+    }
+    for (i, digest) in blobs.iter().enumerate() {
+        if digest.is_empty() {
+            bail!("manifest {mdigest} has a descriptor without digest");
+        }
+        if reg.blob_exists(&dest.repository, digest).await? {
+            rep.skipped.push(digest.clone());
+            continue;
+        }
+        // Base layers (all but the config, index 0, and our last layer) can be mounted.
+        let is_base_layer = i >= 1 && i < layer_count;
+        let mut location = None;
+        if let (true, Some(from)) = (is_base_layer, &mount_from) {
+            match reg.mount(&dest.repository, digest, from).await {
+                Ok(Mount::Mounted) => {
+                    rep.mounted.push(digest.clone());
+                    continue;
+                }
+                Ok(Mount::NotMounted(loc)) => location = Some(loc),
+                Err(e) => tracing::info!("mount of {digest} from {from} failed, uploading: {e:#}"),
+            }
+        }
+        let data = layout.read_blob(digest)?;
+        let loc = match location {
+            Some(l) => l,
+            None => reg.start_upload(&dest.repository).await?,
+        };
+        reg.finish_upload(&dest.repository, &loc, digest, data)
+            .await?;
+        rep.uploaded.push(digest.clone());
+    }
+    let reference = dest
+        .tag
+        .clone()
+        .or_else(|| desc["annotations"][REF_NAME].as_str().map(str::to_string))
+        .unwrap_or_else(|| "latest".into());
+    let media = manifest["mediaType"].as_str().unwrap_or(OCI_MANIFEST);
+    let digest = reg
+        .put_manifest(&dest.repository, &reference, media, manifest_bytes)
+        .await?;
+    rep.reference = format!("{}:{reference}", dest.name());
+    rep.manifest_digest = digest;
+    Ok(rep)
+}
+
+async fn push(g: &GlobalArgs, a: PushArgs) -> anyhow::Result<Outcome> {
+    let layout = Layout::open(&a.layout)?;
+    let dest = match &a.to {
+        Some(r) => Reference::parse(r)?,
+        None => Reference::parse(&TfOutputs::load(&a.tf)?.string("ecr_repository_url")?)?,
+    };
+    let mut dest = dest;
+    if dest.tag.is_none() {
+        dest.tag = a.tag.clone();
+    }
+    let creds = if a.registry_insecure {
+        Credentials::Anonymous
+    } else {
+        credentials_for(g, &dest.registry).await?
+    };
+    let reg = Registry::new(&dest.registry, a.registry_insecure, creds)?;
+    let rep = push_layout(&reg, &layout, a.tag.as_deref(), &dest)
+        .await
+        .with_context(|| format!("pushing to {dest}"))?;
+    match g.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rep)?),
+        OutputFormat::Text => println!(
+            "pushed {}@{} ({} uploaded, {} mounted, {} already there)",
+            rep.reference,
+            rep.manifest_digest,
+            rep.uploaded.len(),
+            rep.mounted.len(),
+            rep.skipped.len()
+        ),
+    }
+    Ok(Outcome::Success)
+}
+
+/// `tumbleweed image ...`.
+pub async fn run(g: &GlobalArgs, args: ImageArgs) -> anyhow::Result<Outcome> {
+    match args.action {
+        ImageAction::Build(a) => build(g, a).await,
+        ImageAction::Push(a) => push(g, a).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_base_is_pinned() {
+        let r = Reference::parse(DEFAULT_BASE).unwrap();
+        assert!(r.digest.is_some());
+        assert_eq!(r.registry, "gcr.io");
+    }
+
+    #[test]
+    fn docker_layer_types_map_to_oci() {
+        assert_eq!(
+            oci_layer_type("application/vnd.docker.image.rootfs.diff.tar.gzip").unwrap(),
+            OCI_LAYER_GZIP
+        );
+        assert!(
+            oci_layer_type("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip").is_err()
+        );
+    }
+}

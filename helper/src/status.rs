@@ -1,0 +1,299 @@
+//! `tumbleweed status`: what is running.
+//!
+//! # Design
+//!
+//! Two independent sources, merged into one [`StatusReport`]:
+//!
+//! * ECS (`DescribeServices`, up to 10 services per call) for the services named in the
+//!   terraform outputs — desired/running/pending counts, status and rollout state;
+//! * the sink's operator API (only with `--sink-url`): `GET /v1/sources` for connector
+//!   states and `GET /v1/slots` for replication slot health. The sink is read leniently
+//!   (unknown fields kept, the usual state field names tried) because its API is young.
+//!
+//! Rendered as comfy-table tables or, with `--output json`, one JSON document. The
+//! command fails (exit 1) when a service has fewer running tasks than desired or the sink
+//! reports an unhealthy slot, so it can gate scripts.
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::aws::describe_sdk_error;
+use crate::cli::{GlobalArgs, TfOutputArgs};
+use crate::tf_outputs::TfOutputs;
+use crate::{Outcome, OutputFormat};
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub tf: TfOutputArgs,
+    /// Sink base URL (e.g. the `public_url` output) to include connector and slot health.
+    #[arg(long, value_name = "URL")]
+    pub sink_url: Option<String>,
+    /// Environment variable holding the admin token for the sink API.
+    #[arg(long, value_name = "NAME", default_value = "TUMBLEWEED_ADMIN_TOKEN")]
+    pub admin_token_env: String,
+}
+
+/// One ECS service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceStatus {
+    pub role: String,
+    pub name: String,
+    pub status: String,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    pub rollout: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub cluster: String,
+    pub services: Vec<ServiceStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<Vec<Value>>,
+    pub healthy: bool,
+}
+
+/// (role, service name) pairs from the terraform outputs.
+pub fn services_from_outputs(o: &TfOutputs) -> anyhow::Result<Vec<(String, String)>> {
+    let mut v = vec![
+        ("sink".to_string(), o.string("sink_service_name")?),
+        ("connect".to_string(), o.string("connect_service_name")?),
+    ];
+    for s in o.strings("kafka_broker_service_names")? {
+        v.push(("kafka-broker".into(), s));
+    }
+    for s in o.strings("kafka_controller_service_names")? {
+        v.push(("kafka-controller".into(), s));
+    }
+    Ok(v)
+}
+
+/// Describes `services` in `cluster`.
+pub async fn ecs_status(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    services: &[(String, String)],
+) -> anyhow::Result<Vec<ServiceStatus>> {
+    let mut out = Vec::new();
+    for chunk in services.chunks(10) {
+        let resp = client
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.iter().map(|(_, n)| n.clone()).collect()))
+            .send()
+            .await
+            .map_err(|e| anyhow!(describe_sdk_error(&e)))
+            .with_context(|| format!("describing ECS services in cluster {cluster}"))?;
+        for (role, name) in chunk {
+            let svc = resp
+                .services()
+                .iter()
+                .find(|s| s.service_name() == Some(name.as_str()));
+            out.push(match svc {
+                Some(s) => ServiceStatus {
+                    role: role.clone(),
+                    name: name.clone(),
+                    status: s.status().unwrap_or("UNKNOWN").to_string(),
+                    desired: s.desired_count(),
+                    running: s.running_count(),
+                    pending: s.pending_count(),
+                    rollout: s
+                        .deployments()
+                        .iter()
+                        .find(|d| d.status() == Some("PRIMARY"))
+                        .and_then(|d| d.rollout_state())
+                        .map(|r| r.as_str().to_string())
+                        .unwrap_or_else(|| "-".into()),
+                },
+                None => ServiceStatus {
+                    role: role.clone(),
+                    name: name.clone(),
+                    status: "MISSING".into(),
+                    desired: 0,
+                    running: 0,
+                    pending: 0,
+                    rollout: "-".into(),
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn list_in(v: Value, key: &str) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        Value::Object(mut o) => match o.remove(key) {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> anyhow::Result<Value> {
+    let mut req = http.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let msg = body.get("error").and_then(Value::as_str).unwrap_or("");
+        anyhow::bail!("GET {url}: HTTP {status} {msg}");
+    }
+    Ok(body)
+}
+
+fn field<'a>(v: &'a Value, names: &[&str]) -> String {
+    for n in names {
+        match v.get(*n) {
+            Some(Value::String(s)) => return s.clone(),
+            Some(Value::Null) | None => continue,
+            Some(other) => return other.to_string(),
+        }
+    }
+    "-".into()
+}
+
+/// Whether a service or slot row is healthy.
+pub fn is_healthy(services: &[ServiceStatus], slots: Option<&[Value]>) -> bool {
+    let svc_ok = services
+        .iter()
+        .all(|s| s.status == "ACTIVE" && s.running >= s.desired);
+    let slots_ok = slots.unwrap_or(&[]).iter().all(|s| {
+        let st = field(s, &["status"]).to_ascii_lowercase();
+        !matches!(st.as_str(), "unhealthy" | "lost" | "critical" | "error")
+            && field(s, &["wal_status"]) != "lost"
+    });
+    svc_ok && slots_ok
+}
+
+/// `tumbleweed status`.
+pub async fn run(g: &GlobalArgs, a: StatusArgs) -> anyhow::Result<Outcome> {
+    let outputs = TfOutputs::load(&a.tf)?;
+    let cluster = outputs.string("cluster_name")?;
+    let services = services_from_outputs(&outputs)?;
+    let client = aws_sdk_ecs::Client::new(&crate::aws::sdk_config(g).await);
+    let svc = ecs_status(&client, &cluster, &services).await?;
+    let (mut sources, mut slots) = (None, None);
+    if let Some(url) = &a.sink_url {
+        let base = url.trim_end_matches('/');
+        let token = std::env::var(&a.admin_token_env).ok();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(15))
+            .build()?;
+        sources = Some(list_in(
+            get_json(&http, &format!("{base}/v1/sources"), token.as_deref()).await?,
+            "sources",
+        ));
+        slots = Some(list_in(
+            get_json(&http, &format!("{base}/v1/slots"), token.as_deref()).await?,
+            "slots",
+        ));
+    }
+    let healthy = is_healthy(&svc, slots.as_deref());
+    let report = StatusReport {
+        cluster,
+        services: svc,
+        sources,
+        slots,
+        healthy,
+    };
+    match g.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Text => print_text(&report),
+    }
+    Ok(if healthy {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
+}
+
+fn print_text(r: &StatusReport) {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "role", "service", "status", "desired", "running", "pending", "rollout",
+    ]);
+    for s in &r.services {
+        t.add_row(vec![
+            s.role.clone(),
+            s.name.clone(),
+            s.status.clone(),
+            s.desired.to_string(),
+            s.running.to_string(),
+            s.pending.to_string(),
+            s.rollout.clone(),
+        ]);
+    }
+    println!("cluster {}\n{t}", r.cluster);
+    if let Some(sources) = &r.sources {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_header(vec!["source", "mode", "connector state"]);
+        for s in sources {
+            t.add_row(vec![
+                field(s, &["name"]),
+                field(s, &["mode"]),
+                field(s, &["connector_state", "state", "status"]),
+            ]);
+        }
+        println!("{t}");
+    }
+    if let Some(slots) = &r.slots {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+            "source",
+            "slot",
+            "active",
+            "retained bytes",
+            "wal status",
+            "status",
+        ]);
+        for s in slots {
+            t.add_row(vec![
+                field(s, &["source"]),
+                field(s, &["slot"]),
+                field(s, &["active"]),
+                field(s, &["retained_bytes"]),
+                field(s, &["wal_status"]),
+                field(s, &["status"]),
+            ]);
+        }
+        println!("{t}");
+    }
+    println!("{}", if r.healthy { "healthy" } else { "NOT healthy" });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_rules() {
+        let s = |running| ServiceStatus {
+            role: "sink".into(),
+            name: "x".into(),
+            status: "ACTIVE".into(),
+            desired: 2,
+            running,
+            pending: 0,
+            rollout: "-".into(),
+        };
+        assert!(is_healthy(&[s(2)], None));
+        assert!(!is_healthy(&[s(1)], None));
+        let slots = vec![serde_json::json!({"slot":"a","wal_status":"lost","status":"ok"})];
+        assert!(!is_healthy(&[s(2)], Some(&slots)));
+        assert_eq!(list_in(serde_json::json!({"slots":[1]}), "slots").len(), 1);
+        assert_eq!(list_in(serde_json::json!([1, 2]), "slots").len(), 2);
+    }
+}
