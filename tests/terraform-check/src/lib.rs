@@ -1,1 +1,23 @@
-//! Offline Terraform reference checks (see the Terraform issue).
+//! Offline reference checks over a Terraform tree: the root configuration (`infra/`)
+//! and the local modules it calls (`modules/*`), parsed with `hcl-rs` (through its
+//! `hcl::edit` parser, which keeps source spans for line numbers).
+//!
+//! What it catches, without providers or `terraform init`:
+//! - `var.X` / `local.X` that the module does not declare;
+//! - a `module` block whose `source` directory does not exist;
+//! - a module input that the called module does not declare as a variable;
+//! - a required input (a variable without `default`) that the call does not pass;
+//! - `module.M.O` where `M` is not a module call or `O` not an output of it.
+//!
+//! ```no_run
+//! let report = tumbleweed_terraform_check::check_tree(std::path::Path::new("/repo")).unwrap();
+//! assert!(report.is_clean(), "{report}");
+//! ```
+
+pub mod check;
+pub mod model;
+pub mod report;
+
+pub use check::{check_module_tree, check_tree};
+pub use model::{Location, TfModule};
+pub use report::{Finding, FindingKind, Report};

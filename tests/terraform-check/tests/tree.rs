@@ -1,0 +1,315 @@
+//! The real tree is clean, and each defect class injected into a copy of it is reported
+//! exactly (kind, file and line).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tumbleweed_terraform_check::{check_tree, Finding, FindingKind, Location};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in fs::read_dir(from).with_context(|| format!("listing {}", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == ".terraform" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A scratch copy of infra/ and modules/.
+struct Copy {
+    dir: tempfile::TempDir,
+}
+
+impl Copy {
+    fn new() -> Result<Copy> {
+        let dir = tempfile::tempdir().context("creating a temp dir")?;
+        copy_dir(&repo().join("infra"), &dir.path().join("infra"))?;
+        copy_dir(&repo().join("modules"), &dir.path().join("modules"))?;
+        Ok(Copy { dir })
+    }
+
+    /// Replaces `from` (which must occur exactly once) by `to` in `file`.
+    fn edit(&self, file: &str, from: &str, to: &str) -> Result<()> {
+        let path = self.dir.path().join(file);
+        let text = fs::read_to_string(&path).with_context(|| format!("reading {file}"))?;
+        anyhow::ensure!(
+            text.matches(from).count() == 1,
+            "{from:?} must occur once in {file}"
+        );
+        fs::write(&path, text.replacen(from, to, 1)).with_context(|| format!("writing {file}"))
+    }
+
+    fn append(&self, file: &str, text: &str) -> Result<()> {
+        let path = self.dir.path().join(file);
+        let mut old = fs::read_to_string(&path).with_context(|| format!("reading {file}"))?;
+        old.push_str(text);
+        fs::write(&path, old).with_context(|| format!("writing {file}"))
+    }
+
+    /// 1-based line of the only line of `file` that contains `needle`.
+    fn line_of(&self, file: &str, needle: &str) -> Result<usize> {
+        let text = fs::read_to_string(self.dir.path().join(file))?;
+        let hits: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .map(|(i, _)| i + 1)
+            .collect();
+        anyhow::ensure!(
+            hits.len() == 1,
+            "{needle:?} is on {} lines of {file}",
+            hits.len()
+        );
+        Ok(hits[0])
+    }
+
+    fn findings(&self) -> Result<Vec<Finding>> {
+        Ok(check_tree(self.dir.path())?.findings)
+    }
+}
+
+fn at(file: &str, line: usize) -> Location {
+    Location {
+        file: PathBuf::from(file),
+        line,
+    }
+}
+
+#[test]
+fn real_tree_is_clean() -> Result<()> {
+    let report = check_tree(&repo())?;
+    assert!(report.is_clean(), "{report}");
+    // Root plus the seven modules, every one reached.
+    assert_eq!(
+        report.modules_checked.len(),
+        8,
+        "{:?}",
+        report.modules_checked
+    );
+    assert!(report.files_checked >= 8 * 4);
+    Ok(())
+}
+
+#[test]
+fn undeclared_variable_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.append("infra/main.tf", "\nlocals {\n  typo = var.name_prefx\n}\n")?;
+    let line = c.line_of("infra/main.tf", "var.name_prefx")?;
+    assert_eq!(
+        c.findings()?,
+        vec![Finding {
+            location: at("infra/main.tf", line),
+            kind: FindingKind::UndeclaredVariable {
+                name: "name_prefx".into()
+            },
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn undeclared_variable_inside_a_template_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/network/main.tf",
+        "Name = \"${var.name}-igw\"",
+        "Name = \"${var.nme}-igw\"",
+    )?;
+    let line = c.line_of("modules/network/main.tf", "${var.nme}-igw")?;
+    assert_eq!(
+        c.findings()?,
+        vec![Finding {
+            location: at("modules/network/main.tf", line),
+            kind: FindingKind::UndeclaredVariable { name: "nme".into() },
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn undeclared_local_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/kafka/main.tf",
+        "containerPath = local.data_dir",
+        "containerPath = local.data_directory",
+    )?;
+    let line = c.line_of("modules/kafka/main.tf", "local.data_directory")?;
+    assert_eq!(
+        c.findings()?,
+        vec![Finding {
+            location: at("modules/kafka/main.tf", line),
+            kind: FindingKind::UndeclaredLocal {
+                name: "data_directory".into()
+            },
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn unknown_module_input_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "infra/main.tf",
+        "  source = \"../modules/cluster\"\n",
+        "  source = \"../modules/cluster\"\n  retention_days = 30\n",
+    )?;
+    let line = c.line_of("infra/main.tf", "retention_days = 30")?;
+    assert_eq!(
+        c.findings()?,
+        vec![Finding {
+            location: at("infra/main.tf", line),
+            kind: FindingKind::UnknownModuleInput {
+                module: "cluster".into(),
+                input: "retention_days".into(),
+            },
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn missing_required_input_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    // service_discovery's vpc_id has no default.
+    c.edit("infra/main.tf", "  vpc_id   = module.network.vpc_id\n", "")?;
+    let line = c.line_of("infra/main.tf", "module \"service_discovery\" {")?;
+    assert_eq!(
+        c.findings()?,
+        vec![Finding {
+            location: at("infra/main.tf", line),
+            kind: FindingKind::MissingRequiredInput {
+                module: "service_discovery".into(),
+                input: "vpc_id".into(),
+            },
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn unknown_module_output_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "infra/outputs.tf",
+        "value       = module.sink.admin_token_secret_arn",
+        "value       = module.sink.admin_secret_arn",
+    )?;
+    let line = c.line_of("infra/outputs.tf", "module.sink.admin_secret_arn")?;
+    assert_eq!(
+        c.findings()?,
+        vec![Finding {
+            location: at("infra/outputs.tf", line),
+            kind: FindingKind::UnknownModuleOutput {
+                module: "sink".into(),
+                output: "admin_secret_arn".into(),
+            },
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn indexed_module_output_is_checked() -> Result<()> {
+    let c = Copy::new()?;
+    c.append(
+        "infra/outputs.tf",
+        "\noutput \"first_ip\" {\n  value = module.network[0].nat_ips\n}\n",
+    )?;
+    let line = c.line_of("infra/outputs.tf", "module.network[0].nat_ips")?;
+    assert_eq!(
+        c.findings()?,
+        vec![Finding {
+            location: at("infra/outputs.tf", line),
+            kind: FindingKind::UnknownModuleOutput {
+                module: "network".into(),
+                output: "nat_ips".into(),
+            },
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn reference_to_missing_module_call_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "infra/outputs.tf",
+        "value       = module.network.vpc_id",
+        "value       = module.vpc.vpc_id",
+    )?;
+    let line = c.line_of("infra/outputs.tf", "module.vpc.vpc_id")?;
+    assert_eq!(
+        c.findings()?,
+        vec![Finding {
+            location: at("infra/outputs.tf", line),
+            kind: FindingKind::UnknownModule {
+                module: "vpc".into()
+            },
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn missing_module_source_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "infra/main.tf",
+        "source = \"../modules/service-discovery\"",
+        "source = \"../modules/servicediscovery\"",
+    )?;
+    let line = c.line_of("infra/main.tf", "module \"service_discovery\" {")?;
+    assert_eq!(
+        c.findings()?,
+        vec![Finding {
+            location: at("infra/main.tf", line),
+            kind: FindingKind::MissingModuleSource {
+                module: "service_discovery".into(),
+                source: "../modules/servicediscovery".into(),
+            },
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn report_names_file_line_and_problem() -> Result<()> {
+    let c = Copy::new()?;
+    c.append("infra/main.tf", "\nlocals {\n  typo = local.nothing\n}\n")?;
+    let line = c.line_of("infra/main.tf", "local.nothing")?;
+    let text = check_tree(c.dir.path())?.to_string();
+    assert!(
+        text.contains(&format!(
+            "infra/main.tf:{line}: local.nothing is used but no local \"nothing\" is defined"
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("1 finding(s)"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn unparsable_file_is_an_error_naming_the_file() -> Result<()> {
+    let c = Copy::new()?;
+    c.append("modules/sink/main.tf", "\nresource \"x\" \"y\" {\n")?;
+    let err = check_tree(c.dir.path()).expect_err("a syntax error must fail the run");
+    let chain = format!("{err:#}");
+    assert!(chain.contains("modules/sink/main.tf"), "{chain}");
+    Ok(())
+}
