@@ -644,6 +644,8 @@ mod tests {
         max_entries: i32,
         /// Simulates a concurrent writer: bump the version just before our modify lands.
         concurrent_writer: bool,
+        /// Simulates an AWS failure (e.g. throttling, permissions) on modify.
+        fail_modify: bool,
         modify_calls: Mutex<u32>,
     }
 
@@ -653,6 +655,7 @@ mod tests {
                 state: Mutex::new((1, s(entries))),
                 max_entries,
                 concurrent_writer: false,
+                fail_modify: false,
                 modify_calls: Mutex::new(0),
             }
         }
@@ -678,6 +681,11 @@ mod tests {
             remove: &[String],
         ) -> Result<(), ModifyError> {
             *self.modify_calls.lock().unwrap() += 1;
+            if self.fail_modify {
+                return Err(ModifyError::Other(anyhow!(
+                    "UnauthorizedOperation: not allowed"
+                )));
+            }
             let mut st = self.state.lock().unwrap();
             if self.concurrent_writer {
                 st.0 += 1;
@@ -774,6 +782,26 @@ mod tests {
         );
         assert_eq!(vars["region"], "r");
         assert_eq!(fake.state.lock().unwrap().0, 2);
+    }
+
+    #[tokio::test]
+    async fn failed_modify_leaves_tfvars_untouched() {
+        let d = tempfile::tempdir().unwrap();
+        let tf = r#"{"operator_cidrs":["10.0.0.0/8"]}"#;
+        let r = resolved(&d, tf);
+        let fake = Fake {
+            fail_modify: true,
+            ..Fake::new(&["10.0.0.0/8"], 20)
+        };
+        let err = apply_change(&fake, &r, Op::Remove, &s(&["10.0.0.0/8"]), false)
+            .await
+            .unwrap_err();
+        let msg = crate::one_line(&err);
+        assert!(
+            msg.contains("UnauthorizedOperation") && msg.contains("tfvars file was left untouched"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read_to_string(r.tfvars.unwrap()).unwrap(), tf);
     }
 
     #[tokio::test]
