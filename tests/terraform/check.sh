@@ -2,7 +2,8 @@
 # Offline checks of the Terraform in infra/ and modules/ (no provider download needed):
 #   1. syntax + format: every .tf/.tfvars file through HashiCorp's HCL parser and
 #      formatter (npm @cdktf/hcl2json, @cdktf/hcl-tools; pinned in package-lock.json);
-#   2. checkov (pinned, PyPI) over infra/ with infra/terraform.tfvars.example: zero
+#   2. README Inputs/Outputs tables up to date (node tests/terraform/docs.mjs rewrites them);
+#   3. checkov (pinned, PyPI) over infra/ with infra/terraform.tfvars.example: zero
 #      failed checks, skips only inline with a written reason.
 # The reference checks (undeclared variables, module inputs/outputs) are the Rust
 # crate tests/terraform-check, run by `cargo test --workspace`.
@@ -63,11 +64,18 @@ fi
 
 status=0
 hcl_result="passed"
+docs_result="passed"
 checkov_result="passed"
 
 echo "== HCL syntax and format (HashiCorp parser and formatter)"
 if ! node "${here}/hcl-check.mjs" "${root}"; then
   hcl_result="FAILED"
+  status=1
+fi
+
+echo "== README inputs/outputs tables match variables.tf / outputs.tf"
+if ! node "${here}/docs.mjs" --check; then
+  docs_result="FAILED"
   status=1
 fi
 
@@ -108,6 +116,7 @@ fi
 echo
 echo "== summary"
 echo "  hcl syntax/format: ${hcl_result}"
+echo "  README tables:     ${docs_result}"
 echo "  checkov:           ${checkov_result} (${summary})"
 if [ "${status}" -eq 0 ]; then
   echo "terraform-check: all passed"
