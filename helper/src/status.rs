@@ -153,7 +153,7 @@ async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> any
     Ok(body)
 }
 
-fn field<'a>(v: &'a Value, names: &[&str]) -> String {
+fn field(v: &Value, names: &[&str]) -> String {
     for n in names {
         match v.get(*n) {
             Some(Value::String(s)) => return s.clone(),

@@ -171,13 +171,23 @@ fn cargo_build_sink() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// Fetches the base image for `platform` into `layout`; returns (manifest, config, manifest digest).
+/// A base image fetched into a layout.
+pub struct BaseImage {
+    pub reference: Reference,
+    /// The platform-specific manifest.
+    pub manifest: Value,
+    pub config: Value,
+    /// Digest of `manifest`.
+    pub digest: String,
+}
+
+/// Fetches the base image for `platform` into `layout` (layers as blobs).
 pub async fn fetch_base(
     reg: &Registry,
     base: &Reference,
     platform: &str,
     layout: &Layout,
-) -> anyhow::Result<(Value, Value, String)> {
+) -> anyhow::Result<BaseImage> {
     let (os, arch) = platform
         .split_once('/')
         .ok_or_else(|| UsageError(format!("--platform {platform:?}: expected OS/ARCH")))?;
@@ -221,21 +231,29 @@ pub async fn fetch_base(
             layout.put_blob(&data)?;
         }
     }
-    Ok((manifest, config, digest))
+    Ok(BaseImage {
+        reference: base.clone(),
+        manifest,
+        config,
+        digest,
+    })
 }
 
 /// Assembles config and manifest from the base and our layer; returns the manifest digest.
 pub fn assemble(
     layout: &Layout,
-    base_ref: &Reference,
-    base_manifest: &Value,
-    base_digest: &str,
-    mut config: Value,
+    base: BaseImage,
     ours: &layout::Layer,
     user: &str,
     tag: &str,
     created: &str,
 ) -> anyhow::Result<(String, usize)> {
+    let BaseImage {
+        reference: base_ref,
+        manifest: base_manifest,
+        digest: base_digest,
+        mut config,
+    } = base;
     let layer_digest = layout.put_blob(&ours.gz)?;
     let cfg = config
         .as_object_mut()
@@ -312,15 +330,12 @@ async fn build(g: &GlobalArgs, a: BuildArgs) -> anyhow::Result<Outcome> {
         credentials_for(g, &base.registry).await?
     };
     let reg = Registry::new(&base.registry, a.registry_insecure, creds)?;
-    let (base_manifest, config, base_digest) = fetch_base(&reg, &base, &a.platform, &layout)
+    let base_image = fetch_base(&reg, &base, &a.platform, &layout)
         .await
         .with_context(|| format!("fetching base image {base}"))?;
     let (digest, layers) = assemble(
         &layout,
-        &base,
-        &base_manifest,
-        &base_digest,
-        config,
+        base_image,
         &ours,
         &a.user,
         &a.tag,
@@ -422,14 +437,8 @@ pub async fn push_layout(
         .unwrap_or("")
         .to_string()];
     let layer_count = manifest["layers"].as_array().map(Vec::len).unwrap_or(0);
-    for (i, l) in manifest["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for l in manifest["layers"].as_array().into_iter().flatten() {
         blobs.push(l["digest"].as_str().unwrap_or("").to_string());
-        let _ = i;
     }
     for (i, digest) in blobs.iter().enumerate() {
         if digest.is_empty() {
