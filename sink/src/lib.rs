@@ -1,1 +1,20 @@
-//! The Tumbleweed sink (placeholder until the sink issue lands).
+//! The Tumbleweed sink: change events from Kafka to consumer services over Server-Sent Events,
+//! and the operator API and UI.
+//!
+//! Seams, one module each:
+//! - [`config`]: settings (flags and `TUMBLEWEED_*` environment);
+//! - [`auth`]: admin and consumer tokens;
+//! - [`registry`]: consumer registrations in a compacted Kafka topic, shared by replicas;
+//! - [`cursor`]: the opaque SSE event id (a position in every subscribed partition);
+//! - [`kafka`]: Kafka consumption: shared per-topic readers with a recent-event buffer, catch-up
+//!   reads for streams that are behind, offsets and group commits;
+//! - [`event`]: turning a Debezium record into the JSON object a consumer receives;
+//! - [`sse`]: SSE delivery: framing, keepalive, resume, gap notices, slow consumers;
+//! - [`sources`]: PostgreSQL sources: Kafka Connect and PostgreSQL administration, WAL guard;
+//! - [`metrics`]: Prometheus counters and gauges;
+//! - [`http`]: HTTP routing (API, SSE, UI) and the server's graceful shutdown.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod sources;

@@ -1,4 +1,4 @@
-//! `tumbleweed-sink` binary (placeholder until the sink issue lands).
+//! `tumbleweed-sink`: a thin binary over the library (placeholder while the sink is built).
 fn main() -> anyhow::Result<()> {
     anyhow::bail!("the tumbleweed sink is not built yet")
 }

@@ -1,0 +1,113 @@
+//! Configuration of the sink: every setting is a command-line flag with an environment
+//! variable (`TUMBLEWEED_*`) of the same meaning, so the binary runs the same way on a laptop
+//! (flags) and in ECS (environment, secrets injected by the task definition).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// What happens to an SSE stream that falls too far behind the head of its topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SlowConsumerPolicy {
+    /// End the stream with a final comment; the client resumes later from its cursor.
+    Disconnect,
+    /// Keep the stream open and serve it from a dedicated catch-up reader.
+    CatchUp,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tumbleweed-sink", version, about = "Change events from Kafka to consumer services over Server-Sent Events")]
+pub struct Config {
+    /// Address the HTTP server (API, SSE, UI) listens on.
+    #[arg(long, env = "TUMBLEWEED_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Kafka bootstrap servers (`host:port[,host:port]`).
+    #[arg(long, env = "TUMBLEWEED_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:19092")]
+    pub kafka_bootstrap: String,
+
+    /// Base URL of the Kafka Connect REST API.
+    #[arg(long, env = "TUMBLEWEED_CONNECT_URL", default_value = "http://127.0.0.1:18083")]
+    pub connect_url: String,
+
+    /// Bearer token for the admin API and the UI (required).
+    #[arg(long, env = "TUMBLEWEED_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+
+    /// Comment keepalive interval on idle SSE streams, in seconds.
+    #[arg(long, env = "TUMBLEWEED_SSE_KEEPALIVE_SECS", default_value_t = 15)]
+    pub sse_keepalive_secs: u64,
+
+    /// Reconnection delay suggested to SSE clients (`retry:` line), in milliseconds.
+    #[arg(long, env = "TUMBLEWEED_SSE_RETRY_MS", default_value_t = 2000)]
+    pub sse_retry_ms: u64,
+
+    /// Recent events kept in memory per partition by the shared topic readers.
+    #[arg(long, env = "TUMBLEWEED_BUFFER_EVENTS", default_value_t = 20_000)]
+    pub buffer_events_per_partition: usize,
+
+    /// Lag (events behind the head, summed over partitions) past which a stream is slow.
+    #[arg(long, env = "TUMBLEWEED_MAX_LAG_EVENTS", default_value_t = 100_000)]
+    pub max_lag_events: u64,
+
+    /// What to do with a slow stream.
+    #[arg(long, env = "TUMBLEWEED_SLOW_CONSUMER_POLICY", value_enum, default_value = "disconnect")]
+    pub slow_consumer_policy: SlowConsumerPolicy,
+
+    /// Most events written to a stream in one chunk (bounds memory per connection).
+    #[arg(long, env = "TUMBLEWEED_MAX_CHUNK_EVENTS", default_value_t = 512)]
+    pub max_chunk_events: usize,
+
+    /// librdkafka `fetch.wait.max.ms` for the topic readers: low keeps latency low.
+    #[arg(long, env = "TUMBLEWEED_FETCH_WAIT_MAX_MS", default_value_t = 10)]
+    pub fetch_wait_max_ms: u64,
+
+    /// Compacted topic holding consumer registrations (shared by all sink replicas).
+    #[arg(long, env = "TUMBLEWEED_CONSUMERS_TOPIC", default_value = "_tumbleweed_consumers")]
+    pub consumers_topic: String,
+
+    /// Directory with the operator UI's files, served at `/`.
+    #[arg(long, env = "TUMBLEWEED_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
+
+    /// Retained WAL per replication slot above which the slot is reported as `warn`.
+    #[arg(long, env = "TUMBLEWEED_WAL_WARN_BYTES", default_value_t = 1 << 30)]
+    pub wal_warn_bytes: u64,
+
+    /// Retained WAL per replication slot above which the slot is reported as `critical`.
+    #[arg(long, env = "TUMBLEWEED_WAL_CRITICAL_BYTES", default_value_t = 10 << 30)]
+    pub wal_critical_bytes: u64,
+
+    /// How often the WAL guard measures the replication slots, in seconds.
+    #[arg(long, env = "TUMBLEWEED_WAL_CHECK_SECS", default_value_t = 30)]
+    pub wal_check_secs: u64,
+}
+
+impl Config {
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.sse_keepalive_secs.max(1))
+    }
+
+    /// Checks relations between settings that clap cannot express.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.admin_token.len() >= 16,
+            "the admin token must be at least 16 characters (TUMBLEWEED_ADMIN_TOKEN)"
+        );
+        anyhow::ensure!(
+            self.wal_warn_bytes < self.wal_critical_bytes,
+            "TUMBLEWEED_WAL_WARN_BYTES must be below TUMBLEWEED_WAL_CRITICAL_BYTES"
+        );
+        anyhow::ensure!(
+            self.buffer_events_per_partition >= 16,
+            "TUMBLEWEED_BUFFER_EVENTS must be at least 16"
+        );
+        anyhow::ensure!(
+            self.max_chunk_events >= 1,
+            "TUMBLEWEED_MAX_CHUNK_EVENTS must be at least 1"
+        );
+        Ok(())
+    }
+}
