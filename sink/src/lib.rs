@@ -12,9 +12,18 @@
 //! - [`sse`]: SSE delivery: framing, keepalive, resume, gap notices, slow consumers;
 //! - [`sources`]: PostgreSQL sources: Kafka Connect and PostgreSQL administration, WAL guard;
 //! - [`metrics`]: Prometheus counters and gauges;
-//! - [`http`]: HTTP routing (API, SSE, UI) and the server's graceful shutdown.
+//! - [`http`]: HTTP routing (API, SSE, UI);
+//! - [`server`]: wiring of the components and graceful shutdown.
 
 pub mod auth;
 pub mod config;
+pub mod cursor;
 pub mod error;
+pub mod event;
+pub mod http;
+pub mod kafka;
+pub mod metrics;
+pub mod registry;
+pub mod server;
 pub mod sources;
+pub mod sse;

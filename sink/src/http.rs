@@ -1,0 +1,441 @@
+//! HTTP routing: the admin API (consumers, topics, live tail, and the sources routes), the
+//! consumer endpoints (SSE events, acknowledgements), health, metrics and the operator UI.
+//!
+//! Authentication is applied per route group: the admin API sits behind
+//! [`auth::require_admin`]; consumer endpoints check the consumer's own token, taken from
+//! `Authorization: Bearer` or `?token=` (browsers' EventSource cannot set headers).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::auth::{self, AdminToken};
+use crate::cursor::{self, CursorError};
+use crate::error::{ApiError, ApiResult};
+use crate::event;
+use crate::kafka::feed::{FeedHub, TopicFeed};
+use crate::kafka::offsets::GroupOffsets;
+use crate::metrics::Metrics;
+use crate::registry::{self, ConsumerRecord, CreateError, Registry, StartFrom};
+use crate::sources::SourcesService;
+use crate::sse::{self, SseContext, StreamSpec};
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub hub: Arc<FeedHub>,
+    pub offsets: Arc<GroupOffsets>,
+    pub sse: Arc<SseContext>,
+    pub metrics: Arc<Metrics>,
+    pub sources: Arc<SourcesService>,
+}
+
+type Shared = State<Arc<AppState>>;
+
+/// The whole HTTP surface of the sink.
+pub fn router(state: Arc<AppState>, admin: AdminToken, ui_dir: Option<PathBuf>) -> Router {
+    let admin_api = Router::new()
+        .route("/v1/consumers", post(create_consumer).get(list_consumers))
+        .route(
+            "/v1/consumers/{name}",
+            get(get_consumer).delete(delete_consumer),
+        )
+        .route("/v1/topics", get(list_topics))
+        .route("/v1/topics/{topic}/events", get(tail_topic))
+        .with_state(state.clone())
+        .merge(state.sources.routes())
+        .layer(middleware::from_fn_with_state(admin, auth::require_admin));
+    let consumer_api = Router::new()
+        .route("/v1/consumers/{name}/events", get(consumer_events))
+        .route("/v1/consumers/{name}/ack", post(ack))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    let mut app = Router::new().merge(admin_api).merge(consumer_api);
+    if let Some(dir) = ui_dir {
+        let index = dir.join("index.html");
+        app = app.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)));
+    }
+    app
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateConsumer {
+    name: String,
+    topics: Vec<String>,
+    #[serde(default = "default_start")]
+    start: StartFrom,
+    #[serde(default)]
+    ops: Option<Vec<String>>,
+}
+
+fn default_start() -> StartFrom {
+    StartFrom::Latest
+}
+
+fn consumer_json(r: &ConsumerRecord) -> Value {
+    json!({
+        "name": r.name,
+        "topics": r.topics,
+        "start": r.start,
+        "ops": r.ops,
+        "created_at_ms": r.created_at_ms,
+        "events_path": format!("/v1/consumers/{}/events", r.name),
+    })
+}
+
+async fn create_consumer(
+    State(st): Shared,
+    body: Result<Json<CreateConsumer>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
+    if !registry::valid_name(&req.name) {
+        return Err(ApiError::bad_request(format!(
+            "invalid consumer name {:?}: use 1-63 characters [a-z0-9_-], starting with a letter or digit",
+            req.name
+        )));
+    }
+    let mut topics = req.topics.clone();
+    topics.sort();
+    topics.dedup();
+    if topics.is_empty() {
+        return Err(ApiError::bad_request("topics must list at least one topic"));
+    }
+    let existing = st
+        .hub
+        .meta()
+        .topic_partitions()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+    let unknown: Vec<&String> = topics.iter().filter(|t| !existing.contains_key(*t)).collect();
+    if !unknown.is_empty() {
+        let known: Vec<&String> = existing.keys().collect();
+        return Err(ApiError::bad_request(format!(
+            "unknown topic(s) {unknown:?}; topics that exist: {known:?}"
+        )));
+    }
+    if let Some(ops) = &req.ops {
+        if ops.is_empty() {
+            return Err(ApiError::bad_request("ops, when given, must list at least one operation"));
+        }
+        event::parse_ops(ops).map_err(ApiError::bad_request)?;
+    }
+    let token = auth::new_consumer_token();
+    let record = ConsumerRecord {
+        name: req.name.clone(),
+        topics,
+        start: req.start,
+        ops: req.ops.clone(),
+        token_sha256: auth::token_digest(&token),
+        created_at_ms: registry::now_ms(),
+    };
+    let created = st.registry.create(record).await.map_err(|e| match e {
+        CreateError::Exists => ApiError::conflict(format!("consumer {:?} already exists", req.name)),
+        CreateError::Other(e) => ApiError::internal(e),
+    })?;
+    let mut body = consumer_json(&created);
+    body["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn list_consumers(State(st): Shared) -> Json<Value> {
+    let lag = st.metrics.consumer_lag();
+    let consumers: Vec<Value> = st
+        .registry
+        .list()
+        .iter()
+        .map(|r| {
+            let mut v = consumer_json(r);
+            v["live_lag_events"] = json!(lag.get(&r.name));
+            v
+        })
+        .collect();
+    Json(json!({ "consumers": consumers }))
+}
+
+async fn get_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let r = st
+        .registry
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(format!("unknown consumer {name:?}")))?;
+    let mut v = consumer_json(&r);
+    v["live_lag_events"] = json!(st.metrics.consumer_lag().get(&name));
+    let parts = topic_partitions(&st, &r.topics).await?;
+    let acked = st.offsets.fetch(&name, &parts).await?;
+    let acked: BTreeMap<&String, &Vec<Option<i64>>> =
+        r.topics.iter().zip(acked.iter()).collect();
+    v["acked_offsets"] = json!(acked);
+    Ok(Json(v))
+}
+
+async fn delete_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    if st.registry.delete(&name).await? {
+        st.offsets.forget(&name);
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("unknown consumer {name:?}")))
+    }
+}
+
+async fn list_topics(State(st): Shared) -> ApiResult<Json<Value>> {
+    let topics = st
+        .hub
+        .meta()
+        .topics()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+    Ok(Json(json!({ "topics": topics })))
+}
+
+async fn topic_partitions(st: &AppState, topics: &[String]) -> ApiResult<Vec<(String, usize)>> {
+    let mut out = Vec::with_capacity(topics.len());
+    for t in topics {
+        let n = st
+            .hub
+            .meta()
+            .partition_count(t)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("{e:#}")))?
+            .ok_or_else(|| ApiError::new(StatusCode::GONE, format!("topic {t} no longer exists")))?;
+        out.push((t.clone(), n));
+    }
+    Ok(out)
+}
+
+async fn feeds(hub: &FeedHub, topics: &[String]) -> ApiResult<Vec<Arc<TopicFeed>>> {
+    let mut out = Vec::with_capacity(topics.len());
+    for t in topics {
+        out.push(
+            hub.feed(t)
+                .await
+                .map_err(|e| ApiError::unavailable(format!("{e:#}")))?,
+        );
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize, Default)]
+struct EventsQuery {
+    token: Option<String>,
+    last_event_id: Option<String>,
+    start: Option<StartFrom>,
+}
+
+/// Checks the consumer's token (header or query) and returns its registration.
+fn authenticate_consumer(
+    st: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> ApiResult<(Arc<ConsumerRecord>, tokio_util::sync::CancellationToken)> {
+    let token = auth::bearer(headers).or(query_token).ok_or_else(|| {
+        ApiError::unauthorized("missing consumer token: send `Authorization: Bearer <token>` or `?token=`")
+    })?;
+    let (record, closed) = st
+        .registry
+        .get_with_close(name)
+        .ok_or_else(|| ApiError::not_found(format!("unknown consumer {name:?}")))?;
+    if !auth::token_matches(token, &record.token_sha256) {
+        return Err(ApiError::unauthorized("invalid consumer token"));
+    }
+    Ok((record, closed))
+}
+
+fn cursor_error(e: CursorError) -> ApiError {
+    ApiError::bad_request(format!("Last-Event-ID: {e}"))
+}
+
+/// Positions from a cursor, checked against the topics as they are now.
+async fn positions_from_cursor(
+    st: &AppState,
+    cursor_text: &str,
+    topics: &[String],
+    feeds: &[Arc<TopicFeed>],
+) -> ApiResult<Vec<Vec<i64>>> {
+    let fp = cursor::fingerprint(topics);
+    let mut positions = cursor::decode(cursor_text, fp, topics.len()).map_err(cursor_error)?;
+    for (ti, feed) in feeds.iter().enumerate() {
+        let n = feed.partition_count();
+        let pos = &mut positions[ti];
+        if pos.len() > n {
+            return Err(cursor_error(CursorError::Malformed(
+                "more partitions than the topic has",
+            )));
+        }
+        for p in 0..n {
+            let (low, high) = st.hub.meta().watermarks(&feed.topic, p as i32).await?;
+            match pos.get(p) {
+                // A partition added after the cursor was issued starts at its beginning.
+                None => pos.push(low),
+                Some(&o) if o > high => {
+                    return Err(ApiError::bad_request(format!(
+                        "Last-Event-ID is ahead of {}[{p}] (offset {o}, end {high}): was the topic recreated? Reconnect without Last-Event-ID",
+                        feed.topic
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(positions)
+}
+
+/// Start positions without a cursor: the last acknowledgement, else the consumer's `start`.
+async fn start_positions(
+    st: &AppState,
+    consumer: Option<&str>,
+    start: StartFrom,
+    topics: &[String],
+    feeds: &[Arc<TopicFeed>],
+) -> ApiResult<Vec<Vec<i64>>> {
+    let parts: Vec<(String, usize)> = topics
+        .iter()
+        .zip(feeds)
+        .map(|(t, f)| (t.clone(), f.partition_count()))
+        .collect();
+    let acked = match consumer {
+        Some(c) => st.offsets.fetch(c, &parts).await?,
+        None => parts.iter().map(|(_, n)| vec![None; *n]).collect(),
+    };
+    let mut out = Vec::with_capacity(feeds.len());
+    for (feed, acked) in feeds.iter().zip(acked) {
+        let mut pos = Vec::with_capacity(feed.partition_count());
+        for (p, a) in acked.into_iter().enumerate() {
+            pos.push(match (a, start) {
+                (Some(o), _) => o,
+                (None, StartFrom::Latest) => feed.head(p),
+                (None, StartFrom::Earliest) => st.hub.meta().watermarks(&feed.topic, p as i32).await?.0,
+            });
+        }
+        out.push(pos);
+    }
+    Ok(out)
+}
+
+async fn consumer_events(
+    State(st): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (record, closed) = authenticate_consumer(&st, &name, &headers, q.token.as_deref())?;
+    let last_id = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| cursor_error(CursorError::Malformed("not ASCII")))
+        })
+        .transpose()?
+        .or(q.last_event_id.clone())
+        .filter(|s| !s.is_empty());
+    let feeds = feeds(&st.hub, &record.topics).await?;
+    let positions = match &last_id {
+        Some(c) => positions_from_cursor(&st, c, &record.topics, &feeds).await?,
+        None => start_positions(&st, Some(&name), record.start, &record.topics, &feeds).await?,
+    };
+    let ops = record
+        .ops
+        .as_ref()
+        .map(|o| event::parse_ops(o))
+        .transpose()
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    Ok(sse::respond(
+        st.sse.clone(),
+        StreamSpec {
+            consumer: Some(name),
+            topics: record.topics.clone(),
+            feeds,
+            ops,
+            positions,
+            closed,
+        },
+    ))
+}
+
+/// The operator's live tail of one topic (admin token; starts at the head by default).
+async fn tail_topic(
+    State(st): Shared,
+    Path(topic): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Response> {
+    if st.hub.meta().partition_count(&topic).await?.is_none() {
+        let known: Vec<String> = st.hub.meta().topic_partitions().await?.into_keys().collect();
+        return Err(ApiError::not_found(format!(
+            "unknown topic {topic:?}; topics that exist: {known:?}"
+        )));
+    }
+    let topics = vec![topic];
+    let feeds = feeds(&st.hub, &topics).await?;
+    let positions = match q.last_event_id.as_deref().filter(|s| !s.is_empty()) {
+        Some(c) => positions_from_cursor(&st, c, &topics, &feeds).await?,
+        None => start_positions(&st, None, q.start.unwrap_or(StartFrom::Latest), &topics, &feeds).await?,
+    };
+    Ok(sse::respond(
+        st.sse.clone(),
+        StreamSpec {
+            consumer: None,
+            topics,
+            feeds,
+            ops: None,
+            positions,
+            closed: tokio_util::sync::CancellationToken::new(),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    cursor: String,
+}
+
+async fn ack(
+    State(st): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+    body: Result<Json<AckBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let (record, _) = authenticate_consumer(&st, &name, &headers, q.token.as_deref())?;
+    let Json(body) = body.map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
+    let fp = cursor::fingerprint(&record.topics);
+    let positions = cursor::decode(&body.cursor, fp, record.topics.len())
+        .map_err(|e| ApiError::bad_request(format!("cursor: {e}")))?;
+    st.offsets.commit(&name, &record.topics, &positions).await?;
+    let acked: BTreeMap<&String, &Vec<i64>> = record.topics.iter().zip(positions.iter()).collect();
+    Ok(Json(json!({ "acked_offsets": acked })))
+}
+
+async fn healthz(State(st): Shared) -> Response {
+    match st.hub.meta().reachable(Duration::from_secs(2)).await {
+        Ok(()) => Json(json!({ "status": "ok", "broker": "reachable" })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "broker": format!("{e:#}") })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(st): Shared) -> Response {
+    let mut out = String::with_capacity(4096);
+    st.metrics.render(&mut out);
+    st.sources.write_metrics(&mut out);
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,185 @@
+//! Kafka consumption and administration. The sink never gives each SSE connection a Kafka
+//! consumer of its own:
+//! - [`feed`]: one shared reader per topic keeps a buffer of recent events per partition and
+//!   wakes the streams that wait on it;
+//! - [`catchup`]: a dedicated reader only for a stream whose position is older than that
+//!   buffer, until it has caught up;
+//! - [`offsets`]: consumer-group offsets, where acknowledged cursors are stored;
+//! - this module: client settings, metadata and watermarks (blocking librdkafka calls are
+//!   run on tokio's blocking pool).
+
+pub mod catchup;
+pub mod feed;
+pub mod offsets;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// How long a metadata or watermark request may take before it is reported as a failure.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings shared by every librdkafka client the sink creates.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub bootstrap: String,
+    pub fetch_wait_max_ms: u64,
+}
+
+impl KafkaSettings {
+    /// A consumer configuration without a group: partitions are assigned explicitly.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", "tumbleweed-sink-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
+            .set("socket.nagle.disable", "true")
+            .set("log_level", "4");
+        c
+    }
+}
+
+/// Metadata and watermark look-ups, through one long-lived client.
+#[derive(Clone)]
+pub struct KafkaMeta {
+    consumer: Arc<BaseConsumer>,
+    admin: Arc<AdminClient<DefaultClientContext>>,
+}
+
+/// A topic as listed by `GET /v1/topics`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: usize,
+    /// End offset (high watermark) of each partition.
+    pub end_offsets: Vec<i64>,
+}
+
+impl KafkaMeta {
+    pub fn new(settings: &KafkaSettings) -> Result<Self> {
+        let consumer: BaseConsumer = settings
+            .consumer_config()
+            .create()
+            .context("creating the Kafka metadata client")?;
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &settings.bootstrap)
+            .set("log_level", "4")
+            .create()
+            .context("creating the Kafka admin client")?;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            admin: Arc::new(admin),
+        })
+    }
+
+    /// Partition counts of all topics that consumers may subscribe to (internal topics, whose
+    /// names start with `_`, are left out).
+    pub async fn topic_partitions(&self) -> Result<BTreeMap<String, usize>> {
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            let md = consumer
+                .fetch_metadata(None, METADATA_TIMEOUT)
+                .context("reading topic metadata from the broker")?;
+            Ok(md
+                .topics()
+                .iter()
+                .filter(|t| !t.name().starts_with('_') && !t.partitions().is_empty())
+                .map(|t| (t.name().to_string(), t.partitions().len()))
+                .collect())
+        })
+        .await
+        .context("metadata task")?
+    }
+
+    /// Partition count of one topic, `None` if the broker does not know it.
+    pub async fn partition_count(&self, topic: &str) -> Result<Option<usize>> {
+        let consumer = self.consumer.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            let md = consumer
+                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+                .with_context(|| format!("reading metadata of topic {topic}"))?;
+            Ok(md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map(|t| t.partitions().len())
+                .filter(|n| *n > 0))
+        })
+        .await
+        .context("metadata task")?
+    }
+
+    /// `(low, high)` watermarks of one partition.
+    pub async fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
+        let consumer = self.consumer.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+                .with_context(|| format!("reading watermarks of {topic}[{partition}]"))
+        })
+        .await
+        .context("watermark task")?
+    }
+
+    /// Topics with their partition counts and end offsets.
+    pub async fn topics(&self) -> Result<Vec<TopicInfo>> {
+        let mut out = Vec::new();
+        for (name, partitions) in self.topic_partitions().await? {
+            let mut end_offsets = Vec::with_capacity(partitions);
+            for p in 0..partitions as i32 {
+                end_offsets.push(self.watermarks(&name, p).await?.1);
+            }
+            out.push(TopicInfo {
+                name,
+                partitions,
+                end_offsets,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether the broker answers a metadata request within `timeout`.
+    pub async fn reachable(&self, timeout: Duration) -> Result<()> {
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(None, timeout)
+                .map(|_| ())
+                .context("the Kafka broker did not answer a metadata request")
+        })
+        .await
+        .context("metadata task")?
+    }
+
+    /// Creates a single-partition compacted topic unless it exists.
+    pub async fn ensure_compacted_topic(&self, topic: &str, replication: i32) -> Result<()> {
+        if self.partition_count(topic).await?.is_some() {
+            return Ok(());
+        }
+        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(replication))
+            .set("cleanup.policy", "compact");
+        let results = self
+            .admin
+            .create_topics([&new], &AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)))
+            .await
+            .with_context(|| format!("creating topic {topic}"))?;
+        for r in results {
+            match r {
+                Ok(_) => {}
+                Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => anyhow::bail!("creating topic {t}: {code}"),
+            }
+        }
+        Ok(())
+    }
+}

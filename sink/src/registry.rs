@@ -1,0 +1,278 @@
+//! Consumer registrations, stored in a compacted Kafka topic (key: consumer name, value: the
+//! registration as JSON, tombstone: deleted). No extra database: every sink replica reads the
+//! topic from the beginning at start and then tails it, so all replicas converge on the same
+//! registrations, and a replica's own writes are visible to it before the API answers (it
+//! waits until its reader has applied the offset it wrote).
+//!
+//! Each registration carries a cancellation token: when a consumer is deleted (through any
+//! replica), the token is cancelled and that consumer's live streams end.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use parking_lot::RwLock;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::kafka::{KafkaMeta, KafkaSettings};
+
+/// Where a consumer without an acknowledged cursor starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartFrom {
+    Earliest,
+    Latest,
+}
+
+/// A registered consumer, as stored. The token exists only as its SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerRecord {
+    pub name: String,
+    /// Sorted and de-duplicated.
+    pub topics: Vec<String>,
+    pub start: StartFrom,
+    /// Operation filter (`c`, `u`, `d`, `r`, …); `None` delivers everything.
+    pub ops: Option<Vec<String>>,
+    pub token_sha256: String,
+    pub created_at_ms: u64,
+}
+
+struct Entry {
+    record: Arc<ConsumerRecord>,
+    closed: CancellationToken,
+}
+
+pub struct Registry {
+    topic: String,
+    producer: FutureProducer,
+    entries: RwLock<HashMap<String, Entry>>,
+    /// Next offset of the registry topic that the reader has applied.
+    applied: watch::Sender<i64>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Whether `name` is a valid consumer name: `[a-z0-9][a-z0-9_-]{0,62}`.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Registry {
+    /// Creates the registry topic if needed, loads every registration and starts tailing.
+    pub async fn open(settings: &KafkaSettings, meta: &KafkaMeta, topic: &str) -> Result<Arc<Self>> {
+        meta.ensure_compacted_topic(topic, 1)
+            .await
+            .with_context(|| format!("preparing the consumer registry topic {topic}"))?;
+        let (_, high) = meta.watermarks(topic, 0).await?;
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.bootstrap)
+            .set("acks", "all")
+            .set("enable.idempotence", "false")
+            .set("linger.ms", "0")
+            .set("log_level", "4")
+            .create()
+            .context("creating the registry producer")?;
+        let reader: BaseConsumer = settings
+            .consumer_config()
+            .create()
+            .context("creating the registry reader")?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+        reader.assign(&tpl).context("assigning the registry topic")?;
+        let (applied, _) = watch::channel(0);
+        let registry = Arc::new(Self {
+            topic: topic.to_string(),
+            producer,
+            entries: RwLock::new(HashMap::new()),
+            applied,
+            stop: Arc::new(AtomicBool::new(false)),
+        });
+        let tail = registry.clone();
+        std::thread::Builder::new()
+            .name("registry".into())
+            .spawn(move || tail.run(reader))
+            .context("starting the registry reader")?;
+        registry
+            .wait_applied(high, Duration::from_secs(30))
+            .await
+            .context("loading consumer registrations")?;
+        Ok(registry)
+    }
+
+    fn run(&self, reader: BaseConsumer) {
+        while !self.stop.load(Ordering::Relaxed) {
+            match reader.poll(Duration::from_millis(200)) {
+                None => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "registry reader error"),
+                Some(Ok(m)) => {
+                    let name = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                    if let Some(name) = name {
+                        let record = m
+                            .payload()
+                            .map(serde_json::from_slice::<ConsumerRecord>)
+                            .transpose();
+                        match record {
+                            Ok(r) => self.apply(&name, r),
+                            Err(e) => tracing::warn!(%name, error = %e, "unreadable registration skipped"),
+                        }
+                    }
+                    let next = m.offset() + 1;
+                    self.applied.send_modify(|v| *v = (*v).max(next));
+                }
+            }
+        }
+    }
+
+    fn apply(&self, name: &str, record: Option<ConsumerRecord>) {
+        let mut entries = self.entries.write();
+        match record {
+            None => {
+                if let Some(old) = entries.remove(name) {
+                    old.closed.cancel();
+                }
+            }
+            Some(r) => {
+                let same = entries
+                    .get(name)
+                    .is_some_and(|e| e.record.token_sha256 == r.token_sha256);
+                if !same {
+                    if let Some(old) = entries.remove(name) {
+                        old.closed.cancel();
+                    }
+                }
+                let closed = entries
+                    .get(name)
+                    .map(|e| e.closed.clone())
+                    .unwrap_or_default();
+                entries.insert(
+                    name.to_string(),
+                    Entry {
+                        record: Arc::new(r),
+                        closed,
+                    },
+                );
+            }
+        }
+    }
+
+    async fn wait_applied(&self, offset: i64, timeout: Duration) -> Result<()> {
+        let mut rx = self.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|v| *v >= offset))
+            .await
+            .with_context(|| format!("the registry reader did not reach offset {offset} within {timeout:?}"))?
+            .context("registry reader stopped")?;
+        Ok(())
+    }
+
+    async fn write(&self, name: &str, value: Option<Vec<u8>>) -> Result<()> {
+        let mut record = FutureRecord::<str, Vec<u8>>::to(&self.topic).key(name);
+        if let Some(v) = value.as_ref() {
+            record = record.payload(v);
+        }
+        let delivery = self
+            .producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("writing to the registry topic {}", self.topic))?;
+        self.wait_applied(delivery.offset + 1, Duration::from_secs(10))
+            .await
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<ConsumerRecord>> {
+        self.entries.read().get(name).map(|e| e.record.clone())
+    }
+
+    /// The registration and the token that is cancelled when it is deleted or replaced.
+    pub fn get_with_close(&self, name: &str) -> Option<(Arc<ConsumerRecord>, CancellationToken)> {
+        self.entries
+            .read()
+            .get(name)
+            .map(|e| (e.record.clone(), e.closed.clone()))
+    }
+
+    pub fn list(&self) -> Vec<Arc<ConsumerRecord>> {
+        let entries = self.entries.read();
+        let sorted: BTreeMap<_, _> = entries.iter().map(|(k, e)| (k, e.record.clone())).collect();
+        sorted.into_values().collect()
+    }
+
+    /// Stores a new registration; fails if the name is taken (here or on another replica).
+    pub async fn create(&self, record: ConsumerRecord) -> Result<Arc<ConsumerRecord>, CreateError> {
+        if self.get(&record.name).is_some() {
+            return Err(CreateError::Exists);
+        }
+        let name = record.name.clone();
+        let digest = record.token_sha256.clone();
+        let json = serde_json::to_vec(&record).expect("a registration serialises");
+        self.write(&name, Some(json)).await.map_err(CreateError::Other)?;
+        match self.get(&name) {
+            Some(r) if r.token_sha256 == digest => Ok(r),
+            Some(_) => Err(CreateError::Exists),
+            None => Err(CreateError::Other(anyhow::anyhow!(
+                "registration of {name} was not applied"
+            ))),
+        }
+    }
+
+    /// Deletes a registration (a tombstone); live streams of the consumer end.
+    pub async fn delete(&self, name: &str) -> Result<bool> {
+        if self.get(name).is_none() {
+            return Ok(false);
+        }
+        self.write(name, None).await?;
+        if self.get(name).is_some() {
+            bail!("deletion of {name} was not applied");
+        }
+        Ok(true)
+    }
+}
+
+impl Registry {
+    /// Stops the reader thread (at shutdown).
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("a consumer with this name already exists")]
+    Exists,
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn consumer_names() {
+        for ok in ["a", "0", "billing", "orders-v2", "a_b-c", &"x".repeat(63)] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "_a", "A", "a b", "a'b", "é", &"x".repeat(64), "a.b"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Wiring and lifecycle: builds every component from the configuration, serves HTTP, and
+//! shuts down gracefully — on the shutdown signal, live SSE streams get a final comment
+//! telling clients to reconnect with `Last-Event-ID`, then the server stops accepting and
+//! drains.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::AdminToken;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::kafka::feed::FeedHub;
+use crate::kafka::offsets::GroupOffsets;
+use crate::kafka::{KafkaMeta, KafkaSettings};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::sources::{SourcesConfig, SourcesService};
+use crate::sse::{SseContext, SseSettings};
+
+/// A started sink: its address and the task serving it.
+pub struct RunningSink {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// The UI directory: configured, or `ui/` beside the working directory when it exists.
+fn ui_dir(config: &Config) -> Option<PathBuf> {
+    if let Some(d) = &config.ui_dir {
+        return Some(d.clone());
+    }
+    let local = PathBuf::from("ui");
+    local.join("index.html").is_file().then_some(local)
+}
+
+/// Builds the sink and starts serving on `config.listen`.
+pub async fn start(config: Config) -> Result<RunningSink> {
+    config.validate()?;
+    let shutdown = CancellationToken::new();
+    let settings = KafkaSettings {
+        bootstrap: config.kafka_bootstrap.clone(),
+        fetch_wait_max_ms: config.fetch_wait_max_ms,
+    };
+    let meta = KafkaMeta::new(&settings)?;
+    meta.reachable(Duration::from_secs(10))
+        .await
+        .with_context(|| format!("cannot reach Kafka at {}", config.kafka_bootstrap))?;
+    let registry = Registry::open(&settings, &meta, &config.consumers_topic).await?;
+    let hub = Arc::new(FeedHub::new(
+        settings.clone(),
+        meta,
+        config.buffer_events_per_partition,
+    ));
+    let metrics = Arc::new(Metrics::default());
+    let sse = Arc::new(SseContext {
+        hub: hub.clone(),
+        metrics: metrics.clone(),
+        settings: SseSettings {
+            keepalive: config.keepalive(),
+            retry_ms: config.sse_retry_ms,
+            max_chunk_events: config.max_chunk_events,
+            max_lag_events: config.max_lag_events,
+            slow_policy: config.slow_consumer_policy,
+        },
+        shutdown: shutdown.clone(),
+    });
+    let sources = SourcesService::new(SourcesConfig {
+        connect_url: config.connect_url.clone(),
+        kafka_bootstrap: config.kafka_bootstrap.clone(),
+        wal_warn_bytes: config.wal_warn_bytes,
+        wal_critical_bytes: config.wal_critical_bytes,
+        wal_check_interval: Duration::from_secs(config.wal_check_secs.max(1)),
+    })?;
+    sources.spawn_wal_guard(shutdown.clone());
+    let state = Arc::new(AppState {
+        registry: registry.clone(),
+        hub: hub.clone(),
+        offsets: Arc::new(GroupOffsets::new(settings)),
+        sse,
+        metrics,
+        sources,
+    });
+    let app = http::router(state, AdminToken::new(&config.admin_token), ui_dir(&config));
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .context("HTTP server")?;
+        registry.shutdown();
+        for feed in hub.started() {
+            feed.shutdown();
+        }
+        Ok(())
+    });
+    Ok(RunningSink {
+        addr,
+        shutdown,
+        task,
+    })
+}

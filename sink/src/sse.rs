@@ -1,0 +1,423 @@
+//! SSE delivery: one task per connection turns buffered change events into `text/event-stream`
+//! frames, batched into chunks, and hands them to the HTTP body through a channel of two
+//! chunks — memory per connection is bounded, and a client that reads slowly slows only its
+//! own task.
+//!
+//! Frames are written directly rather than through a generic SSE encoder because the JSON of
+//! each event is shared, pre-serialised bytes; only the `id:` (the cursor) is per stream.
+//! - a stream opens with `retry:`; idle streams get a `: keepalive` comment;
+//! - every event carries `id:` (cursor after that event) and one `data:` line of JSON;
+//! - a position older than the broker's retention produces `event: gap` stating what was
+//!   lost, then delivery continues at the oldest retained event — never a silent skip;
+//! - a stream that had reached the head and falls more than `max_lag` events behind is ended
+//!   with a final comment (policy `disconnect`) and resumes later from its cursor; with
+//!   policy `catch-up` it is served from a dedicated reader instead;
+//! - deleting the consumer or shutting the server down ends the stream with a comment.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use axum::body::Body;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SlowConsumerPolicy;
+use crate::cursor;
+use crate::event::{ChangeEvent, OpCode};
+use crate::kafka::catchup::CatchUp;
+use crate::kafka::feed::{FeedHub, Read, TopicFeed};
+use crate::metrics::{Metrics, StreamStats};
+
+/// Delivery settings, from the configuration.
+#[derive(Debug, Clone)]
+pub struct SseSettings {
+    pub keepalive: Duration,
+    pub retry_ms: u64,
+    pub max_chunk_events: usize,
+    pub max_lag_events: u64,
+    pub slow_policy: SlowConsumerPolicy,
+}
+
+/// What one stream delivers and from where.
+pub struct StreamSpec {
+    /// Consumer name (`None` for an operator's live tail).
+    pub consumer: Option<String>,
+    /// Sorted topic names; `feeds[i]` reads `topics[i]`.
+    pub topics: Vec<String>,
+    pub feeds: Vec<Arc<TopicFeed>>,
+    /// Operation filter; `None` delivers every operation.
+    pub ops: Option<Vec<OpCode>>,
+    /// Next offset per topic and partition.
+    pub positions: Vec<Vec<i64>>,
+    /// Cancelled when the consumer is deleted.
+    pub closed: CancellationToken,
+}
+
+/// Shared context of all streams.
+pub struct SseContext {
+    pub hub: Arc<FeedHub>,
+    pub metrics: Arc<Metrics>,
+    pub settings: SseSettings,
+    pub shutdown: CancellationToken,
+}
+
+/// Starts the stream's task and returns the `text/event-stream` response.
+pub fn respond(ctx: Arc<SseContext>, spec: StreamSpec) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(2);
+    tokio::spawn(async move {
+        let mut stream = Stream::new(ctx, spec, tx);
+        if let Err(e) = stream.run().await {
+            tracing::warn!(error = format!("{e:#}"), "SSE stream ended with an error");
+            let _ = stream.tx.try_send(Bytes::from(format!(": error: {e}\n\n")));
+        }
+    });
+    let body = Body::from_stream(
+        tokio_stream_adapter(rx).map(Ok::<Bytes, Infallible>),
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn tokio_stream_adapter(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = Bytes> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+enum Outcome {
+    Continue,
+    End,
+}
+
+struct Stream {
+    ctx: Arc<SseContext>,
+    spec: StreamSpec,
+    tx: mpsc::Sender<Bytes>,
+    fingerprint: u32,
+    /// Per topic: the catch-up reader and which partitions it serves.
+    catchups: Vec<Option<(CatchUp, Vec<bool>)>>,
+    reached_head: bool,
+    out: BytesMut,
+    events: Vec<Arc<ChangeEvent>>,
+    scratch: Vec<u8>,
+    id: String,
+}
+
+impl Stream {
+    fn new(ctx: Arc<SseContext>, spec: StreamSpec, tx: mpsc::Sender<Bytes>) -> Self {
+        let fingerprint = cursor::fingerprint(&spec.topics);
+        let catchups = spec.topics.iter().map(|_| None).collect();
+        Self {
+            ctx,
+            spec,
+            tx,
+            fingerprint,
+            catchups,
+            reached_head: false,
+            out: BytesMut::with_capacity(8 * 1024),
+            events: Vec::new(),
+            scratch: Vec::with_capacity(32),
+            id: String::with_capacity(32),
+        }
+    }
+
+    async fn run(&mut self) -> Result<()> {
+        let guard = self.ctx.metrics.register(StreamStats {
+            consumer: self.spec.consumer.clone(),
+            feeds: self.spec.feeds.clone(),
+            positions: parking_lot::Mutex::new(self.spec.positions.clone()),
+        });
+        let mut changed: Vec<_> = self.spec.feeds.iter().map(|f| f.subscribe()).collect();
+        self.out.put_slice(format!("retry: {}\n\n", self.ctx.settings.retry_ms).as_bytes());
+        if let Outcome::End = self.flush().await {
+            return Ok(());
+        }
+        loop {
+            for rx in changed.iter_mut() {
+                rx.borrow_and_update();
+            }
+            let (sent, catching) = self.collect().await?;
+            if sent > 0 || !self.out.is_empty() {
+                *guard.stats.positions.lock() = self.spec.positions.clone();
+                if let Outcome::End = self.flush().await {
+                    return Ok(());
+                }
+                if self.is_slow(&guard.stats) {
+                    return self.end_slow(&guard.stats).await;
+                }
+                continue;
+            }
+            if !catching {
+                self.reached_head = true;
+            }
+            // Nothing to send: wait for new events, the keepalive, or the end.
+            let wait_new = async {
+                if catching {
+                    // The catch-up reader is polled by `collect`; check back soon.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                } else if changed.len() == 1 {
+                    let _ = changed[0].changed().await;
+                } else {
+                    let futs = changed.iter_mut().map(|rx| Box::pin(rx.changed()));
+                    let _ = futures::future::select_all(futs).await;
+                }
+            };
+            tokio::select! {
+                _ = wait_new => {}
+                _ = tokio::time::sleep(self.ctx.settings.keepalive) => {
+                    self.out.put_slice(b": keepalive\n\n");
+                    if let Outcome::End = self.flush().await {
+                        return Ok(());
+                    }
+                }
+                _ = self.spec.closed.cancelled() => {
+                    self.out.put_slice(b": consumer deleted; stream closed\n\n");
+                    let _ = self.flush().await;
+                    return Ok(());
+                }
+                _ = self.ctx.shutdown.cancelled() => {
+                    self.out.put_slice(b": server shutting down; reconnect with Last-Event-ID\n\n");
+                    let _ = self.flush().await;
+                    return Ok(());
+                }
+                _ = self.tx.closed() => return Ok(()),
+            }
+        }
+    }
+
+    fn is_slow(&self, stats: &StreamStats) -> bool {
+        self.ctx.settings.slow_policy == SlowConsumerPolicy::Disconnect
+            && self.reached_head
+            && stats.lag() > self.ctx.settings.max_lag_events
+    }
+
+    async fn end_slow(&mut self, stats: &StreamStats) -> Result<()> {
+        self.ctx
+            .metrics
+            .slow_disconnects
+            .fetch_add(1, Ordering::Relaxed);
+        let msg = format!(
+            ": disconnected: too far behind ({} events); reconnect with Last-Event-ID to resume\n\n",
+            stats.lag()
+        );
+        self.out.put_slice(msg.as_bytes());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.flush()).await;
+        Ok(())
+    }
+
+    /// Sends the pending output. Returns `End` when the client is gone or the stream must stop.
+    async fn flush(&mut self) -> Outcome {
+        if self.out.is_empty() {
+            return Outcome::Continue;
+        }
+        let chunk = self.out.split().freeze();
+        let len = chunk.len() as u64;
+        let permit = tokio::select! {
+            p = self.tx.reserve() => p,
+            _ = self.spec.closed.cancelled() => return Outcome::End,
+            _ = self.ctx.shutdown.cancelled() => return Outcome::End,
+        };
+        match permit {
+            Ok(p) => {
+                p.send(chunk);
+                self.ctx.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                Outcome::Continue
+            }
+            Err(_) => Outcome::End,
+        }
+    }
+
+    /// Writes up to one chunk of events into `out`. Returns (events delivered, whether some
+    /// partition is still being caught up).
+    async fn collect(&mut self) -> Result<(usize, bool)> {
+        let max = self.ctx.settings.max_chunk_events;
+        let mut sent = 0;
+        let mut catching = false;
+        for ti in 0..self.spec.feeds.len() {
+            let feed = self.spec.feeds[ti].clone();
+            for p in 0..feed.partition_count() {
+                if sent >= max {
+                    break;
+                }
+                if self.is_catching(ti, p) {
+                    continue;
+                }
+                self.events.clear();
+                let from = self.spec.positions[ti][p];
+                match feed.read(p, from, max - sent, &mut self.events) {
+                    Read::Events { next, .. } => {
+                        let events = std::mem::take(&mut self.events);
+                        sent += self.write_events(ti, p, &events);
+                        self.events = events;
+                        self.spec.positions[ti][p] = next;
+                    }
+                    Read::Behind { .. } => self.start_catchup(ti, p).await?,
+                }
+            }
+            if self.catchups[ti].is_some() {
+                catching = true;
+                if sent < max {
+                    sent += self.read_catchup(ti, max - sent, sent == 0).await?;
+                }
+            }
+        }
+        Ok((sent, catching))
+    }
+
+    fn is_catching(&self, ti: usize, p: usize) -> bool {
+        self.catchups[ti]
+            .as_ref()
+            .is_some_and(|(_, parts)| parts.get(p).copied().unwrap_or(false))
+    }
+
+    /// Partition `p` of topic `ti` is older than the shared buffer: report a gap if the broker
+    /// no longer has it, then read it from a dedicated catch-up reader.
+    async fn start_catchup(&mut self, ti: usize, p: usize) -> Result<()> {
+        let feed = self.spec.feeds[ti].clone();
+        let (low, _high) = self
+            .ctx
+            .hub
+            .meta()
+            .watermarks(&feed.topic, p as i32)
+            .await?;
+        let pos = self.spec.positions[ti][p];
+        if pos < low {
+            self.spec.positions[ti][p] = low;
+            self.id.clear();
+            cursor::encode_into(self.fingerprint, &self.spec.positions, &mut self.scratch, &mut self.id);
+            let msg = format!(
+                "event: gap\nid: {}\ndata: {{\"topic\":{},\"partition\":{p},\"from\":{pos},\"to\":{low},\"lost\":{}}}\n\n",
+                self.id,
+                serde_json::Value::String(feed.topic.clone()),
+                low - pos
+            );
+            self.out.put_slice(msg.as_bytes());
+            if low >= feed.start(p) {
+                return Ok(());
+            }
+        }
+        let mut parts = match self.catchups[ti].take() {
+            Some((_, parts)) => {
+                self.ctx.metrics.catchup_readers.fetch_sub(1, Ordering::Relaxed);
+                parts
+            }
+            None => vec![false; feed.partition_count()],
+        };
+        parts[p] = true;
+        let starts: Vec<(i32, i64)> = parts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c)
+            .map(|(q, _)| (q as i32, self.spec.positions[ti][q]))
+            .collect();
+        let reader = CatchUp::new(self.ctx.hub.settings(), &feed.topic, &starts)?;
+        self.ctx.metrics.catchup_readers.fetch_add(1, Ordering::Relaxed);
+        self.catchups[ti] = Some((reader, parts));
+        Ok(())
+    }
+
+    async fn read_catchup(&mut self, ti: usize, max: usize, may_wait: bool) -> Result<usize> {
+        let feed = self.spec.feeds[ti].clone();
+        let Some((reader, parts)) = self.catchups[ti].as_mut() else {
+            return Ok(0);
+        };
+        self.events.clear();
+        let wait = if may_wait {
+            Duration::from_millis(200)
+        } else {
+            Duration::ZERO
+        };
+        let read = reader
+            .read(max, wait, &mut self.spec.positions[ti], &mut self.events)
+            .await?;
+        if read == 0 {
+            // Nothing came: offsets without records (compaction, markers) are skipped.
+            for (p, catching) in parts.iter().enumerate() {
+                if *catching {
+                    if let Some(at) = reader.position(p as i32) {
+                        let pos = &mut self.spec.positions[ti][p];
+                        *pos = (*pos).max(at);
+                    }
+                }
+            }
+        }
+        let events = std::mem::take(&mut self.events);
+        // Positions were advanced by the reader; rewind them for the frames' cursors.
+        let sent = self.write_catchup_events(ti, &events);
+        self.events = events;
+        // Partitions that reached the shared buffer leave catch-up.
+        let Some((_, parts)) = self.catchups[ti].as_mut() else {
+            return Ok(sent);
+        };
+        for (p, catching) in parts.iter_mut().enumerate() {
+            if *catching && self.spec.positions[ti][p] >= feed.start(p) {
+                *catching = false;
+            }
+        }
+        if parts.iter().all(|c| !*c) {
+            self.catchups[ti] = None;
+            self.ctx.metrics.catchup_readers.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(sent)
+    }
+
+    /// Writes frames for events read by a catch-up reader. The reader already moved the
+    /// positions past the whole batch, so each frame's cursor is rebuilt from the batch.
+    fn write_catchup_events(&mut self, ti: usize, events: &[Arc<ChangeEvent>]) -> usize {
+        if events.is_empty() {
+            return 0;
+        }
+        let after: Vec<i64> = self.spec.positions[ti].clone();
+        // Rewind each partition to its first event in the batch, then replay.
+        for e in events.iter().rev() {
+            self.spec.positions[ti][e.partition as usize] = e.offset;
+        }
+        let mut sent = 0;
+        for e in events {
+            sent += self.write_events(ti, e.partition as usize, std::slice::from_ref(e));
+        }
+        self.spec.positions[ti] = after;
+        sent
+    }
+
+    /// Appends frames for `events` (all of topic `ti`, partition `p`, in offset order).
+    fn write_events(&mut self, ti: usize, p: usize, events: &[Arc<ChangeEvent>]) -> usize {
+        let mut sent = 0;
+        for e in events {
+            self.spec.positions[ti][p] = e.offset + 1;
+            if let Some(ops) = &self.spec.ops {
+                if !ops.contains(&e.op) {
+                    continue;
+                }
+            }
+            self.id.clear();
+            cursor::encode_into(self.fingerprint, &self.spec.positions, &mut self.scratch, &mut self.id);
+            self.out.reserve(e.json.len() + self.id.len() + 16);
+            self.out.put_slice(b"id: ");
+            self.out.put_slice(self.id.as_bytes());
+            self.out.put_slice(b"\ndata: ");
+            self.out.put_slice(&e.json);
+            self.out.put_slice(b"\n\n");
+            sent += 1;
+        }
+        if sent > 0 {
+            self.ctx
+                .metrics
+                .events_sent
+                .fetch_add(sent as u64, Ordering::Relaxed);
+        }
+        sent
+    }
+}
