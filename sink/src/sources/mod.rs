@@ -1,10 +1,33 @@
 //! PostgreSQL sources: Debezium connectors in Kafka Connect, replication slots, heartbeat and
-//! the WAL guard (placeholder; built by the sources issue).
+//! the WAL guard.
+//!
+//! Operators add a source with `POST /v1/sources`; the sink checks the database is ready for
+//! logical decoding, creates a heartbeat table and registers a Debezium PostgreSQL connector
+//! (pgoutput, slot and publication `tumbleweed_<name>`, topics `<name>.<schema>.<table>`).
+//! Kafka Connect is the only store of source configurations (see [`connect`]). Removing a source
+//! stops its connector, drops its slot and publication, then deletes the connector (see
+//! [`api`]). The WAL guard ([`wal_guard`]) watches how much WAL every slot on the source
+//! servers retains, because an abandoned slot fills the source's disk (on RDS: until the
+//! instance stops accepting writes).
+//!
+//! Files, one concept each: [`model`] (request/response types and validation), [`connect`]
+//! (Kafka Connect client, connector config), [`postgres`] (readiness, slots, publications),
+//! [`wal_guard`] (slot scans, metrics, threshold warnings), [`api`] (handlers).
+
+pub mod api;
+pub mod connect;
+pub mod model;
+pub mod postgres;
+pub mod wal_guard;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::routing::{delete, get};
 use tokio_util::sync::CancellationToken;
+
+use self::connect::ConnectClient;
+use self::wal_guard::GuardState;
 
 /// Settings the sources service needs from the sink's configuration.
 #[derive(Debug, Clone)]
@@ -16,27 +39,119 @@ pub struct SourcesConfig {
     pub wal_check_interval: Duration,
 }
 
+/// Settings with sensible defaults, kept apart from [`SourcesConfig`] so that its literal
+/// construction stays valid; pass them with [`SourcesService::with_tuning`].
+#[derive(Debug, Clone)]
+pub struct SourcesTuning {
+    /// Replication factor of the topics Debezium creates (1 locally, 3 on a real cluster).
+    pub topic_replication_factor: u16,
+    /// Partitions of the topics Debezium creates (1 keeps a table's events in commit order).
+    pub topic_partitions: u32,
+    /// How long a deletion waits for the slot to be released before terminating its holder.
+    pub slot_release_timeout: Duration,
+    /// How long a creation waits for the connector to run before answering.
+    pub create_wait: Duration,
+}
+
+impl Default for SourcesTuning {
+    fn default() -> Self {
+        Self {
+            topic_replication_factor: 1,
+            topic_partitions: 1,
+            slot_release_timeout: Duration::from_secs(10),
+            create_wait: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Owns source administration; cheap to share behind an `Arc`.
 pub struct SourcesService {
-    #[allow(dead_code)]
     config: SourcesConfig,
+    tuning: SourcesTuning,
+    connect: ConnectClient,
+    guard: GuardState,
 }
 
 impl SourcesService {
     pub fn new(config: SourcesConfig) -> anyhow::Result<Arc<Self>> {
-        Ok(Arc::new(Self { config }))
+        Self::with_tuning(config, SourcesTuning::default())
+    }
+
+    /// Like [`SourcesService::new`], with non-default tuning (e.g. topic replication factor).
+    pub fn with_tuning(config: SourcesConfig, tuning: SourcesTuning) -> anyhow::Result<Arc<Self>> {
+        anyhow::ensure!(
+            config.wal_warn_bytes < config.wal_critical_bytes,
+            "the WAL warning threshold must be below the critical one"
+        );
+        let connect = ConnectClient::new(&config.connect_url)?;
+        Ok(Arc::new(Self {
+            config,
+            tuning,
+            connect,
+            guard: GuardState::default(),
+        }))
+    }
+
+    pub fn config(&self) -> &SourcesConfig {
+        &self.config
+    }
+
+    pub fn tuning(&self) -> &SourcesTuning {
+        &self.tuning
     }
 
     /// Admin routes (`/v1/sources…`, `/v1/slots…`); the caller applies admin authentication.
     pub fn routes(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
+            .route("/v1/sources", get(api::list).post(api::create))
+            .route("/v1/sources/{name}", get(api::get).delete(api::delete))
+            .route("/v1/slots", get(api::slots))
+            .route("/v1/slots/{source}/{slot}", delete(api::drop_orphan))
+            .with_state(Arc::clone(self))
     }
 
     /// Starts the periodic WAL guard; it stops when `shutdown` is cancelled.
-    pub fn spawn_wal_guard(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move { shutdown.cancelled().await })
+    pub fn spawn_wal_guard(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let svc = Arc::clone(self);
+        tokio::spawn(async move {
+            let interval = svc.config.wal_check_interval.max(Duration::from_secs(1));
+            loop {
+                let pass = async {
+                    match svc.stored_all().await {
+                        Ok(sources) => {
+                            let scan = wal_guard::scan(
+                                &sources,
+                                svc.config.wal_warn_bytes,
+                                svc.config.wal_critical_bytes,
+                            )
+                            .await;
+                            for e in &scan.errors {
+                                tracing::warn!(server = %e.server, sources = ?e.sources, error = %e.error, "WAL guard cannot read a source server");
+                            }
+                            svc.guard.record(&scan);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e.message, "WAL guard cannot list the sources")
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = pass => {}
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        })
     }
 
     /// Appends this service's Prometheus metrics (text format) to `out`.
-    pub fn write_metrics(&self, _out: &mut String) {}
+    pub fn write_metrics(&self, out: &mut String) {
+        self.guard.write_metrics(out);
+    }
 }

@@ -1,0 +1,371 @@
+//! HTTP handlers of the sources API (`/v1/sources…`, `/v1/slots…`).
+//!
+//! Design: handlers are thin sequences of the steps in [`super::connect`] and
+//! [`super::postgres`], in an order chosen so that a failure leaves nothing behind or leaves
+//! exactly what a retry needs:
+//!
+//! - create: validate (400, nothing touched) → connector name free (409) → database reachable and
+//!   ready (422 or 409, nothing created) → heartbeat table → connector → wait for it to run; if it
+//!   fails to start, it is removed with its slot and publication and the error is returned (502).
+//! - delete: stop the connector (its config, which holds the database credentials, stays in
+//!   Connect) → wait for the slot to be released (terminate the holder after a timeout) → drop the
+//!   slot and the publication → delete the connector last. If the database cannot be reached
+//!   the answer is 503 with what is left; the stopped connector keeps the credentials, so the
+//!   next DELETE finishes the job. A DELETE of a source that no longer exists answers 200 with
+//!   `"connector": "absent"` (its database is unknown by then: a leftover slot would show as an
+//!   orphan in `GET /v1/slots`).
+//! - slots: drop only orphans that are inactive, through a live source on the same server.
+//!
+//! Errors from Kafka Connect are 502 (503 when it is unreachable), with Connect's message.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::connect::{connector_config, ConnectorStatus, Stopped, StoredSource, TopicSettings};
+use super::model::{
+    check_name, connector_name, slot_name, valid_name, CreateSource, DeleteReport, SLOT_PREFIX,
+};
+use super::wal_guard;
+use super::{postgres, SourcesService};
+use crate::error::{ApiError, ApiResult};
+
+type Svc = State<Arc<SourcesService>>;
+
+/// A failure talking to Kafka Connect.
+fn upstream(e: anyhow::Error) -> ApiError {
+    let msg = format!("{e:#}");
+    tracing::warn!(error = %msg, "Kafka Connect request failed");
+    let status = if msg.contains("is unreachable") {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    ApiError::new(status, msg)
+}
+
+fn db_failure(what: &str, e: anyhow::Error) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, format!("{what}: {e:#}"))
+}
+
+/// `POST /v1/sources`
+pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
+    let req: CreateSource = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid source request: {e}")))?;
+    let spec = req.validate()?;
+    let connector = spec.connector();
+    tracing::info!(source = %spec.name, db = %spec.db.describe(), "creating source");
+
+    if svc
+        .connect
+        .config(&connector)
+        .await
+        .map_err(upstream)?
+        .is_some()
+    {
+        return Err(
+            ApiError::conflict(format!("a source named {:?} already exists", spec.name))
+                .with_field("name"),
+        );
+    }
+    let client = postgres::connect(&spec.db)
+        .await
+        .map_err(|e| e.into_api(StatusCode::UNPROCESSABLE_ENTITY))?;
+    postgres::check_readiness(&client, &spec).await?;
+    if spec.heartbeat_interval_s > 0 {
+        postgres::ensure_heartbeat(&client, &spec.name).await?;
+    }
+    drop(client);
+
+    let config = connector_config(
+        &spec,
+        TopicSettings {
+            replication_factor: svc.tuning.topic_replication_factor,
+            partitions: svc.tuning.topic_partitions,
+        },
+    );
+    if !svc
+        .connect
+        .create(&connector, &config)
+        .await
+        .map_err(upstream)?
+    {
+        return Err(
+            ApiError::conflict(format!("a source named {:?} already exists", spec.name))
+                .with_field("name"),
+        );
+    }
+
+    // Report an immediate start failure (and clean up) rather than a source that never runs.
+    let deadline = Instant::now() + svc.tuning.create_wait;
+    let mut status: Option<ConnectorStatus> = None;
+    while Instant::now() < deadline {
+        status = svc.connect.status(&connector).await.map_err(upstream)?;
+        match &status {
+            Some(s) if s.running() => break,
+            Some(s) if s.failure().is_some() => {
+                let why = s.failure().unwrap_or_default();
+                tracing::warn!(source = %spec.name, error = %why, "connector failed to start; removing it");
+                let stored = StoredSource::from_config(&config).expect("our own config");
+                let cleanup = match teardown(&svc, &stored).await {
+                    Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+                    Err((_, r, e)) => json!({ "report": r, "error": e }),
+                };
+                return Ok((
+                    StatusCode::BAD_GATEWAY,
+                    Json(json!({
+                        "error": format!("the connector failed to start: {why}"),
+                        "cleanup": cleanup,
+                    })),
+                )
+                    .into_response());
+            }
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    let stored = StoredSource::from_config(&config).expect("our own config");
+    Ok((StatusCode::CREATED, Json(stored.view(status.as_ref()))).into_response())
+}
+
+/// `GET /v1/sources`
+pub async fn list(State(svc): Svc) -> ApiResult<Json<Value>> {
+    let all = svc.connect.list_expanded().await.map_err(upstream)?;
+    let sources: Vec<_> = all
+        .iter()
+        .filter(|(name, _)| name.starts_with(super::model::CONNECTOR_PREFIX))
+        .filter_map(|(_, (config, status))| {
+            StoredSource::from_config(config).map(|s| s.view(status.as_ref()))
+        })
+        .collect();
+    Ok(Json(json!({ "sources": sources })))
+}
+
+/// `GET /v1/sources/{name}`
+pub async fn get(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Response> {
+    check_name(&name)?;
+    let stored = svc.stored(&name).await?;
+    let status = svc
+        .connect
+        .status(&connector_name(&name))
+        .await
+        .map_err(upstream)?;
+    Ok(Json(stored.view(status.as_ref())).into_response())
+}
+
+/// `DELETE /v1/sources/{name}`
+pub async fn delete(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Response> {
+    check_name(&name)?;
+    let connector = connector_name(&name);
+    let Some(config) = svc.connect.config(&connector).await.map_err(upstream)? else {
+        let report = DeleteReport {
+            connector: "absent".into(),
+            slot: "unknown".into(),
+            publication: "unknown".into(),
+        };
+        return Ok(Json(report).into_response());
+    };
+    let stored = StoredSource::from_config(&config).ok_or_else(|| {
+        ApiError::conflict(format!(
+            "connector {connector} was not created by Tumbleweed; remove it in Kafka Connect"
+        ))
+    })?;
+    tracing::info!(source = %name, "deleting source");
+    match teardown(&svc, &stored).await {
+        Ok(report) => Ok(Json(report).into_response()),
+        Err((status, report, error)) => {
+            let mut body = serde_json::to_value(&report).unwrap_or_else(|_| json!({}));
+            body["error"] = Value::String(error);
+            Ok((status, Json(body)).into_response())
+        }
+    }
+}
+
+/// Stops the connector, releases and drops the slot and publication, deletes the connector.
+/// On failure returns what was done so far and the error.
+async fn teardown(
+    svc: &SourcesService,
+    stored: &StoredSource,
+) -> Result<DeleteReport, (StatusCode, DeleteReport, String)> {
+    let connector = connector_name(&stored.name);
+    let slot = slot_name(&stored.name);
+    let mut report = DeleteReport {
+        connector: "present".into(),
+        slot: "unknown".into(),
+        publication: "unknown".into(),
+    };
+    let connect_err = |report: &DeleteReport, e: anyhow::Error| {
+        let e = upstream(e);
+        (e.status, report.clone(), e.message)
+    };
+    match svc.connect.stop(&connector).await {
+        Ok(Stopped::Absent) => report.connector = "absent".into(),
+        Ok(Stopped::Stopped) | Ok(Stopped::Paused) => {
+            report.connector = "stopped".into();
+            // Let the tasks shut down before touching the slot they hold.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                match svc.connect.status(&connector).await {
+                    Ok(Some(s)) if s.tasks.iter().any(|t| t.state == "RUNNING") => {}
+                    Ok(Some(s)) if s.state == "RUNNING" => {}
+                    _ => break,
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Err(e) => return Err(connect_err(&report, e)),
+    }
+
+    let client = match postgres::connect(&stored.db).await {
+        Ok(c) => c,
+        Err(e) => {
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                report,
+                format!(
+                    "{}; the connector is kept stopped so that a retry can finish",
+                    e.message
+                ),
+            ))
+        }
+    };
+    let step = async {
+        let exists =
+            postgres::release_slot(&client, &slot, svc.tuning.slot_release_timeout).await?;
+        report.slot = if exists && postgres::drop_slot(&client, &slot).await? {
+            "dropped".into()
+        } else {
+            "absent".into()
+        };
+        report.publication = if postgres::drop_publication(&client, &slot).await? {
+            "dropped".into()
+        } else {
+            "absent".into()
+        };
+        anyhow::Ok(())
+    };
+    if let Err(e) = step.await {
+        if report.slot == "unknown" {
+            report.slot = "left".into();
+        }
+        if report.publication == "unknown" {
+            report.publication = "left".into();
+        }
+        return Err((StatusCode::BAD_GATEWAY, report, format!("{e:#}")));
+    }
+    if let Err(e) = postgres::delete_heartbeat_row(&client, &stored.name).await {
+        tracing::warn!(source = %stored.name, error = format!("{e:#}"), "could not delete the heartbeat row");
+    }
+    match svc.connect.delete(&connector).await {
+        Ok(true) => report.connector = "deleted".into(),
+        Ok(false) => report.connector = "absent".into(),
+        Err(e) => return Err(connect_err(&report, e)),
+    }
+    tracing::info!(source = %stored.name, ?report, "source deleted");
+    Ok(report)
+}
+
+/// `GET /v1/slots`
+pub async fn slots(State(svc): Svc) -> ApiResult<Json<Value>> {
+    let sources = svc.stored_all().await?;
+    let scan = wal_guard::scan(
+        &sources,
+        svc.config.wal_warn_bytes,
+        svc.config.wal_critical_bytes,
+    )
+    .await;
+    svc.guard.record(&scan);
+    Ok(Json(json!({
+        "slots": scan.slots,
+        "thresholds": {
+            "warn_bytes": svc.config.wal_warn_bytes,
+            "critical_bytes": svc.config.wal_critical_bytes,
+        },
+        "errors": scan.errors,
+    })))
+}
+
+/// `DELETE /v1/slots/{source}/{slot}`: drops an inactive orphan slot (and its publication if
+/// it is in the database of `{source}`), reached through `{source}`'s connection.
+pub async fn drop_orphan(
+    State(svc): Svc,
+    Path((source, slot)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    check_name(&source)?;
+    let Some(owner) = slot.strip_prefix(SLOT_PREFIX).filter(|o| valid_name(o)) else {
+        return Err(ApiError::conflict(format!(
+            "slot {slot:?} is not a Tumbleweed slot ({SLOT_PREFIX}<name>); Tumbleweed only drops its own orphans"
+        )));
+    };
+    let sources = svc.stored_all().await?;
+    let Some(via) = sources.iter().find(|s| s.name == source) else {
+        return Err(ApiError::not_found(format!("no source named {source:?}")));
+    };
+    if sources.iter().any(|s| s.name == owner) {
+        return Err(ApiError::conflict(format!(
+            "slot {slot} belongs to source {owner:?}: delete the source instead (DELETE /v1/sources/{owner})"
+        )));
+    }
+    let client = postgres::connect(&via.db)
+        .await
+        .map_err(|e| ApiError::unavailable(e.message))?;
+    match postgres::slot_holder(&client, &slot)
+        .await
+        .map_err(|e| db_failure("reading the slot", e))?
+    {
+        None => {
+            return Err(ApiError::not_found(format!(
+                "no replication slot {slot} on {}",
+                via.db.server()
+            )));
+        }
+        Some(Some(pid)) => {
+            return Err(ApiError::conflict(format!(
+                "slot {slot} is active (backend pid {pid}): something still reads it; stop that consumer first"
+            )));
+        }
+        Some(None) => {}
+    }
+    let dropped = postgres::drop_slot(&client, &slot)
+        .await
+        .map_err(|e| db_failure("dropping the slot", e))?;
+    let publication = postgres::drop_publication(&client, &slot)
+        .await
+        .map_err(|e| db_failure("dropping the publication", e))?;
+    tracing::info!(slot, via = %source, "orphan slot dropped");
+    Ok(Json(json!({
+        "slot": if dropped { "dropped" } else { "absent" },
+        "publication": if publication { "dropped" } else { "absent" },
+        "server": via.db.server(),
+        "database": via.db.database,
+    })))
+}
+
+impl SourcesService {
+    /// A source's stored config (404 when it does not exist).
+    async fn stored(&self, name: &str) -> ApiResult<StoredSource> {
+        let config = self
+            .connect
+            .config(&connector_name(name))
+            .await
+            .map_err(upstream)?
+            .ok_or_else(|| ApiError::not_found(format!("no source named {name:?}")))?;
+        StoredSource::from_config(&config)
+            .ok_or_else(|| ApiError::not_found(format!("no source named {name:?}")))
+    }
+
+    /// Every source with its stored config.
+    pub(super) async fn stored_all(&self) -> ApiResult<Vec<StoredSource>> {
+        let all = self.connect.list_expanded().await.map_err(upstream)?;
+        Ok(all
+            .iter()
+            .filter(|(name, _)| name.starts_with(super::model::CONNECTOR_PREFIX))
+            .filter_map(|(_, (config, _))| StoredSource::from_config(config))
+            .collect())
+    }
+}
