@@ -1,0 +1,119 @@
+//! Sources end to end on the real stack: two sources on two databases of one server side by
+//! side, events from both tables of a source, duplicate names, and a deletion that removes the
+//! connector, slot and publication (and a second DELETE that is still fine).
+
+mod common_sources;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use reqwest::StatusCode;
+use serde_json::json;
+use tumbleweed_tests::{eventually, read_records, slot_active, stack, unique_suffix};
+
+use common_sources::{publication_exists, serve, source_body};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sources_stream_side_by_side_and_delete_cleans_up() -> Result<()> {
+    let stack = stack();
+    let api = serve(stack).await;
+    let id = unique_suffix();
+    let (a, b) = (format!("a_{id}"), format!("b_{id}"));
+    let (db_a, db_b) = (format!("srca_{id}"), format!("srcb_{id}"));
+    let pg_a = stack.create_database(&db_a).await?;
+    let pg_b = stack.create_database(&db_b).await?;
+    pg_a.batch_execute(
+        "CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE public.orders (id int PRIMARY KEY, item int NOT NULL);",
+    )
+    .await?;
+    pg_b.batch_execute("CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL);")
+        .await?;
+
+    let (status, body) = api
+        .post("/v1/sources", &source_body(stack, &a, &db_a, &["public.items", "public.orders"], 1))
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["slot"], json!(format!("tumbleweed_{a}")));
+    assert_eq!(body["topics"], json!([format!("{a}.public.items"), format!("{a}.public.orders")]));
+    assert!(body.get("password").is_none(), "{body}");
+    let (status, body) = api
+        .post("/v1/sources", &source_body(stack, &b, &db_b, &["public.items"], 60))
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    for (pg, name) in [(&pg_a, &a), (&pg_b, &b)] {
+        let slot = format!("tumbleweed_{name}");
+        eventually("the slot to become active", Duration::from_secs(60), || async {
+            Ok(slot_active(pg, &slot).await?.filter(|x| *x))
+        })
+        .await?;
+    }
+
+    // A second source with the same name is refused.
+    let (status, body) = api
+        .post("/v1/sources", &source_body(stack, &a, &db_b, &["public.items"], 60))
+        .await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["field"], json!("name"));
+
+    pg_a.batch_execute(
+        "INSERT INTO public.items VALUES (1, 'apple');
+         INSERT INTO public.orders VALUES (10, 1);",
+    )
+    .await?;
+    pg_b.batch_execute("INSERT INTO public.items VALUES (7, 'plum');").await?;
+    let t = Duration::from_secs(60);
+    let items = read_records(&stack.kafka_bootstrap, &format!("{a}.public.items"), 1, t).await?;
+    let orders = read_records(&stack.kafka_bootstrap, &format!("{a}.public.orders"), 1, t).await?;
+    let other = read_records(&stack.kafka_bootstrap, &format!("{b}.public.items"), 1, t).await?;
+    let value = |r: &tumbleweed_tests::Record| r.value.clone().unwrap_or_default();
+    assert_eq!(value(&items[0])["after"], json!({"id": 1, "name": "apple"}));
+    assert_eq!(items[0].key, Some(json!({"id": 1})), "JSON keys without schemas");
+    assert_eq!(value(&orders[0])["after"], json!({"id": 10, "item": 1}));
+    assert_eq!(value(&other[0])["after"], json!({"id": 7, "name": "plum"}));
+    assert_eq!(value(&other[0])["source"]["db"], json!(db_b));
+
+    // Listing and details: config and state, never the password.
+    let (status, list) = api.get("/v1/sources").await?;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = list["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(names.contains(&a.as_str()) && names.contains(&b.as_str()), "{names:?}");
+    assert!(!list.to_string().contains("unused-with-trust-auth"), "a password leaked");
+    let (status, one) = api.get(&format!("/v1/sources/{a}")).await?;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["connector_state"], json!("RUNNING"));
+    assert_eq!(one["tasks"][0]["state"], json!("RUNNING"), "{one}");
+    assert_eq!(one["database"], json!(db_a));
+    assert_eq!(one["heartbeat_interval_s"], json!(1));
+    assert!(!one.to_string().contains("unused-with-trust-auth"));
+
+    // Delete a: connector, slot and publication gone; a second DELETE is fine.
+    let (status, report) = api.delete(&format!("/v1/sources/{a}")).await?;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report, json!({"connector": "deleted", "slot": "dropped", "publication": "dropped"}));
+    let slot_a = format!("tumbleweed_{a}");
+    ensure!(slot_active(&pg_a, &slot_a).await?.is_none(), "slot left");
+    ensure!(!publication_exists(&pg_a, &slot_a).await?, "publication left");
+    ensure!(!stack.connect().list().await?.contains(&format!("tumbleweed-{a}")));
+    let (status, again) = api.delete(&format!("/v1/sources/{a}")).await?;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["connector"], json!("absent"));
+    let (status, _) = api.get(&format!("/v1/sources/{a}")).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // b is untouched and still streams.
+    pg_b.batch_execute("INSERT INTO public.items VALUES (8, 'fig');").await?;
+    let more = read_records(&stack.kafka_bootstrap, &format!("{b}.public.items"), 2, t).await?;
+    assert_eq!(value(&more[1])["after"], json!({"id": 8, "name": "fig"}));
+
+    let (status, report) = api.delete(&format!("/v1/sources/{b}")).await?;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    ensure!(slot_active(&pg_b, &format!("tumbleweed_{b}")).await?.is_none());
+    Ok(())
+}
