@@ -78,9 +78,7 @@ pub fn respond(ctx: Arc<SseContext>, spec: StreamSpec) -> Response {
             let _ = stream.tx.try_send(Bytes::from(format!(": error: {e}\n\n")));
         }
     });
-    let body = Body::from_stream(
-        tokio_stream_adapter(rx).map(Ok::<Bytes, Infallible>),
-    );
+    let body = Body::from_stream(tokio_stream_adapter(rx).map(Ok::<Bytes, Infallible>));
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -109,6 +107,9 @@ struct Stream {
     /// Per topic: the catch-up reader and which partitions it serves.
     catchups: Vec<Option<(CatchUp, Vec<bool>)>>,
     reached_head: bool,
+    /// Set when the stream was found too slow while the client was not reading.
+    slow: bool,
+    stats: Option<Arc<StreamStats>>,
     out: BytesMut,
     events: Vec<Arc<ChangeEvent>>,
     scratch: Vec<u8>,
@@ -126,6 +127,8 @@ impl Stream {
             fingerprint,
             catchups,
             reached_head: false,
+            slow: false,
+            stats: None,
             out: BytesMut::with_capacity(8 * 1024),
             events: Vec::new(),
             scratch: Vec::with_capacity(32),
@@ -139,8 +142,10 @@ impl Stream {
             feeds: self.spec.feeds.clone(),
             positions: parking_lot::Mutex::new(self.spec.positions.clone()),
         });
+        self.stats = Some(guard.stats.clone());
         let mut changed: Vec<_> = self.spec.feeds.iter().map(|f| f.subscribe()).collect();
-        self.out.put_slice(format!("retry: {}\n\n", self.ctx.settings.retry_ms).as_bytes());
+        self.out
+            .put_slice(format!("retry: {}\n\n", self.ctx.settings.retry_ms).as_bytes());
         if let Outcome::End = self.flush().await {
             return Ok(());
         }
@@ -154,8 +159,8 @@ impl Stream {
                 if let Outcome::End = self.flush().await {
                     return Ok(());
                 }
-                if self.is_slow(&guard.stats) {
-                    return self.end_slow(&guard.stats).await;
+                if self.slow || self.is_slow() {
+                    return self.end_slow().await;
                 }
                 continue;
             }
@@ -197,23 +202,31 @@ impl Stream {
         }
     }
 
-    fn is_slow(&self, stats: &StreamStats) -> bool {
+    /// Whether the stream had reached the head and is now more than `max_lag` events behind
+    /// (only under the `disconnect` policy).
+    fn is_slow(&self) -> bool {
+        let Some(stats) = &self.stats else {
+            return false;
+        };
         self.ctx.settings.slow_policy == SlowConsumerPolicy::Disconnect
             && self.reached_head
             && stats.lag() > self.ctx.settings.max_lag_events
     }
 
-    async fn end_slow(&mut self, stats: &StreamStats) -> Result<()> {
+    async fn end_slow(&mut self) -> Result<()> {
+        let lag = self.stats.as_ref().map(|s| s.lag()).unwrap_or(0);
         self.ctx
             .metrics
             .slow_disconnects
             .fetch_add(1, Ordering::Relaxed);
         let msg = format!(
-            ": disconnected: too far behind ({} events); reconnect with Last-Event-ID to resume\n\n",
-            stats.lag()
+            ": disconnected: too far behind ({lag} events); reconnect with Last-Event-ID to resume\n\n"
         );
         self.out.put_slice(msg.as_bytes());
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.flush()).await;
+        // The client may be reading slowly: give the notice time to be queued behind the
+        // chunks it has not read yet, then end the stream either way.
+        let chunk = self.out.split().freeze();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.tx.send(chunk)).await;
         Ok(())
     }
 
@@ -224,15 +237,28 @@ impl Stream {
         }
         let chunk = self.out.split().freeze();
         let len = chunk.len() as u64;
-        let permit = tokio::select! {
-            p = self.tx.reserve() => p,
-            _ = self.spec.closed.cancelled() => return Outcome::End,
-            _ = self.ctx.shutdown.cancelled() => return Outcome::End,
+        // While the client is not reading, keep checking whether it has become too slow.
+        let mut check = tokio::time::interval(Duration::from_millis(500));
+        check.tick().await;
+        let permit = loop {
+            tokio::select! {
+                p = self.tx.reserve() => break p,
+                _ = self.spec.closed.cancelled() => return Outcome::End,
+                _ = self.ctx.shutdown.cancelled() => return Outcome::End,
+                _ = check.tick(), if !self.slow => {
+                    if self.is_slow() {
+                        self.slow = true;
+                    }
+                }
+            }
         };
         match permit {
             Ok(p) => {
                 p.send(chunk);
-                self.ctx.metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                self.ctx
+                    .metrics
+                    .bytes_sent
+                    .fetch_add(len, Ordering::Relaxed);
                 Outcome::Continue
             }
             Err(_) => Outcome::End,
@@ -296,7 +322,12 @@ impl Stream {
         if pos < low {
             self.spec.positions[ti][p] = low;
             self.id.clear();
-            cursor::encode_into(self.fingerprint, &self.spec.positions, &mut self.scratch, &mut self.id);
+            cursor::encode_into(
+                self.fingerprint,
+                &self.spec.positions,
+                &mut self.scratch,
+                &mut self.id,
+            );
             let msg = format!(
                 "event: gap\nid: {}\ndata: {{\"topic\":{},\"partition\":{p},\"from\":{pos},\"to\":{low},\"lost\":{}}}\n\n",
                 self.id,
@@ -310,7 +341,10 @@ impl Stream {
         }
         let mut parts = match self.catchups[ti].take() {
             Some((_, parts)) => {
-                self.ctx.metrics.catchup_readers.fetch_sub(1, Ordering::Relaxed);
+                self.ctx
+                    .metrics
+                    .catchup_readers
+                    .fetch_sub(1, Ordering::Relaxed);
                 parts
             }
             None => vec![false; feed.partition_count()],
@@ -323,7 +357,10 @@ impl Stream {
             .map(|(q, _)| (q as i32, self.spec.positions[ti][q]))
             .collect();
         let reader = CatchUp::new(self.ctx.hub.settings(), &feed.topic, &starts)?;
-        self.ctx.metrics.catchup_readers.fetch_add(1, Ordering::Relaxed);
+        self.ctx
+            .metrics
+            .catchup_readers
+            .fetch_add(1, Ordering::Relaxed);
         self.catchups[ti] = Some((reader, parts));
         Ok(())
     }
@@ -368,7 +405,10 @@ impl Stream {
         }
         if parts.iter().all(|c| !*c) {
             self.catchups[ti] = None;
-            self.ctx.metrics.catchup_readers.fetch_sub(1, Ordering::Relaxed);
+            self.ctx
+                .metrics
+                .catchup_readers
+                .fetch_sub(1, Ordering::Relaxed);
         }
         Ok(sent)
     }
@@ -403,7 +443,12 @@ impl Stream {
                 }
             }
             self.id.clear();
-            cursor::encode_into(self.fingerprint, &self.spec.positions, &mut self.scratch, &mut self.id);
+            cursor::encode_into(
+                self.fingerprint,
+                &self.spec.positions,
+                &mut self.scratch,
+                &mut self.id,
+            );
             self.out.reserve(e.json.len() + self.id.len() + 16);
             self.out.put_slice(b"id: ");
             self.out.put_slice(self.id.as_bytes());

@@ -8,6 +8,8 @@
 //! Tests isolate themselves by name, not by stack: each one creates its own database, slot,
 //! publication and topic prefix from [`unique_suffix`], so they can run in parallel.
 
+pub mod sink;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -84,10 +86,7 @@ pub fn unique_suffix() -> String {
 impl Stack {
     /// URL of database `db` on the stack's PostgreSQL.
     pub fn pg_url_for(&self, db: &str) -> String {
-        format!(
-            "postgres://postgres@{}:{}/{db}",
-            self.pg_host, self.pg_port
-        )
+        format!("postgres://postgres@{}:{}/{db}", self.pg_host, self.pg_port)
     }
 
     /// Connects to database `db`; the connection task runs on the current runtime.
@@ -179,7 +178,9 @@ impl ConnectClient {
         while Instant::now() < deadline {
             match self.status(name).await {
                 Ok((c, tasks))
-                    if c == "RUNNING" && !tasks.is_empty() && tasks.iter().all(|t| t == "RUNNING") =>
+                    if c == "RUNNING"
+                        && !tasks.is_empty()
+                        && tasks.iter().all(|t| t == "RUNNING") =>
                 {
                     return Ok(())
                 }

@@ -68,9 +68,14 @@ impl CatchUp {
             if p < positions.len() && m.offset() >= positions[p] {
                 positions[p] = m.offset() + 1;
                 let ts = m.timestamp().to_millis().unwrap_or(0);
-                if let Some(ev) =
-                    event::from_record(&self.topic, m.partition(), m.offset(), ts, m.key(), m.payload())
-                {
+                if let Some(ev) = event::from_record(
+                    &self.topic,
+                    m.partition(),
+                    m.offset(),
+                    ts,
+                    m.key(),
+                    m.payload(),
+                ) {
                     out.push(Arc::new(ev));
                 }
             }

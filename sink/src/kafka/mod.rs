@@ -170,7 +170,10 @@ impl KafkaMeta {
             .set("cleanup.policy", "compact");
         let results = self
             .admin
-            .create_topics([&new], &AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)))
+            .create_topics(
+                [&new],
+                &AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)),
+            )
             .await
             .with_context(|| format!("creating topic {topic}"))?;
         for r in results {
@@ -180,6 +183,19 @@ impl KafkaMeta {
                 Err((t, code)) => anyhow::bail!("creating topic {t}: {code}"),
             }
         }
-        Ok(())
+        // The broker may answer metadata and watermark requests for the new topic only after
+        // a moment; wait until it does so callers can use the topic at once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if self.partition_count(topic).await?.is_some()
+                && self.watermarks(topic, 0).await.is_ok()
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("topic {topic} was created but is not usable after 15 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

@@ -56,7 +56,12 @@ impl GroupOffsets {
     }
 
     /// Stores `positions[topic][partition]` (next offsets) as the consumer's group offsets.
-    pub async fn commit(&self, consumer: &str, topics: &[String], positions: &[Vec<i64>]) -> Result<()> {
+    pub async fn commit(
+        &self,
+        consumer: &str,
+        topics: &[String],
+        positions: &[Vec<i64>],
+    ) -> Result<()> {
         let client = self.client(consumer)?;
         let mut tpl = TopicPartitionList::new();
         for (t, offsets) in topics.iter().zip(positions) {

@@ -1,0 +1,529 @@
+//! SSE delivery against the real broker and the real sink binary: resume after a client drop
+//! and after SIGKILL, acknowledgements, the ops filter, keepalives, slow consumers, deleted
+//! consumers and every authentication and input error a consumer can make.
+//!
+//! Records are produced straight to the broker in Debezium's JSON shape so each test controls
+//! exactly what exists; the path through PostgreSQL and Debezium is `sse_pipeline.rs`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tumbleweed_tests::sink::{
+    create_topic, debezium_value, parse_events, produce, read_raw_until, SinkProcess, SseEvent,
+    SseStream,
+};
+use tumbleweed_tests::{stack, unique_suffix};
+
+const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
+const T: Duration = Duration::from_secs(30);
+
+/// `n` insert records spread round-robin over `partitions`, numbered from `first`.
+fn inserts(first: i64, n: i64, partitions: i32) -> Vec<(i32, Value, Option<Value>)> {
+    (first..first + n)
+        .map(|i| {
+            let p = (i % partitions as i64) as i32;
+            (
+                p,
+                json!({"id": i}),
+                Some(debezium_value(
+                    "c",
+                    Value::Null,
+                    json!({"id": i, "seq": i}),
+                    1000 + i,
+                )),
+            )
+        })
+        .collect()
+}
+
+fn seq(e: &SseEvent) -> i64 {
+    e.data["after"]["seq"].as_i64().expect("seq in after")
+}
+
+/// Asserts that `events` hold each of `0..n` exactly once and are ordered per partition.
+fn assert_exactly_once_in_order(events: &[SseEvent], n: i64) {
+    let mut seen = BTreeMap::new();
+    let mut last_offset: BTreeMap<i64, i64> = BTreeMap::new();
+    for e in events {
+        *seen.entry(seq(e)).or_insert(0) += 1;
+        let p = e.data["partition"].as_i64().unwrap();
+        let o = e.data["offset"].as_i64().unwrap();
+        if let Some(prev) = last_offset.insert(p, o) {
+            assert!(o > prev, "partition {p}: offset {o} after {prev}");
+        }
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(dups.is_empty(), "duplicates: {dups:?}");
+    let missing: Vec<i64> = (0..n).filter(|i| !seen.contains_key(i)).collect();
+    assert!(missing.is_empty(), "missing: {missing:?}");
+    assert_eq!(seen.len() as i64, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_after_client_drop_and_sigkill_loses_and_repeats_nothing() -> Result<()> {
+    let stack = stack();
+    let topic = format!("sse_resume_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 3).await?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts(0, 300, 3)).await?;
+    let mut sink = SinkProcess::start(SINK, stack, &[("--max-chunk-events", "7")]).await?;
+    let token = sink
+        .create_consumer(json!({"name": "resumer", "topics": [topic], "start": "earliest"}))
+        .await?;
+
+    // First connection: read 120 events, then drop the connection.
+    let mut got = Vec::new();
+    let mut s = sink.events("resumer", &token, None).await?;
+    got.extend(s.take(120, T).await?);
+    drop(s);
+    let last = got.last().unwrap().id.clone();
+
+    // More events while disconnected; resume strictly after the last event seen.
+    produce(&stack.kafka_bootstrap, &topic, &inserts(300, 150, 3)).await?;
+    let mut s = sink.events("resumer", &token, Some(&last)).await?;
+    got.extend(s.take(200, T).await?);
+    drop(s);
+    let last = got.last().unwrap().id.clone();
+
+    // SIGKILL the sink, write more, restart it, resume again.
+    sink.kill9()?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts(450, 50, 3)).await?;
+    sink.restart().await?;
+    let mut s = sink.events("resumer", &token, Some(&last)).await?;
+    got.extend(s.take(500 - 320, T).await?);
+    // Nothing more than what exists arrives.
+    assert!(
+        s.next(Duration::from_millis(500)).await.is_err(),
+        "no extra events"
+    );
+    assert_exactly_once_in_order(&got, 500);
+    // The registration survived the restart (it lives in the compacted topic).
+    let r = sink
+        .admin(Method::GET, "/v1/consumers/resumer")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_cursor_is_where_a_new_connection_starts() -> Result<()> {
+    let stack = stack();
+    let topic = format!("sse_ack_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 2).await?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts(0, 40, 2)).await?;
+    let sink = SinkProcess::start(SINK, stack, &[]).await?;
+    let token = sink
+        .create_consumer(json!({"name": "acker", "topics": [topic], "start": "earliest"}))
+        .await?;
+    let mut s = sink.events("acker", &token, None).await?;
+    let first = s.take(25, T).await?;
+    drop(s);
+    let r = sink
+        .http
+        .post(sink.url("/v1/consumers/acker/ack"))
+        .bearer_auth(&token)
+        .json(&json!({"cursor": first.last().unwrap().id}))
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "ack: {} {}", r.status(), r.text().await?);
+    // Without Last-Event-ID the stream resumes after the acknowledged event.
+    let mut s = sink.events("acker", &token, None).await?;
+    let rest = s.take(15, T).await?;
+    let mut all = first.clone();
+    all.extend(rest);
+    assert_exactly_once_in_order(&all, 40);
+    let detail: Value = sink
+        .admin(Method::GET, "/v1/consumers/acker")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let acked: i64 = detail["acked_offsets"][&topic]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        acked, 25,
+        "acked offsets cover the 25 acknowledged events: {detail}"
+    );
+    // A malformed ack is refused.
+    let r = sink
+        .http
+        .post(sink.url("/v1/consumers/acker/ack"))
+        .bearer_auth(&token)
+        .json(&json!({"cursor": "garbage!"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_clear_and_carry_the_right_status() -> Result<()> {
+    let stack = stack();
+    let id = unique_suffix();
+    let topic_a = format!("sse_err_a_{id}");
+    let topic_b = format!("sse_err_b_{id}");
+    create_topic(&stack.kafka_bootstrap, &topic_a, 1).await?;
+    create_topic(&stack.kafka_bootstrap, &topic_b, 1).await?;
+    produce(&stack.kafka_bootstrap, &topic_a, &inserts(0, 3, 1)).await?;
+    produce(&stack.kafka_bootstrap, &topic_b, &inserts(0, 3, 1)).await?;
+    let sink = SinkProcess::start(SINK, stack, &[]).await?;
+    let token_a = sink
+        .create_consumer(json!({"name": "a", "topics": [topic_a], "start": "earliest"}))
+        .await?;
+    let token_b = sink
+        .create_consumer(json!({"name": "b", "topics": [topic_b], "start": "earliest"}))
+        .await?;
+    let error_of = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        (status, v["error"].as_str().unwrap_or("").to_string())
+    };
+
+    // Admin API.
+    let (st, msg) = error_of(sink.http.get(sink.url("/v1/consumers")).send().await?).await;
+    assert_eq!(
+        (st, msg.contains("missing admin token")),
+        (401, true),
+        "{msg}"
+    );
+    let (st, msg) = error_of(
+        sink.http
+            .get(sink.url("/v1/consumers"))
+            .bearer_auth("wrong-token")
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!((st, msg.as_str()), (401, "invalid admin token"));
+    let create = |body: Value| sink.admin(Method::POST, "/v1/consumers").json(&body).send();
+    let (st, msg) =
+        error_of(create(json!({"name": "c", "topics": ["no_such_topic"]})).await?).await;
+    assert_eq!(st, 400);
+    assert!(
+        msg.contains("unknown topic") && msg.contains(&topic_a),
+        "{msg}"
+    );
+    let (st, msg) = error_of(create(json!({"name": "Bad Name", "topics": [topic_a]})).await?).await;
+    assert_eq!(st, 400);
+    assert!(msg.contains("invalid consumer name"), "{msg}");
+    let (st, msg) = error_of(create(json!({"name": "a", "topics": [topic_a]})).await?).await;
+    assert_eq!((st, msg.contains("already exists")), (409, true), "{msg}");
+    let (st, msg) =
+        error_of(create(json!({"name": "c", "topics": [topic_a], "ops": ["x"]})).await?).await;
+    assert_eq!((st, msg.contains("unknown op")), (400, true), "{msg}");
+    let (st, _) =
+        error_of(create(json!({"name": "c", "topics": [topic_a], "start": "middle"})).await?).await;
+    assert_eq!(st, 400);
+    let (st, _) = error_of(
+        sink.admin(Method::GET, "/v1/consumers/nobody")
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(st, 404);
+
+    // Consumer endpoints.
+    let events = |name: &str| {
+        sink.http
+            .get(sink.url(&format!("/v1/consumers/{name}/events")))
+    };
+    let (st, msg) = error_of(events("a").send().await?).await;
+    assert_eq!(
+        (st, msg.contains("missing consumer token")),
+        (401, true),
+        "{msg}"
+    );
+    let (st, msg) = error_of(events("a").bearer_auth(&token_b).send().await?).await;
+    assert_eq!((st, msg.as_str()), (401, "invalid consumer token"));
+    let (st, _) = error_of(events("nobody").bearer_auth(&token_a).send().await?).await;
+    assert_eq!(st, 404);
+    let (st, msg) = error_of(
+        events("a")
+            .bearer_auth(&token_a)
+            .header("Last-Event-ID", "%%%not-a-cursor")
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!((st, msg.contains("malformed cursor")), (400, true), "{msg}");
+    // A cursor issued for consumer b's topic is refused on consumer a.
+    let mut sb = sink.events("b", &token_b, None).await?;
+    let b_id = sb.take(1, T).await?.remove(0).id;
+    let (st, msg) = error_of(
+        events("a")
+            .bearer_auth(&token_a)
+            .query(&[("last_event_id", b_id.as_str())])
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!((st, msg.contains("other topics")), (400, true), "{msg}");
+    // The token is accepted from the query string too (browsers' EventSource).
+    let mut s = SseStream::open(events("a").query(&[("token", token_a.as_str())])).await?;
+    assert_eq!(s.take(3, T).await?.len(), 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_filter_keepalive_and_deletion_while_streaming() -> Result<()> {
+    let stack = stack();
+    let topic = format!("sse_ops_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
+    let records = vec![
+        (
+            0,
+            json!({"id": 1}),
+            Some(debezium_value(
+                "c",
+                Value::Null,
+                json!({"id": 1, "seq": 0}),
+                1,
+            )),
+        ),
+        (
+            0,
+            json!({"id": 1}),
+            Some(debezium_value(
+                "u",
+                json!({"id": 1}),
+                json!({"id": 1, "seq": 1}),
+                2,
+            )),
+        ),
+        (
+            0,
+            json!({"id": 1}),
+            Some(debezium_value(
+                "d",
+                json!({"id": 1, "seq": 1}),
+                Value::Null,
+                3,
+            )),
+        ),
+        (0, json!({"id": 1}), None), // the delete's tombstone: never delivered
+        (
+            0,
+            json!({"id": 2}),
+            Some(debezium_value(
+                "c",
+                Value::Null,
+                json!({"id": 2, "seq": 3}),
+                4,
+            )),
+        ),
+    ];
+    produce(&stack.kafka_bootstrap, &topic, &records).await?;
+    let sink = SinkProcess::start(SINK, stack, &[("--sse-keepalive-secs", "1")]).await?;
+    let token = sink
+        .create_consumer(
+            json!({"name": "deletes", "topics": [topic], "start": "earliest", "ops": ["d"]}),
+        )
+        .await?;
+    let all = sink
+        .create_consumer(json!({"name": "everything", "topics": [topic], "start": "earliest"}))
+        .await?;
+    let mut s = sink.events("deletes", &token, None).await?;
+    let got = s.take(1, T).await?;
+    assert_eq!(got[0].data["op"], "d");
+    assert_eq!(got[0].data["before"], json!({"id": 1, "seq": 1}));
+    assert_eq!(got[0].data["table"], "public.t");
+    assert!(
+        s.next(Duration::from_millis(800)).await.is_err(),
+        "only the delete passes the filter"
+    );
+    let mut s_all = sink.events("everything", &all, None).await?;
+    let ops: Vec<String> = s_all
+        .take(4, T)
+        .await?
+        .iter()
+        .map(|e| e.data["op"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ops, ["c", "u", "d", "c"], "tombstones are not delivered");
+
+    // An idle stream receives comment keepalives (interval 1 s here).
+    let raw = read_raw_until(
+        sink.http
+            .get(sink.url("/v1/consumers/everything/events"))
+            .bearer_auth(&all)
+            .header("Last-Event-ID", s_all_last(&sink, &all).await?),
+        ": keepalive",
+        Duration::from_secs(5),
+    )
+    .await?;
+    assert!(raw.starts_with("retry: "), "{raw}");
+
+    // Deleting the consumer closes its live streams with a final comment.
+    let pending = tokio::spawn(read_raw_until(
+        sink.http
+            .get(sink.url("/v1/consumers/deletes/events"))
+            .bearer_auth(&token),
+        "consumer deleted",
+        Duration::from_secs(20),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = sink
+        .admin(Method::DELETE, "/v1/consumers/deletes")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let text = pending.await??;
+    assert!(text.contains(": consumer deleted"), "{text}");
+    // …and its token no longer opens a stream.
+    let r = sink
+        .http
+        .get(sink.url("/v1/consumers/deletes/events"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404);
+    Ok(())
+}
+
+/// The id of the last event of consumer `everything` (4 events exist).
+async fn s_all_last(sink: &SinkProcess, token: &str) -> Result<String> {
+    let mut s = sink.events("everything", token, None).await?;
+    Ok(s.take(4, T).await?.pop().unwrap().id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_is_disconnected_then_resumes_without_loss() -> Result<()> {
+    let stack = stack();
+    let topic = format!("sse_slow_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts(0, 10, 1)).await?;
+    let sink = SinkProcess::start(
+        SINK,
+        stack,
+        &[("--max-lag-events", "200"), ("--max-chunk-events", "50")],
+    )
+    .await?;
+    let token = sink
+        .create_consumer(json!({"name": "slowpoke", "topics": [topic], "start": "earliest"}))
+        .await?;
+    let resp = sink
+        .http
+        .get(sink.url("/v1/consumers/slowpoke/events"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    let mut body = resp.bytes_stream();
+    use futures::StreamExt;
+    let mut text = String::new();
+    // Read until the first 10 events are in: the stream has reached the head.
+    while text.matches("\ndata: ").count() < 10 {
+        text.push_str(&String::from_utf8_lossy(&body.next().await.unwrap()?));
+    }
+    // Stop reading while 3,000 large events (≈ 24 MB, more than socket buffers hold) arrive.
+    let pad = "x".repeat(8000);
+    let big: Vec<_> = (10..3010)
+        .map(|i| {
+            (
+                0,
+                json!({"id": i}),
+                Some(debezium_value(
+                    "c",
+                    Value::Null,
+                    json!({"id": i, "seq": i, "pad": pad}),
+                    i,
+                )),
+            )
+        })
+        .collect();
+    produce(&stack.kafka_bootstrap, &topic, &big).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Now read everything the server still sends: it must end with the disconnect notice.
+    while let Ok(Some(chunk)) = tokio::time::timeout(T, body.next()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk?));
+    }
+    assert!(
+        text.trim_end()
+            .ends_with("reconnect with Last-Event-ID to resume"),
+        "stream ends with the slow-consumer notice; tail: {}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    assert!(text.contains(": disconnected: too far behind"));
+    // Resume from the last event received: the rest arrives, nothing twice.
+    let first: Vec<SseEvent> = parse_events(&text);
+    let last_id = first.last().unwrap().id.clone();
+    let mut s = sink.events("slowpoke", &token, Some(&last_id)).await?;
+    let rest = s.take(3010 - first.len(), Duration::from_secs(60)).await?;
+    let mut all = first;
+    all.extend(rest);
+    assert_exactly_once_in_order(&all, 3010);
+    let metrics = sink
+        .http
+        .get(sink.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("tumbleweed_sse_slow_disconnects_total 1"),
+        "{metrics}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_report_streams_and_lag() -> Result<()> {
+    let stack = stack();
+    let topic = format!("sse_metrics_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts(0, 5, 1)).await?;
+    let sink = SinkProcess::start(SINK, stack, &[]).await?;
+    let health: Value = sink
+        .http
+        .get(sink.url("/healthz"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(health["status"], "ok");
+    let token = sink
+        .create_consumer(json!({"name": "watched", "topics": [topic], "start": "earliest"}))
+        .await?;
+    let mut s = sink.events("watched", &token, None).await?;
+    s.take(5, T).await?;
+    let metrics = sink
+        .http
+        .get(sink.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("tumbleweed_sse_connected_streams 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tumbleweed_sse_events_sent_total 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tumbleweed_consumer_lag_events{consumer=\"watched\"} 0"),
+        "{metrics}"
+    );
+    let topics: Value = sink
+        .admin(Method::GET, "/v1/topics")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ours = topics["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == topic.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(ours["partitions"], 1);
+    assert_eq!(ours["end_offsets"], json!([5]));
+    Ok(())
+}

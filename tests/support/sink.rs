@@ -1,0 +1,403 @@
+//! Running the real `tumbleweed-sink` binary in tests, producing to the real broker, and
+//! reading SSE streams (parsed with the `eventsource-stream` crate, or raw when a test needs
+//! to see comments such as keepalives).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
+use serde_json::{json, Value};
+
+use crate::{unique_suffix, Stack};
+
+/// The admin token every test sink is started with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `tumbleweed-sink` child process with its own port and consumer-registry topic.
+pub struct SinkProcess {
+    bin: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    log: PathBuf,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl SinkProcess {
+    /// Starts the sink against the local stack; `extra` adds flags (`--name value` pairs).
+    pub async fn start(bin: &str, stack: &Stack, extra: &[(&str, &str)]) -> Result<Self> {
+        let port = free_port();
+        let id = unique_suffix();
+        let mut args = vec![
+            "--listen".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--kafka-bootstrap".into(),
+            stack.kafka_bootstrap.clone(),
+            "--connect-url".into(),
+            stack.connect_url.clone(),
+            "--consumers-topic".into(),
+            format!("_tw_test_consumers_{id}"),
+        ];
+        for (k, v) in extra {
+            args.push(k.to_string());
+            args.push(v.to_string());
+        }
+        let log = std::env::temp_dir().join(format!("tumbleweed-sink-{id}.log"));
+        let mut sink = Self {
+            bin: PathBuf::from(bin),
+            args,
+            env: vec![("TUMBLEWEED_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],
+            child: None,
+            log,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        sink.spawn().await?;
+        Ok(sink)
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(&self.bin)
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "info,rdkafka=warn")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
+                bail!(
+                    "the sink exited with {status} during start-up:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the sink was not healthy within 60 s; log:\n{}",
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process with SIGKILL (no graceful shutdown) and waits for it.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> Result<bool> {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()?;
+            return Ok(c.wait()?.success());
+        }
+        Ok(true)
+    }
+
+    /// Starts the same configuration again (same port and registry topic).
+    pub async fn restart(&mut self) -> Result<()> {
+        self.spawn().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An admin-authenticated request builder.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// Creates a consumer and returns its token.
+    pub async fn create_consumer(&self, body: Value) -> Result<String> {
+        let r = self
+            .admin(reqwest::Method::POST, "/v1/consumers")
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await?;
+        if status.as_u16() != 201 {
+            bail!("creating consumer {body}: {status}: {v}");
+        }
+        Ok(v["token"]
+            .as_str()
+            .context("token in response")?
+            .to_string())
+    }
+
+    /// Opens a consumer's event stream (query-string token, optional Last-Event-ID header).
+    pub async fn events(
+        &self,
+        consumer: &str,
+        token: &str,
+        last_id: Option<&str>,
+    ) -> Result<SseStream> {
+        let mut req = self
+            .http
+            .get(self.url(&format!("/v1/consumers/{consumer}/events")))
+            .bearer_auth(token);
+        if let Some(id) = last_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        SseStream::open(req).await
+    }
+}
+
+impl Drop for SinkProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One parsed SSE event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: String,
+    pub data: Value,
+}
+
+type ByteStream = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// An open SSE response.
+pub struct SseStream {
+    events: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent>> + Send>>,
+}
+
+impl SseStream {
+    /// Sends the request; fails unless the answer is a 200 `text/event-stream`.
+    pub async fn open(req: reqwest::RequestBuilder) -> Result<Self> {
+        let resp = req.send().await.context("opening the SSE stream")?;
+        let status = resp.status();
+        if status.as_u16() != 200 {
+            let body = resp.text().await.unwrap_or_default();
+            bail!("SSE request answered {status}: {body}");
+        }
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if ct != "text/event-stream" {
+            bail!("SSE request answered content-type {ct:?}");
+        }
+        let bytes: ByteStream = Box::pin(resp.bytes_stream());
+        let events = bytes.eventsource().map(|r| {
+            let e = r.map_err(|e| anyhow::anyhow!("SSE parse error: {e}"))?;
+            let data = if e.data.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&e.data)
+                    .with_context(|| format!("event data is not JSON: {}", e.data))?
+            };
+            Ok(SseEvent {
+                event: e.event,
+                id: e.id,
+                data,
+            })
+        });
+        Ok(Self {
+            events: Box::pin(events),
+        })
+    }
+
+    /// The next event, `None` if the stream ended, an error after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Result<Option<SseEvent>> {
+        match tokio::time::timeout(timeout, self.events.next()).await {
+            Ok(None) => Ok(None),
+            Ok(Some(e)) => e.map(Some),
+            Err(_) => bail!("no SSE event within {timeout:?}"),
+        }
+    }
+
+    /// Reads exactly `n` events.
+    pub async fn take(&mut self, n: usize, timeout: Duration) -> Result<Vec<SseEvent>> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                Ok(Some(e)) => out.push(e),
+                Ok(None) => bail!("stream ended after {} of {n} events", out.len()),
+                Err(e) => bail!("{e} (after {} of {n} events)", out.len()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads the raw body of an SSE response until `needle` appears or `timeout` passes, and
+/// returns everything read (used where comments matter: keepalives, final notices).
+pub async fn read_raw_until(
+    req: reqwest::RequestBuilder,
+    needle: &str,
+    timeout: Duration,
+) -> Result<String> {
+    let resp = req.send().await?;
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    let deadline = Instant::now() + timeout;
+    while !text.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, body.next()).await {
+            Ok(Some(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk?)),
+            Ok(None) => break,
+            Err(_) => bail!("{needle:?} not seen within {timeout:?}; read: {text}"),
+        }
+    }
+    Ok(text)
+}
+
+/// Creates a topic with `partitions` partitions on the broker.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let res = admin
+        .create_topics(
+            [&NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new(),
+        )
+        .await?;
+    for r in res {
+        r.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
+    }
+    // Wait until metadata and watermarks answer for every partition.
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "tw-test-probe")
+        .create()?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ok = (0..partitions).all(|p| {
+            probe
+                .fetch_watermarks(topic, p, Duration::from_secs(2))
+                .is_ok()
+        });
+        if ok {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("topic {topic} not usable after creation");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A Debezium-shaped change record (JSON without schemas), as the connector writes it.
+pub fn debezium_value(op: &str, before: Value, after: Value, lsn: i64) -> Value {
+    json!({
+        "before": before,
+        "after": after,
+        "source": {"lsn": lsn, "txId": lsn / 10, "ts_ms": 1_700_000_000_000i64, "schema": "public", "table": "t", "db": "test"},
+        "op": op,
+        "ts_ms": 1_700_000_000_000i64,
+    })
+}
+
+/// Produces `(partition, key, value)` records and waits until every one is acknowledged.
+pub async fn produce(
+    bootstrap: &str,
+    topic: &str,
+    records: &[(i32, Value, Option<Value>)],
+) -> Result<()> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()?;
+    let mut pending = Vec::with_capacity(records.len());
+    for (p, key, value) in records {
+        let key = key.to_string();
+        let value = value.as_ref().map(|v| v.to_string());
+        let mut rec = FutureRecord::<String, String>::to(topic)
+            .partition(*p)
+            .key(&key);
+        if let Some(v) = value.as_ref() {
+            rec = rec.payload(v);
+        }
+        // Enqueue now (the record is copied into librdkafka); wait for delivery later.
+        let delivery = producer.send_result(rec).map_err(|(e, _)| e)?;
+        pending.push(delivery);
+        if pending.len() >= 2000 {
+            for f in pending.drain(..) {
+                f.await?.map_err(|(e, _)| e)?;
+            }
+        }
+    }
+    for f in pending {
+        f.await?.map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+/// Parses a raw SSE body (as read by [`read_raw_until`]) into its events.
+pub fn parse_events(text: &str) -> Vec<SseEvent> {
+    let chunks = futures::stream::iter(vec![Ok::<_, std::convert::Infallible>(Bytes::from(
+        text.to_string(),
+    ))]);
+    futures::executor::block_on(
+        chunks
+            .eventsource()
+            .filter_map(|e| async move { e.ok() })
+            .map(|e| SseEvent {
+                event: e.event,
+                id: e.id,
+                data: serde_json::from_str(&e.data).unwrap_or(Value::Null),
+            })
+            .collect(),
+    )
+}
