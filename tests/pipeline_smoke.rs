@@ -58,9 +58,11 @@ async fn row_changes_flow_in_order_and_the_slot_is_dropped_after_the_connector()
         .wait_running(&connector, Duration::from_secs(60))
         .await?;
     // Changes are captured from the moment the slot exists and streaming has begun.
-    eventually("the slot to become active", Duration::from_secs(30), || async {
-        Ok(slot_active(&pg, &slot).await?.filter(|a| *a))
-    })
+    eventually(
+        "the slot to become active",
+        Duration::from_secs(30),
+        || async { Ok(slot_active(&pg, &slot).await?.filter(|a| *a)) },
+    )
     .await?;
 
     for (id, name, qty) in [(1, "apple", 3), (2, "pear", 5), (3, "plum", 7)] {
@@ -77,36 +79,64 @@ async fn row_changes_flow_in_order_and_the_slot_is_dropped_after_the_connector()
 
     // 3 inserts, 1 update, 1 delete and the delete's tombstone.
     let topic = format!("{prefix}.public.items");
-    let records = read_records(
-        &stack.kafka_bootstrap,
-        &topic,
-        6,
-        Duration::from_secs(60),
-    )
-    .await?;
+    let records = read_records(&stack.kafka_bootstrap, &topic, 6, Duration::from_secs(60)).await?;
 
     let expected: [(&str, i64, Option<Value>, Option<Value>); 5] = [
-        ("c", 1, None, Some(json!({"id": 1, "name": "apple", "qty": 3}))),
-        ("c", 2, None, Some(json!({"id": 2, "name": "pear", "qty": 5}))),
-        ("c", 3, None, Some(json!({"id": 3, "name": "plum", "qty": 7}))),
+        (
+            "c",
+            1,
+            None,
+            Some(json!({"id": 1, "name": "apple", "qty": 3})),
+        ),
+        (
+            "c",
+            2,
+            None,
+            Some(json!({"id": 2, "name": "pear", "qty": 5})),
+        ),
+        (
+            "c",
+            3,
+            None,
+            Some(json!({"id": 3, "name": "plum", "qty": 7})),
+        ),
         (
             "u",
             2,
             Some(json!({"id": 2, "name": "pear", "qty": 5})),
             Some(json!({"id": 2, "name": "pear", "qty": 6})),
         ),
-        ("d", 3, Some(json!({"id": 3, "name": "plum", "qty": 7})), None),
+        (
+            "d",
+            3,
+            Some(json!({"id": 3, "name": "plum", "qty": 7})),
+            None,
+        ),
     ];
     for (i, (op, key_id, before, after)) in expected.iter().enumerate() {
         let r = &records[i];
-        let v = r.value.as_ref().with_context(|| format!("record {i} is a tombstone"))?;
+        let v = r
+            .value
+            .as_ref()
+            .with_context(|| format!("record {i} is a tombstone"))?;
         assert_eq!(v["op"], json!(op), "operation of record {i}: {v}");
         assert_eq!(r.key, Some(json!({"id": key_id})), "key of record {i}");
-        assert_eq!(v["before"], before.clone().unwrap_or(Value::Null), "before of record {i}");
-        assert_eq!(v["after"], after.clone().unwrap_or(Value::Null), "after of record {i}");
+        assert_eq!(
+            v["before"],
+            before.clone().unwrap_or(Value::Null),
+            "before of record {i}"
+        );
+        assert_eq!(
+            v["after"],
+            after.clone().unwrap_or(Value::Null),
+            "after of record {i}"
+        );
         assert_eq!(v["source"]["table"], json!("items"));
         assert_eq!(v["source"]["db"], json!(db));
-        assert!(v["source"]["lsn"].as_i64().unwrap_or(0) > 0, "record {i} carries its LSN");
+        assert!(
+            v["source"]["lsn"].as_i64().unwrap_or(0) > 0,
+            "record {i} carries its LSN"
+        );
     }
     // The delete is followed by a tombstone for the same key, for log compaction.
     assert_eq!(records[5].key, Some(json!({"id": 3})));
@@ -118,7 +148,10 @@ async fn row_changes_flow_in_order_and_the_slot_is_dropped_after_the_connector()
         .iter()
         .map(|r| r.value.as_ref().unwrap()["source"]["lsn"].as_i64().unwrap())
         .collect();
-    assert!(lsns.windows(2).all(|w| w[1] > w[0]), "LSNs in commit order: {lsns:?}");
+    assert!(
+        lsns.windows(2).all(|w| w[1] > w[0]),
+        "LSNs in commit order: {lsns:?}"
+    );
 
     // The heartbeat action query writes to the source database on its interval.
     eventually("a heartbeat write", Duration::from_secs(30), || async {
@@ -138,9 +171,11 @@ async fn row_changes_flow_in_order_and_the_slot_is_dropped_after_the_connector()
         !connect.list().await?.contains(&connector),
         "connector still listed after DELETE"
     );
-    eventually("the slot to become inactive", Duration::from_secs(60), || async {
-        Ok(slot_active(&pg, &slot).await?.filter(|a| !*a).map(|_| ()))
-    })
+    eventually(
+        "the slot to become inactive",
+        Duration::from_secs(60),
+        || async { Ok(slot_active(&pg, &slot).await?.filter(|a| !*a).map(|_| ())) },
+    )
     .await?;
     pg.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await

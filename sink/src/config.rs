@@ -18,18 +18,30 @@ pub enum SlowConsumerPolicy {
 }
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tumbleweed-sink", version, about = "Change events from Kafka to consumer services over Server-Sent Events")]
+#[command(
+    name = "tumbleweed-sink",
+    version,
+    about = "Change events from Kafka to consumer services over Server-Sent Events"
+)]
 pub struct Config {
     /// Address the HTTP server (API, SSE, UI) listens on.
     #[arg(long, env = "TUMBLEWEED_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
     /// Kafka bootstrap servers (`host:port[,host:port]`).
-    #[arg(long, env = "TUMBLEWEED_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:19092")]
+    #[arg(
+        long,
+        env = "TUMBLEWEED_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:19092"
+    )]
     pub kafka_bootstrap: String,
 
     /// Base URL of the Kafka Connect REST API.
-    #[arg(long, env = "TUMBLEWEED_CONNECT_URL", default_value = "http://127.0.0.1:18083")]
+    #[arg(
+        long,
+        env = "TUMBLEWEED_CONNECT_URL",
+        default_value = "http://127.0.0.1:18083"
+    )]
     pub connect_url: String,
 
     /// Bearer token for the admin API and the UI (required).
@@ -53,7 +65,12 @@ pub struct Config {
     pub max_lag_events: u64,
 
     /// What to do with a slow stream.
-    #[arg(long, env = "TUMBLEWEED_SLOW_CONSUMER_POLICY", value_enum, default_value = "disconnect")]
+    #[arg(
+        long,
+        env = "TUMBLEWEED_SLOW_CONSUMER_POLICY",
+        value_enum,
+        default_value = "disconnect"
+    )]
     pub slow_consumer_policy: SlowConsumerPolicy,
 
     /// Most events written to a stream in one chunk (bounds memory per connection).
@@ -65,7 +82,11 @@ pub struct Config {
     pub fetch_wait_max_ms: u64,
 
     /// Compacted topic holding consumer registrations (shared by all sink replicas).
-    #[arg(long, env = "TUMBLEWEED_CONSUMERS_TOPIC", default_value = "_tumbleweed_consumers")]
+    #[arg(
+        long,
+        env = "TUMBLEWEED_CONSUMERS_TOPIC",
+        default_value = "_tumbleweed_consumers"
+    )]
     pub consumers_topic: String,
 
     /// Directory with the operator UI's files, served at `/`.

@@ -90,9 +90,7 @@ pub fn decode(cursor: &str, fp: u32, topic_count: usize) -> Result<Vec<Vec<i64>>
         .decode(cursor.trim())
         .map_err(|_| CursorError::Malformed("not base64url"))?;
     let mut input: &[u8] = &bytes;
-    let (&version, rest) = input
-        .split_first()
-        .ok_or(CursorError::Malformed("empty"))?;
+    let (&version, rest) = input.split_first().ok_or(CursorError::Malformed("empty"))?;
     if version != VERSION {
         return Err(CursorError::Malformed("unknown version"));
     }
@@ -149,9 +147,15 @@ mod tests {
         let c = encode(fp, &[vec![5]]);
         assert_eq!(decode(&c, fp ^ 1, 1), Err(CursorError::OtherTopics));
         assert_eq!(decode(&c, fp, 2), Err(CursorError::OtherTopics));
-        assert!(matches!(decode("!!", fp, 1), Err(CursorError::Malformed(_))));
+        assert!(matches!(
+            decode("!!", fp, 1),
+            Err(CursorError::Malformed(_))
+        ));
         assert!(matches!(decode("", fp, 1), Err(CursorError::Malformed(_))));
-        assert!(matches!(decode(&c[..c.len() - 2], fp, 1), Err(CursorError::Malformed(_))));
+        assert!(matches!(
+            decode(&c[..c.len() - 2], fp, 1),
+            Err(CursorError::Malformed(_))
+        ));
         let mut extra = URL_SAFE_NO_PAD.decode(&c).unwrap();
         extra.push(0);
         assert!(matches!(

@@ -39,7 +39,8 @@ pub fn from_record(
 ) -> Option<ChangeEvent> {
     let value = value?;
     let parse = |b: &[u8]| -> Value {
-        serde_json::from_slice(b).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into()))
+        serde_json::from_slice(b)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into()))
     };
     let key = key.map(parse).unwrap_or(Value::Null);
     let value = parse(value);
@@ -144,12 +145,18 @@ mod tests {
         assert_eq!(e.op, 0);
         let got: Value = serde_json::from_slice(&e.json).unwrap();
         assert_eq!(got["value"], json!("not json\nat all"));
-        assert!(!e.json.contains(&b'\n'), "newlines inside strings are escaped");
+        assert!(
+            !e.json.contains(&b'\n'),
+            "newlines inside strings are escaped"
+        );
     }
 
     #[test]
     fn ops_filter_is_validated() {
-        assert_eq!(parse_ops(&["c".into(), "d".into()]).unwrap(), vec![b'c', b'd']);
+        assert_eq!(
+            parse_ops(&["c".into(), "d".into()]).unwrap(),
+            vec![b'c', b'd']
+        );
         assert!(parse_ops(&["x".into()]).unwrap_err().contains("unknown op"));
     }
 }

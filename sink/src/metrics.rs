@@ -97,7 +97,10 @@ impl Metrics {
     /// Prometheus text exposition of the delivery metrics.
     pub fn render(&self, out: &mut String) {
         let mut gauge = |name: &str, help: &str, kind: &str, v: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         };
         gauge(
             "tumbleweed_sse_connected_streams",
@@ -134,7 +137,10 @@ impl Metrics {
             "# HELP tumbleweed_consumer_lag_events Events between a consumer's live stream and the head of its topics (largest stream).\n# TYPE tumbleweed_consumer_lag_events gauge"
         );
         for (consumer, lag) in self.consumer_lag() {
-            let _ = writeln!(out, "tumbleweed_consumer_lag_events{{consumer=\"{consumer}\"}} {lag}");
+            let _ = writeln!(
+                out,
+                "tumbleweed_consumer_lag_events{{consumer=\"{consumer}\"}} {lag}"
+            );
         }
     }
 }

@@ -78,7 +78,11 @@ pub fn now_ms() -> u64 {
 
 impl Registry {
     /// Creates the registry topic if needed, loads every registration and starts tailing.
-    pub async fn open(settings: &KafkaSettings, meta: &KafkaMeta, topic: &str) -> Result<Arc<Self>> {
+    pub async fn open(
+        settings: &KafkaSettings,
+        meta: &KafkaMeta,
+        topic: &str,
+    ) -> Result<Arc<Self>> {
         meta.ensure_compacted_topic(topic, 1)
             .await
             .with_context(|| format!("preparing the consumer registry topic {topic}"))?;
@@ -97,7 +101,9 @@ impl Registry {
             .context("creating the registry reader")?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
-        reader.assign(&tpl).context("assigning the registry topic")?;
+        reader
+            .assign(&tpl)
+            .context("assigning the registry topic")?;
         let (applied, _) = watch::channel(0);
         let registry = Arc::new(Self {
             topic: topic.to_string(),
@@ -132,7 +138,9 @@ impl Registry {
                             .transpose();
                         match record {
                             Ok(r) => self.apply(&name, r),
-                            Err(e) => tracing::warn!(%name, error = %e, "unreadable registration skipped"),
+                            Err(e) => {
+                                tracing::warn!(%name, error = %e, "unreadable registration skipped")
+                            }
                         }
                     }
                     let next = m.offset() + 1;
@@ -178,7 +186,9 @@ impl Registry {
         let mut rx = self.applied.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|v| *v >= offset))
             .await
-            .with_context(|| format!("the registry reader did not reach offset {offset} within {timeout:?}"))?
+            .with_context(|| {
+                format!("the registry reader did not reach offset {offset} within {timeout:?}")
+            })?
             .context("registry reader stopped")?;
         Ok(())
     }
@@ -224,7 +234,9 @@ impl Registry {
         let name = record.name.clone();
         let digest = record.token_sha256.clone();
         let json = serde_json::to_vec(&record).expect("a registration serialises");
-        self.write(&name, Some(json)).await.map_err(CreateError::Other)?;
+        self.write(&name, Some(json))
+            .await
+            .map_err(CreateError::Other)?;
         match self.get(&name) {
             Some(r) if r.token_sha256 == digest => Ok(r),
             Some(_) => Err(CreateError::Exists),
@@ -271,7 +283,17 @@ mod tests {
         for ok in ["a", "0", "billing", "orders-v2", "a_b-c", &"x".repeat(63)] {
             assert!(valid_name(ok), "{ok}");
         }
-        for bad in ["", "-a", "_a", "A", "a b", "a'b", "é", &"x".repeat(64), "a.b"] {
+        for bad in [
+            "",
+            "-a",
+            "_a",
+            "A",
+            "a b",
+            "a'b",
+            "é",
+            &"x".repeat(64),
+            "a.b",
+        ] {
             assert!(!valid_name(bad), "{bad}");
         }
     }
