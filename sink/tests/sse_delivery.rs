@@ -527,3 +527,4 @@ async fn metrics_and_health_report_streams_and_lag() -> Result<()> {
     assert_eq!(ours["end_offsets"], json!([5]));
     Ok(())
 }
+

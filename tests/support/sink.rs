@@ -401,3 +401,4 @@ pub fn parse_events(text: &str) -> Vec<SseEvent> {
             .collect(),
     )
 }
+
