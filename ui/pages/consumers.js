@@ -1,0 +1,249 @@
+// Consumers: named readers of one or more topics over SSE (list, create, detail, delete).
+
+import { api, enc } from '../api.js';
+import { h, replace, when, announce, confirmDialog, copyBlock } from '../dom.js';
+import { field, formErrorBox, clearErrors, setFieldError, focusFirstError, showApiError, busy } from '../forms.js';
+
+export const CONSUMER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const OPS = [['c', 'create'], ['u', 'update'], ['d', 'delete'], ['r', 'read (snapshot)']];
+
+function loadError(e) {
+  return h('p', { class: 'error', role: 'alert' }, `Could not load: ${e.message}`);
+}
+
+function opsText(ops) {
+  return ops && ops.length ? ops.join(', ') : 'all';
+}
+
+function lagText(lag) {
+  return lag === null || lag === undefined ? 'not connected' : `${lag} event${lag === 1 ? '' : 's'}`;
+}
+
+export async function consumersPage(main, ctx) {
+  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  replace(main,
+    h('div', { class: 'page-head' }, h('h1', {}, 'Consumers'),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'secondary', onclick: () => load() }, 'Refresh'),
+        h('a', { class: 'button', href: '#/consumers/new' }, 'Add a consumer'))),
+    h('p', { class: 'lede' }, 'Applications reading change events over Server-Sent Events, each with its own token and acknowledged position.'),
+    body);
+  async function load() {
+    let data;
+    try {
+      data = await api('GET', '/v1/consumers', undefined, { signal: ctx.signal });
+    } catch (e) {
+      if (e.name !== 'AbortError') replace(body, loadError(e));
+      return;
+    }
+    const list = data.consumers || [];
+    if (!list.length) {
+      replace(body, h('p', {}, 'No consumers yet. ', h('a', { href: '#/consumers/new' }, 'Add the first one'), '.'));
+      return;
+    }
+    replace(body, h('table', { class: 'data', id: 'consumers-table' },
+      h('caption', { class: 'visually-hidden' }, 'Consumers'),
+      h('thead', {}, h('tr', {}, ['Name', 'Topics', 'Start', 'Operations', 'Live lag', 'Created'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, list.map((c) => h('tr', { 'data-consumer': c.name },
+        h('th', { scope: 'row' }, h('a', { href: `#/consumers/${enc(c.name)}` }, c.name)),
+        h('td', {}, (c.topics || []).join(', ')),
+        h('td', {}, c.start),
+        h('td', {}, opsText(c.ops)),
+        h('td', {}, lagText(c.live_lag_events)),
+        h('td', {}, when(c.created_at_ms)))))));
+    announce(`${list.length} consumer${list.length === 1 ? '' : 's'} loaded`);
+  }
+  await load();
+}
+
+/** Maps the consumers API's messages (which name no field) to the field they are about. */
+function guessField(err) {
+  const m = err.message;
+  if (err.status === 409 || /consumer name/.test(m)) return 'name';
+  if (/topic/.test(m)) return 'topics';
+  if (/\bops?\b|operation/.test(m)) return 'ops';
+  if (/start/.test(m)) return 'start';
+  return null;
+}
+
+export async function consumerNewPage(main, ctx) {
+  const F = 'consumer';
+  const name = h('input', { type: 'text', required: true, maxlength: 63, autocomplete: 'off', spellcheck: 'false' });
+  const topicFilter = h('input', { type: 'search', id: 'consumer-topic-filter', autocomplete: 'off', 'aria-controls': 'consumer-topic-list' });
+  const showInternal = h('input', { type: 'checkbox', id: 'consumer-topic-internal' });
+  const topicList = h('ul', { class: 'checks', id: 'consumer-topic-list' }, h('li', { class: 'muted' }, 'Loading topics…'));
+  const topics = h('fieldset', { class: 'topics' }, h('legend', {}, 'Topics'),
+    h('div', { class: 'inline' },
+      h('label', { for: 'consumer-topic-filter' }, 'Filter topics'), topicFilter,
+      h('label', { class: 'check' }, showInternal, ' Show internal topics')),
+    topicList);
+  const start = h('fieldset', {}, h('legend', {}, 'Start from'),
+    h('label', { class: 'check' }, h('input', { type: 'radio', name: 'start', value: 'latest', checked: true }), ' latest: only changes from now on'),
+    h('label', { class: 'check' }, h('input', { type: 'radio', name: 'start', value: 'earliest' }), ' earliest: everything the topics still hold'));
+  const ops = h('fieldset', {}, h('legend', {}, 'Operations'),
+    OPS.map(([v, label]) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'ops', value: v, checked: true }), ` ${v}: ${label}`)));
+  const submit = h('button', { type: 'submit' }, 'Create consumer');
+  const form = h('form', { id: 'consumer-form', novalidate: true, 'aria-labelledby': 'consumer-form-title' },
+    formErrorBox(),
+    field(F, 'name', 'Name', name, 'a-z, 0-9, _ and -, starting with a letter or digit, at most 63 characters.'),
+    field(F, 'topics', 'Topics', topics, 'The consumer receives events of every topic picked, with one cursor across them.'),
+    field(F, 'start', 'Start', start, 'Where a consumer without an acknowledged position starts.'),
+    field(F, 'ops', 'Operations', ops, 'Only these change types are delivered.'),
+    h('div', { class: 'actions' }, submit, h('a', { href: '#/consumers' }, 'Cancel')));
+  const out = h('div', {});
+  replace(main, h('h1', { id: 'consumer-form-title' }, 'Add a consumer'), form, out);
+  name.focus();
+
+  let all = [];
+  function drawTopics() {
+    const q = topicFilter.value.trim().toLowerCase();
+    const picked = new Set([...topicList.querySelectorAll('input:checked')].map((i) => i.value));
+    const shown = all.filter((t) => (showInternal.checked || !isInternal(t.name) || picked.has(t.name)) && (!q || t.name.toLowerCase().includes(q) || picked.has(t.name)));
+    if (!all.length) { replace(topicList, h('li', { class: 'muted' }, 'No topics yet: a source creates its topics when it captures its first change.')); return; }
+    if (!shown.length) { replace(topicList, h('li', { class: 'muted' }, 'No topic matches the filter.')); return; }
+    replace(topicList, shown.map((t) => h('li', {}, h('label', { class: 'check' },
+      h('input', { type: 'checkbox', name: 'topics', value: t.name, checked: picked.has(t.name) }),
+      ` ${t.name} `, h('span', { class: 'muted' }, `(${t.partitions} partition${t.partitions === 1 ? '' : 's'}, ${sum(t.end_offsets)} events)`)))));
+  }
+  topicFilter.addEventListener('input', drawTopics);
+  showInternal.addEventListener('change', drawTopics);
+  try {
+    all = ((await api('GET', '/v1/topics', undefined, { signal: ctx.signal })).topics || [])
+      .sort((a, b) => a.name.localeCompare(b.name));
+    drawTopics();
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    replace(topicList, h('li', { class: 'error' }, `Could not list topics: ${e.message}`));
+  }
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    const req = {
+      name: name.value.trim(),
+      topics: [...form.querySelectorAll('input[name=topics]:checked')].map((i) => i.value),
+      start: form.querySelector('input[name=start]:checked').value,
+    };
+    const pickedOps = [...form.querySelectorAll('input[name=ops]:checked')].map((i) => i.value);
+    if (pickedOps.length !== OPS.length) req.ops = pickedOps;
+    let bad = 0;
+    if (!CONSUMER_NAME.test(req.name)) { setFieldError(form, 'name', `invalid consumer name ${JSON.stringify(req.name)}: use 1-63 characters [a-z0-9_-], starting with a letter or digit`); bad++; }
+    if (!req.topics.length) { setFieldError(form, 'topics', 'Pick at least one topic.'); bad++; }
+    if (!pickedOps.length) { setFieldError(form, 'ops', 'Pick at least one operation.'); bad++; }
+    if (bad) { focusFirstError(form); return; }
+    await busy(submit, 'Creating…', async () => {
+      let c;
+      try {
+        c = await api('POST', '/v1/consumers', req, { signal: ctx.signal });
+      } catch (err) {
+        if (err.name !== 'AbortError') showApiError(form, err, guessField);
+        return;
+      }
+      form.remove();
+      replace(out, tokenPanel(c));
+      document.getElementById('consumer-form-title').textContent = `Consumer ${c.name} created`;
+      out.querySelector('h2').focus();
+      announce(`Consumer ${c.name} created. Copy its token now: it is shown only once.`);
+    });
+  });
+}
+
+function isInternal(t) {
+  return t.startsWith('_') || t.startsWith('__') || /^(connect|tumbleweed)[-_](configs|offsets|status)/.test(t);
+}
+
+function sum(xs) {
+  return (xs || []).reduce((a, b) => a + (Number(b) || 0), 0);
+}
+
+/** The one-time token with ready-to-paste ways to connect. */
+function tokenPanel(c) {
+  const url = new URL(c.events_path, location.origin);
+  const withToken = new URL(url);
+  withToken.searchParams.set('token', c.token);
+  const curl = `curl -N -H 'Authorization: Bearer ${c.token}' '${url.href}'`;
+  const js = [
+    `// Browsers' EventSource cannot send headers: the consumer token goes in the URL.`,
+    `const es = new EventSource(${JSON.stringify(withToken.href)});`,
+    `es.onmessage = (e) => {`,
+    `  const change = JSON.parse(e.data); // {topic, partition, offset, key, op, table, before, after, source}`,
+    `  console.log(change.op, change.table, change.after);`,
+    `  // Store e.lastEventId; acknowledge it with POST ${c.events_path.replace(/\/events$/, '/ack')} {"cursor": e.lastEventId}`,
+    `};`,
+  ].join('\n');
+  return h('section', { class: 'token-panel', 'aria-labelledby': 'token-title' },
+    h('h2', { id: 'token-title', tabindex: -1 }, 'Token (shown once)'),
+    h('p', { class: 'warn-box' }, 'Copy the token now: the sink stores only its hash and cannot show it again. Deleting and recreating the consumer issues a new one.'),
+    copyBlock('token', c.token, 'consumer-token'),
+    copyBlock('SSE URL', withToken.href, 'consumer-sse-url'),
+    copyBlock('curl command', curl, 'consumer-curl'),
+    copyBlock('JavaScript EventSource snippet', js, 'consumer-js'),
+    h('p', {}, 'Resume after a restart with the ', h('code', {}, 'Last-Event-ID'), ' header or ', h('code', {}, '?last_event_id='), '.'),
+    h('p', {}, h('a', { href: `#/consumers/${enc(c.name)}` }, `Open consumer ${c.name}`), ' · ', h('a', { href: '#/consumers' }, 'All consumers')));
+}
+
+export async function consumerDetailPage(main, ctx) {
+  const [name] = ctx.params;
+  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  replace(main, h('p', { class: 'crumbs' }, h('a', { href: '#/consumers' }, 'Consumers'), ' / '), h('h1', {}, `Consumer ${name}`), body);
+  let c; let topics = [];
+  try {
+    [c, topics] = await Promise.all([
+      api('GET', `/v1/consumers/${enc(name)}`, undefined, { signal: ctx.signal }),
+      api('GET', '/v1/topics', undefined, { signal: ctx.signal }).then((d) => d.topics || []).catch(() => []),
+    ]);
+  } catch (e) {
+    if (e.name !== 'AbortError') replace(body, loadError(e));
+    return;
+  }
+  const ends = new Map(topics.map((t) => [t.name, t.end_offsets || []]));
+  const acked = c.acked_offsets || {};
+  const rows = [];
+  for (const t of c.topics) {
+    const parts = acked[t] || [];
+    const end = ends.get(t) || [];
+    const n = Math.max(parts.length, end.length);
+    for (let p = 0; p < n; p++) {
+      const a = parts[p] ?? null;
+      const e = end[p] ?? null;
+      rows.push(h('tr', {},
+        h('th', { scope: 'row' }, t), h('td', { class: 'num' }, p),
+        h('td', { class: 'num', 'data-k': 'acked' }, a === null ? 'none' : a),
+        h('td', { class: 'num' }, e === null ? '—' : e),
+        h('td', { class: 'num' }, a === null || e === null ? '—' : Math.max(0, e - a))));
+    }
+  }
+  const del = h('button', { type: 'button', class: 'danger', id: 'delete-consumer' }, 'Delete consumer…');
+  del.addEventListener('click', async () => {
+    const ok = await confirmDialog(`Delete consumer ${name}?`, h('p', {}, 'Its token stops working at once, open streams are closed and its acknowledged position is forgotten. The topics are not touched.'), 'Delete consumer');
+    if (!ok) return;
+    await busy(del, 'Deleting…', async () => {
+      try {
+        await api('DELETE', `/v1/consumers/${enc(name)}`);
+      } catch (err) {
+        replace(body.querySelector('.del-status'), h('p', { class: 'error', role: 'alert' }, err.message));
+        return;
+      }
+      announce(`Consumer ${name} deleted`);
+      ctx.go('#/consumers');
+    });
+  });
+  replace(body,
+    h('dl', { class: 'kv', id: 'consumer-detail' },
+      h('dt', {}, 'Topics'), h('dd', {}, c.topics.join(', ')),
+      h('dt', {}, 'Start'), h('dd', {}, c.start),
+      h('dt', {}, 'Operations'), h('dd', {}, opsText(c.ops)),
+      h('dt', {}, 'Live lag'), h('dd', { 'data-k': 'lag' }, lagText(c.live_lag_events)),
+      h('dt', {}, 'Created'), h('dd', {}, when(c.created_at_ms)),
+      h('dt', {}, 'Events endpoint'), h('dd', {}, h('code', {}, c.events_path))),
+    h('h2', {}, 'Last acknowledged position'),
+    rows.length
+      ? h('table', { class: 'data', id: 'consumer-acks' },
+        h('thead', {}, h('tr', {}, ['Topic', 'Partition', 'Acknowledged offset', 'End offset', 'Behind'].map((x) => h('th', { scope: 'col' }, x)))),
+        h('tbody', {}, rows))
+      : h('p', {}, 'No partitions.'),
+    h('p', { class: 'hint' }, '"Acknowledged offset" is the next offset the consumer reads after a reconnect without Last-Event-ID; "none" means it starts from ', c.start, '.'),
+    h('p', {}, h('a', { href: `#/tail?consumer=${enc(name)}` }, 'Live tail of its topics')),
+    h('div', { class: 'actions' }, del),
+    h('div', { class: 'del-status' }));
+}
