@@ -490,7 +490,8 @@ mod tests {
         assert!(f.starts_with("event: gap\nid: AbC\ndata: "), "{f}");
         assert!(f.ends_with("\n\n"));
         let data: serde_json::Value =
-            serde_json::from_str(f.lines().nth(2).unwrap().strip_prefix("data: ").unwrap()).unwrap();
+            serde_json::from_str(f.lines().nth(2).unwrap().strip_prefix("data: ").unwrap())
+                .unwrap();
         assert_eq!(
             data,
             serde_json::json!({"topic": "db.public.t", "partition": 2, "from": 5, "to": 12, "lost": 7})
