@@ -31,28 +31,42 @@ async fn two_sources_stream_side_by_side_and_delete_cleans_up() -> Result<()> {
         .await?;
 
     let (status, body) = api
-        .post("/v1/sources", &source_body(stack, &a, &db_a, &["public.items", "public.orders"], 1))
+        .post(
+            "/v1/sources",
+            &source_body(stack, &a, &db_a, &["public.items", "public.orders"], 1),
+        )
         .await?;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["slot"], json!(format!("tumbleweed_{a}")));
-    assert_eq!(body["topics"], json!([format!("{a}.public.items"), format!("{a}.public.orders")]));
+    assert_eq!(
+        body["topics"],
+        json!([format!("{a}.public.items"), format!("{a}.public.orders")])
+    );
     assert!(body.get("password").is_none(), "{body}");
     let (status, body) = api
-        .post("/v1/sources", &source_body(stack, &b, &db_b, &["public.items"], 60))
+        .post(
+            "/v1/sources",
+            &source_body(stack, &b, &db_b, &["public.items"], 60),
+        )
         .await?;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     for (pg, name) in [(&pg_a, &a), (&pg_b, &b)] {
         let slot = format!("tumbleweed_{name}");
-        eventually("the slot to become active", Duration::from_secs(60), || async {
-            Ok(slot_active(pg, &slot).await?.filter(|x| *x))
-        })
+        eventually(
+            "the slot to become active",
+            Duration::from_secs(60),
+            || async { Ok(slot_active(pg, &slot).await?.filter(|x| *x)) },
+        )
         .await?;
     }
 
     // A second source with the same name is refused.
     let (status, body) = api
-        .post("/v1/sources", &source_body(stack, &a, &db_b, &["public.items"], 60))
+        .post(
+            "/v1/sources",
+            &source_body(stack, &a, &db_b, &["public.items"], 60),
+        )
         .await?;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["field"], json!("name"));
@@ -62,14 +76,19 @@ async fn two_sources_stream_side_by_side_and_delete_cleans_up() -> Result<()> {
          INSERT INTO public.orders VALUES (10, 1);",
     )
     .await?;
-    pg_b.batch_execute("INSERT INTO public.items VALUES (7, 'plum');").await?;
+    pg_b.batch_execute("INSERT INTO public.items VALUES (7, 'plum');")
+        .await?;
     let t = Duration::from_secs(60);
     let items = read_records(&stack.kafka_bootstrap, &format!("{a}.public.items"), 1, t).await?;
     let orders = read_records(&stack.kafka_bootstrap, &format!("{a}.public.orders"), 1, t).await?;
     let other = read_records(&stack.kafka_bootstrap, &format!("{b}.public.items"), 1, t).await?;
     let value = |r: &tumbleweed_tests::Record| r.value.clone().unwrap_or_default();
     assert_eq!(value(&items[0])["after"], json!({"id": 1, "name": "apple"}));
-    assert_eq!(items[0].key, Some(json!({"id": 1})), "JSON keys without schemas");
+    assert_eq!(
+        items[0].key,
+        Some(json!({"id": 1})),
+        "JSON keys without schemas"
+    );
     assert_eq!(value(&orders[0])["after"], json!({"id": 10, "item": 1}));
     assert_eq!(value(&other[0])["after"], json!({"id": 7, "name": "plum"}));
     assert_eq!(value(&other[0])["source"]["db"], json!(db_b));
@@ -83,8 +102,14 @@ async fn two_sources_stream_side_by_side_and_delete_cleans_up() -> Result<()> {
         .iter()
         .filter_map(|s| s["name"].as_str())
         .collect();
-    assert!(names.contains(&a.as_str()) && names.contains(&b.as_str()), "{names:?}");
-    assert!(!list.to_string().contains("unused-with-trust-auth"), "a password leaked");
+    assert!(
+        names.contains(&a.as_str()) && names.contains(&b.as_str()),
+        "{names:?}"
+    );
+    assert!(
+        !list.to_string().contains("unused-with-trust-auth"),
+        "a password leaked"
+    );
     let (status, one) = api.get(&format!("/v1/sources/{a}")).await?;
     assert_eq!(status, StatusCode::OK, "{one}");
     assert_eq!(one["connector_state"], json!("RUNNING"));
@@ -96,11 +121,21 @@ async fn two_sources_stream_side_by_side_and_delete_cleans_up() -> Result<()> {
     // Delete a: connector, slot and publication gone; a second DELETE is fine.
     let (status, report) = api.delete(&format!("/v1/sources/{a}")).await?;
     assert_eq!(status, StatusCode::OK, "{report}");
-    assert_eq!(report, json!({"connector": "deleted", "slot": "dropped", "publication": "dropped"}));
+    assert_eq!(
+        report,
+        json!({"connector": "deleted", "slot": "dropped", "publication": "dropped"})
+    );
     let slot_a = format!("tumbleweed_{a}");
     ensure!(slot_active(&pg_a, &slot_a).await?.is_none(), "slot left");
-    ensure!(!publication_exists(&pg_a, &slot_a).await?, "publication left");
-    ensure!(!stack.connect().list().await?.contains(&format!("tumbleweed-{a}")));
+    ensure!(
+        !publication_exists(&pg_a, &slot_a).await?,
+        "publication left"
+    );
+    ensure!(!stack
+        .connect()
+        .list()
+        .await?
+        .contains(&format!("tumbleweed-{a}")));
     let (status, again) = api.delete(&format!("/v1/sources/{a}")).await?;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["connector"], json!("absent"));
@@ -108,12 +143,158 @@ async fn two_sources_stream_side_by_side_and_delete_cleans_up() -> Result<()> {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // b is untouched and still streams.
-    pg_b.batch_execute("INSERT INTO public.items VALUES (8, 'fig');").await?;
+    pg_b.batch_execute("INSERT INTO public.items VALUES (8, 'fig');")
+        .await?;
     let more = read_records(&stack.kafka_bootstrap, &format!("{b}.public.items"), 2, t).await?;
     assert_eq!(value(&more[1])["after"], json!({"id": 8, "name": "fig"}));
 
     let (status, report) = api.delete(&format!("/v1/sources/{b}")).await?;
     assert_eq!(status, StatusCode::OK, "{report}");
-    ensure!(slot_active(&pg_b, &format!("tumbleweed_{b}")).await?.is_none());
+    ensure!(slot_active(&pg_b, &format!("tumbleweed_{b}"))
+        .await?
+        .is_none());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_mode_routes_events_per_aggregate_type() -> Result<()> {
+    let stack = stack();
+    let api = serve(stack).await;
+    let id = unique_suffix();
+    let name = format!("o_{id}");
+    let db = format!("outbox_{id}");
+    let pg = stack.create_database(&db).await?;
+    pg.batch_execute(
+        "CREATE TABLE public.outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+             aggregatetype text NOT NULL, aggregateid text NOT NULL, type text NOT NULL, payload jsonb);
+         CREATE TABLE public.bad_outbox (id uuid PRIMARY KEY, aggregatetype text, payload jsonb);",
+    )
+    .await?;
+    let mut body = source_body(stack, &name, &db, &["public.bad_outbox"], 1);
+    body["mode"] = json!("outbox");
+    let (status, b) = api.post("/v1/sources", &body).await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("aggregateid, type"),
+        "{b}"
+    );
+    assert_eq!(b["field"], json!("tables"));
+
+    body["tables"] = json!([]); // defaults to public.outbox
+    let (status, b) = api.post("/v1/sources", &body).await?;
+    assert_eq!(status, StatusCode::CREATED, "{b}");
+    assert_eq!(b["mode"], json!("outbox"));
+    assert_eq!(b["tables"], json!(["public.outbox"]));
+    eventually(
+        "the slot to become active",
+        Duration::from_secs(60),
+        || async {
+            Ok(slot_active(&pg, &format!("tumbleweed_{name}"))
+                .await?
+                .filter(|x| *x))
+        },
+    )
+    .await?;
+    pg.batch_execute(
+        "INSERT INTO public.outbox (aggregatetype, aggregateid, type, payload)
+         VALUES ('order', 'o-1', 'OrderPlaced', '{\"total\": 5}');",
+    )
+    .await?;
+    let t = Duration::from_secs(60);
+    let events = read_records(
+        &stack.kafka_bootstrap,
+        &format!("{name}.outbox.order"),
+        1,
+        t,
+    )
+    .await?;
+    assert_eq!(events[0].key, Some(json!("o-1")));
+    assert_eq!(events[0].value, Some(json!({"total": 5})));
+    // Heartbeats flow to their own topic and do not go through the event router.
+    let beats = read_records(
+        &stack.kafka_bootstrap,
+        &format!("{name}.public.tumbleweed_heartbeat"),
+        1,
+        t,
+    )
+    .await?;
+    assert_eq!(
+        beats[0].value.as_ref().unwrap()["after"]["source"],
+        json!(name)
+    );
+    let (_, one) = api.get(&format!("/v1/sources/{name}")).await?;
+    assert_eq!(one["connector_state"], json!("RUNNING"), "{one}");
+    assert_eq!(one["tasks"][0]["state"], json!("RUNNING"), "{one}");
+
+    let (status, report) = api.delete(&format!("/v1/sources/{name}")).await?;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    Ok(())
+}
+
+/// A DELETE that cannot reach the database answers 503 with what it left (the connector,
+/// stopped, which keeps the credentials); the next DELETE finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_is_retry_safe_when_the_database_is_unreachable() -> Result<()> {
+    let stack = stack();
+    let api = serve(stack).await;
+    let id = unique_suffix();
+    let name = format!("d_{id}");
+    let db = format!("retry_{id}");
+    let role = format!("cdc_{id}");
+    let admin = stack.pg("postgres").await?;
+    // Separate statements: CREATE DATABASE cannot run in a multi-statement batch.
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN REPLICATION"))
+        .await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db} OWNER {role}"))
+        .await?;
+    let pg = stack.pg(&db).await?;
+    pg.batch_execute(&format!(
+        "CREATE TABLE public.items (id int PRIMARY KEY); ALTER TABLE public.items OWNER TO {role};"
+    ))
+    .await?;
+    let mut body = source_body(stack, &name, &db, &["public.items"], 60);
+    body["user"] = json!(role);
+    let (status, b) = api.post("/v1/sources", &body).await?;
+    assert_eq!(status, StatusCode::CREATED, "{b}");
+    let slot = format!("tumbleweed_{name}");
+    eventually(
+        "the slot to become active",
+        Duration::from_secs(60),
+        || async { Ok(slot_active(&pg, &slot).await?.filter(|x| *x)) },
+    )
+    .await?;
+
+    // The sink can no longer log in as the source's user.
+    admin
+        .batch_execute(&format!("ALTER ROLE {role} NOLOGIN"))
+        .await?;
+    let (status, partial) = api.delete(&format!("/v1/sources/{name}")).await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{partial}");
+    assert_eq!(partial["connector"], json!("stopped"), "{partial}");
+    assert_eq!(partial["slot"], json!("unknown"));
+    assert!(
+        partial["error"].as_str().unwrap().contains("retry"),
+        "{partial}"
+    );
+    ensure!(
+        slot_active(&pg, &slot).await?.is_some(),
+        "the slot is still there"
+    );
+    let (_, one) = api.get(&format!("/v1/sources/{name}")).await?;
+    assert_eq!(one["connector_state"], json!("STOPPED"), "{one}");
+
+    admin
+        .batch_execute(&format!("ALTER ROLE {role} LOGIN"))
+        .await?;
+    let (status, report) = api.delete(&format!("/v1/sources/{name}")).await?;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report,
+        json!({"connector": "deleted", "slot": "dropped", "publication": "dropped"})
+    );
+    ensure!(slot_active(&pg, &slot).await?.is_none(), "slot left");
+    ensure!(!publication_exists(&pg, &slot).await?, "publication left");
     Ok(())
 }

@@ -41,47 +41,116 @@ async fn readiness_failures_are_precise_and_leave_nothing_behind() -> Result<()>
     // Invalid names: 400 before anything is touched.
     for bad in ["it's", "two words", "UPPER", ""] {
         let (s, b) = api
-            .post("/v1/sources", &source_body(stack, bad, &db, &["public.items"], 60))
+            .post(
+                "/v1/sources",
+                &source_body(stack, bad, &db, &["public.items"], 60),
+            )
             .await?;
-        expect(s, &b, StatusCode::BAD_REQUEST, Some("name"), "invalid source name");
+        expect(
+            s,
+            &b,
+            StatusCode::BAD_REQUEST,
+            Some("name"),
+            "invalid source name",
+        );
     }
     let (s, b) = api
-        .post("/v1/sources", &source_body(stack, &name, &db, &["items"], 60))
+        .post(
+            "/v1/sources",
+            &source_body(stack, &name, &db, &["items"], 60),
+        )
         .await?;
-    expect(s, &b, StatusCode::BAD_REQUEST, Some("tables"), "schema.table");
+    expect(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        Some("tables"),
+        "schema.table",
+    );
     let (s, b) = api
-        .post("/v1/sources", &source_body(stack, &name, &db, &["public.it\"ems"], 60))
+        .post(
+            "/v1/sources",
+            &source_body(stack, &name, &db, &["public.it\"ems"], 60),
+        )
         .await?;
-    expect(s, &b, StatusCode::BAD_REQUEST, Some("tables"), "not a plain identifier");
+    expect(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        Some("tables"),
+        "not a plain identifier",
+    );
     let (s, b) = api.get("/v1/sources/bad%20name").await?;
-    expect(s, &b, StatusCode::BAD_REQUEST, Some("name"), "invalid source name");
+    expect(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        Some("name"),
+        "invalid source name",
+    );
 
     // Database checks: 422 with the field at fault.
     let (s, b) = api
-        .post("/v1/sources", &source_body(stack, &name, &db, &["public.items", "public.missing"], 60))
+        .post(
+            "/v1/sources",
+            &source_body(stack, &name, &db, &["public.items", "public.missing"], 60),
+        )
         .await?;
-    expect(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("tables"), "public.missing does not exist");
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("tables"),
+        "public.missing does not exist",
+    );
     assert_nothing_left(stack, &pg, &name).await?;
 
     let (s, b) = api
-        .post("/v1/sources", &source_body(stack, &name, &db, &["public.nokey"], 60))
+        .post(
+            "/v1/sources",
+            &source_body(stack, &name, &db, &["public.nokey"], 60),
+        )
         .await?;
-    expect(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("tables"), "has no primary key");
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("tables"),
+        "has no primary key",
+    );
     assert_nothing_left(stack, &pg, &name).await?;
 
     let mut body = source_body(stack, &name, &db, &["public.items"], 60);
     body["user"] = json!(format!("norepl_{id}"));
     let (s, b) = api.post("/v1/sources", &body).await?;
-    expect(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("user"), "may not replicate");
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("user"),
+        "may not replicate",
+    );
     assert_nothing_left(stack, &pg, &name).await?;
 
     let mut body = source_body(stack, &name, &format!("nodb_{id}"), &["public.items"], 60);
     let (s, b) = api.post("/v1/sources", &body).await?;
-    expect(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("database"), "does not exist");
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("database"),
+        "does not exist",
+    );
     body["database"] = json!(db);
     body["port"] = json!(1);
     let (s, b) = api.post("/v1/sources", &body).await?;
-    expect(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("host"), "cannot reach PostgreSQL at 127.0.0.1:1");
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("host"),
+        "cannot reach PostgreSQL at 127.0.0.1:1",
+    );
     assert_nothing_left(stack, &pg, &name).await?;
 
     let (s, b) = api
@@ -91,20 +160,32 @@ async fn readiness_failures_are_precise_and_leave_nothing_behind() -> Result<()>
 
     // A slot that already exists under the source's name: 409, and the slot is not touched.
     let slot = format!("tumbleweed_{name}");
-    pg.execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot])
-        .await?;
+    pg.execute(
+        "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+        &[&slot],
+    )
+    .await?;
     let (s, b) = api
-        .post("/v1/sources", &source_body(stack, &name, &db, &["public.items"], 60))
+        .post(
+            "/v1/sources",
+            &source_body(stack, &name, &db, &["public.items"], 60),
+        )
         .await?;
     expect(s, &b, StatusCode::CONFLICT, Some("name"), "already exists");
-    pg.execute("SELECT pg_drop_replication_slot($1)", &[&slot]).await?;
+    pg.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await?;
     // Same for a publication.
-    pg.batch_execute(&format!("CREATE PUBLICATION {slot} FOR TABLE public.items")).await?;
+    pg.batch_execute(&format!("CREATE PUBLICATION {slot} FOR TABLE public.items"))
+        .await?;
     let (s, b) = api
-        .post("/v1/sources", &source_body(stack, &name, &db, &["public.items"], 60))
+        .post(
+            "/v1/sources",
+            &source_body(stack, &name, &db, &["public.items"], 60),
+        )
         .await?;
     expect(s, &b, StatusCode::CONFLICT, Some("name"), "publication");
-    pg.batch_execute(&format!("DROP PUBLICATION {slot}")).await?;
+    pg.batch_execute(&format!("DROP PUBLICATION {slot}"))
+        .await?;
     assert_nothing_left(stack, &pg, &name).await?;
     Ok(())
 }
@@ -118,7 +199,11 @@ struct ScramCluster {
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 fn as_postgres(program: &str) -> Command {
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     if root {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--", program]);
@@ -157,14 +242,24 @@ impl ScramCluster {
                 "chown",
             )?;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let cluster = Self { dir, port };
         let data = cluster.dir.join("data");
         let mut initdb = as_postgres(&format!("{PG_BIN}/initdb"));
         initdb
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "--auth=scram-sha-256", "--no-sync", "-E", "UTF8", "--no-locale"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ])
             .arg(format!("--pwfile={}", cluster.dir.join("pw").display()));
         run(initdb, "initdb")?;
         let mut ctl = as_postgres(&format!("{PG_BIN}/pg_ctl"));
@@ -186,7 +281,9 @@ impl ScramCluster {
 impl Drop for ScramCluster {
     fn drop(&mut self) {
         let mut ctl = as_postgres(&format!("{PG_BIN}/pg_ctl"));
-        ctl.arg("-D").arg(self.dir.join("data")).args(["-m", "immediate", "-w", "stop"]);
+        ctl.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"]);
         let _ = run(ctl, "pg_ctl stop");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -205,12 +302,34 @@ async fn bad_password_and_wal_level_are_reported() -> Result<()> {
         })
     };
     let (s, b) = api.post("/v1/sources", &body("wrong-password")).await?;
-    expect(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("password"), "password authentication failed");
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("password"),
+        "password authentication failed",
+    );
     let (s, b) = api.post("/v1/sources", &body("")).await?;
-    expect(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("password"), "password");
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("password"),
+        "password",
+    );
     let (s, b) = api.post("/v1/sources", &body("right-password")).await?;
-    expect(s, &b, StatusCode::UNPROCESSABLE_ENTITY, None, "wal_level is 'replica'");
-    assert!(!stack.connect().list().await?.contains(&format!("tumbleweed-{name}")));
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+        "wal_level is 'replica'",
+    );
+    assert!(!stack
+        .connect()
+        .list()
+        .await?
+        .contains(&format!("tumbleweed-{name}")));
     drop(cluster);
     Ok(())
 }

@@ -36,26 +36,40 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
     let name = format!("w_{id}");
     let db = format!("wal_{id}");
     let pg = stack.create_database(&db).await?;
-    pg.batch_execute("CREATE TABLE public.items (id int PRIMARY KEY, pad text)").await?;
+    pg.batch_execute("CREATE TABLE public.items (id int PRIMARY KEY, pad text)")
+        .await?;
     let (s, b) = api
-        .post("/v1/sources", &source_body(stack, &name, &db, &["public.items"], 60))
+        .post(
+            "/v1/sources",
+            &source_body(stack, &name, &db, &["public.items"], 60),
+        )
         .await?;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let own = format!("tumbleweed_{name}");
-    eventually("the slot to become active", Duration::from_secs(60), || async {
-        Ok(slot_active(&pg, &own).await?.filter(|a| *a))
-    })
+    eventually(
+        "the slot to become active",
+        Duration::from_secs(60),
+        || async { Ok(slot_active(&pg, &own).await?.filter(|a| *a)) },
+    )
     .await?;
 
     // Two orphans: one left idle, one kept active by pg_recvlogical.
     let ghost = format!("tumbleweed_ghost_{id}");
     let busy_ghost = format!("tumbleweed_ghost2_{id}");
-    pg.execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&ghost])
-        .await?;
-    pg.execute("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", &[&busy_ghost])
-        .await?;
-    pg.batch_execute("INSERT INTO public.items SELECT g, repeat('x', 100) FROM generate_series(1, 100) g")
-        .await?;
+    pg.execute(
+        "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+        &[&ghost],
+    )
+    .await?;
+    pg.execute(
+        "SELECT pg_create_logical_replication_slot($1, 'test_decoding')",
+        &[&busy_ghost],
+    )
+    .await?;
+    pg.batch_execute(
+        "INSERT INTO public.items SELECT g, repeat('x', 100) FROM generate_series(1, 100) g",
+    )
+    .await?;
 
     let mine = slot_entry(&api, &own).await?;
     assert_eq!(mine["source"], json!(name), "{mine}");
@@ -69,17 +83,29 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
     assert_eq!(orphan["orphan"], json!(true), "{orphan}");
     assert_eq!(orphan["source"], Value::Null);
     assert_eq!(orphan["active"], json!(false));
-    assert!(orphan["retained_bytes"].as_i64().unwrap_or(0) > 0, "{orphan}");
+    assert!(
+        orphan["retained_bytes"].as_i64().unwrap_or(0) > 0,
+        "{orphan}"
+    );
     let via = orphan["via"].as_str().context("via")?.to_string();
     let (_, body) = api.get("/v1/slots").await?;
-    assert_eq!(body["thresholds"], json!({"warn_bytes": 1u64 << 30, "critical_bytes": 10u64 << 30}));
+    assert_eq!(
+        body["thresholds"],
+        json!({"warn_bytes": 1u64 << 30, "critical_bytes": 10u64 << 30})
+    );
 
     // Metrics from the last scan.
     let mut metrics = String::new();
     api.service.write_metrics(&mut metrics);
     let labels = format!("source=\"{name}\",slot=\"{own}\",database=\"{db}\"");
-    assert!(metrics.contains(&format!("tumbleweed_slot_retained_wal_bytes{{{labels}")), "{metrics}");
-    assert!(metrics.contains(&format!("tumbleweed_slot_active{{{labels},server=\"{}:{}\"}} 1", stack.pg_host, stack.pg_port)));
+    assert!(
+        metrics.contains(&format!("tumbleweed_slot_retained_wal_bytes{{{labels}")),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "tumbleweed_slot_active{{{labels},server=\"{}:{}\"}} 1",
+        stack.pg_host, stack.pg_port
+    )));
 
     // Thresholds: tiny ones make the idle orphan warn, then critical.
     let warn = serve_with(stack, 1, 1 << 50).await;
@@ -88,35 +114,63 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
     // The periodic guard records the same scan for the metrics.
     let shutdown = tokio_util::sync::CancellationToken::new();
     let guard = critical.service.spawn_wal_guard(shutdown.clone());
-    eventually("the WAL guard's first pass", Duration::from_secs(30), || async {
-        let mut m = String::new();
-        critical.service.write_metrics(&mut m);
-        Ok(m.contains(&format!("slot=\"{ghost}\"")).then_some(()))
-    })
+    eventually(
+        "the WAL guard's first pass",
+        Duration::from_secs(30),
+        || async {
+            let mut m = String::new();
+            critical.service.write_metrics(&mut m);
+            Ok(m.contains(&format!("slot=\"{ghost}\"")).then_some(()))
+        },
+    )
     .await?;
     shutdown.cancel();
     guard.await?;
-    assert_eq!(slot_entry(&critical, &ghost).await?["status"], json!("critical"));
+    assert_eq!(
+        slot_entry(&critical, &ghost).await?["status"],
+        json!("critical")
+    );
 
     // Refusals: a source's slot, a foreign slot, an unknown source, an active orphan.
     let (s, b) = api.delete(&format!("/v1/slots/{via}/{own}")).await?;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
-    assert!(b["error"].as_str().unwrap().contains("delete the source instead"), "{b}");
-    let (s, b) = api.delete(&format!("/v1/slots/{via}/someone_elses_slot")).await?;
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap()
+            .contains("delete the source instead"),
+        "{b}"
+    );
+    let (s, b) = api
+        .delete(&format!("/v1/slots/{via}/someone_elses_slot"))
+        .await?;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
-    let (s, b) = api.delete(&format!("/v1/slots/nosuch_{id}/{ghost}")).await?;
+    let (s, b) = api
+        .delete(&format!("/v1/slots/nosuch_{id}/{ghost}"))
+        .await?;
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     let mut reader = Command::new("pg_recvlogical")
-        .args(["-h", &stack.pg_host, "-p", &stack.pg_port.to_string(), "-U", "postgres", "-d", &db])
+        .args([
+            "-h",
+            &stack.pg_host,
+            "-p",
+            &stack.pg_port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            &db,
+        ])
         .args(["-S", &busy_ghost, "--start", "-f", "/dev/null"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .context("starting pg_recvlogical")?;
-    eventually("pg_recvlogical to hold the slot", Duration::from_secs(30), || async {
-        Ok(slot_active(&pg, &busy_ghost).await?.filter(|a| *a))
-    })
+    eventually(
+        "pg_recvlogical to hold the slot",
+        Duration::from_secs(30),
+        || async { Ok(slot_active(&pg, &busy_ghost).await?.filter(|a| *a)) },
+    )
     .await?;
     let (s, b) = api.delete(&format!("/v1/slots/{via}/{busy_ghost}")).await?;
     reader.kill()?;
@@ -128,16 +182,24 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
     let (s, b) = api.delete(&format!("/v1/slots/{via}/{ghost}")).await?;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["slot"], json!("dropped"));
-    ensure!(slot_active(&pg, &ghost).await?.is_none(), "orphan still there");
-    eventually("pg_recvlogical to let go", Duration::from_secs(30), || async {
-        Ok(slot_active(&pg, &busy_ghost).await?.filter(|a| !*a))
-    })
+    ensure!(
+        slot_active(&pg, &ghost).await?.is_none(),
+        "orphan still there"
+    );
+    eventually(
+        "pg_recvlogical to let go",
+        Duration::from_secs(30),
+        || async { Ok(slot_active(&pg, &busy_ghost).await?.filter(|a| !*a)) },
+    )
     .await?;
     let (s, b) = api.delete(&format!("/v1/slots/{via}/{busy_ghost}")).await?;
     assert_eq!(s, StatusCode::OK, "{b}");
     let (s, _) = api.delete(&format!("/v1/slots/{via}/{ghost}")).await?;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    ensure!(slot_active(&pg, &own).await? == Some(true), "the source's slot was touched");
+    ensure!(
+        slot_active(&pg, &own).await? == Some(true),
+        "the source's slot was touched"
+    );
 
     let (s, b) = api.delete(&format!("/v1/sources/{name}")).await?;
     assert_eq!(s, StatusCode::OK, "{b}");
@@ -152,40 +214,56 @@ async fn heartbeat_bounds_the_wal_an_idle_source_retains() -> Result<()> {
     let (on, off) = (format!("hbon_{id}"), format!("hboff_{id}"));
     for (name, heartbeat) in [(&on, 1), (&off, 0)] {
         let pg = stack.create_database(name).await?;
-        pg.batch_execute("CREATE TABLE public.t (id int PRIMARY KEY)").await?;
+        pg.batch_execute("CREATE TABLE public.t (id int PRIMARY KEY)")
+            .await?;
         let (s, b) = api
-            .post("/v1/sources", &source_body(stack, name, name, &["public.t"], heartbeat))
+            .post(
+                "/v1/sources",
+                &source_body(stack, name, name, &["public.t"], heartbeat),
+            )
             .await?;
         assert_eq!(s, StatusCode::CREATED, "{b}");
     }
     let pg = stack.create_database(&format!("busy_{id}")).await?;
     let (slot_on, slot_off) = (format!("tumbleweed_{on}"), format!("tumbleweed_{off}"));
     for slot in [&slot_on, &slot_off] {
-        eventually("the slot to become active", Duration::from_secs(60), || async {
-            Ok(slot_active(&pg, slot).await?.filter(|a| *a))
-        })
+        eventually(
+            "the slot to become active",
+            Duration::from_secs(60),
+            || async { Ok(slot_active(&pg, slot).await?.filter(|a| *a)) },
+        )
         .await?;
     }
 
     // About 40 MB of WAL in another database of the same cluster.
-    let start: String = pg.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
+    let start: String = pg
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await?
+        .get(0);
     pg.batch_execute(
         "CREATE TABLE big (id int PRIMARY KEY, pad text);
          INSERT INTO big SELECT g, repeat('x', 400) FROM generate_series(1, 80000) g;",
     )
     .await?;
     let written: i64 = pg
-        .query_one("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::bigint", &[&start])
+        .query_one(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::bigint",
+            &[&start],
+        )
         .await?
         .get(0);
 
     // Logical slots advance restart_lsn at the next running-xacts record (every 15 s at most).
     let bound: i64 = 8 << 20;
     let t0 = Instant::now();
-    let with = eventually("the heartbeat source's slot to advance", Duration::from_secs(90), || async {
-        let r = retained(&pg, &slot_on).await?;
-        Ok((r < bound).then_some(r))
-    })
+    let with = eventually(
+        "the heartbeat source's slot to advance",
+        Duration::from_secs(90),
+        || async {
+            let r = retained(&pg, &slot_on).await?;
+            Ok((r < bound).then_some(r))
+        },
+    )
     .await?;
     let without = retained(&pg, &slot_off).await?;
     println!(
@@ -194,11 +272,20 @@ async fn heartbeat_bounds_the_wal_an_idle_source_retains() -> Result<()> {
     );
     // Through the API too.
     let listed = slot_entry(&api, &slot_off).await?;
-    assert!(listed["retained_bytes"].as_i64().unwrap_or(0) >= without, "{listed}");
+    assert!(
+        listed["retained_bytes"].as_i64().unwrap_or(0) >= without,
+        "{listed}"
+    );
 
     assert!(written > 30 << 20, "the load wrote {written} bytes of WAL");
-    assert!(without >= written, "without heartbeat the slot keeps all of it: {without} < {written}");
-    assert!(with < bound && without > with + (20 << 20), "with {with}, without {without}");
+    assert!(
+        without >= written,
+        "without heartbeat the slot keeps all of it: {without} < {written}"
+    );
+    assert!(
+        with < bound && without > with + (20 << 20),
+        "with {with}, without {without}"
+    );
 
     for name in [&on, &off] {
         let (s, b) = api.delete(&format!("/v1/sources/{name}")).await?;

@@ -527,4 +527,3 @@ async fn metrics_and_health_report_streams_and_lag() -> Result<()> {
     assert_eq!(ours["end_offsets"], json!([5]));
     Ok(())
 }
-

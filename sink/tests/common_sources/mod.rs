@@ -38,7 +38,9 @@ pub async fn serve_with(stack: &Stack, warn: u64, critical: u64) -> Api {
     };
     let service = SourcesService::with_tuning(config, tuning).expect("service");
     let app = service.routes();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve");
@@ -62,18 +64,27 @@ impl Api {
         Ok((status, v))
     }
     pub async fn post(&self, path: &str, body: &Value) -> Result<(StatusCode, Value)> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
     }
     pub async fn get(&self, path: &str) -> Result<(StatusCode, Value)> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
     pub async fn delete(&self, path: &str) -> Result<(StatusCode, Value)> {
-        self.send(self.http.delete(format!("{}{path}", self.base))).await
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
     }
 }
 
 /// A creation request for a source on the local stack's PostgreSQL.
-pub fn source_body(stack: &Stack, name: &str, db: &str, tables: &[&str], heartbeat_s: u64) -> Value {
+pub fn source_body(
+    stack: &Stack,
+    name: &str,
+    db: &str,
+    tables: &[&str],
+    heartbeat_s: u64,
+) -> Value {
     json!({
         "name": name,
         "host": stack.pg_host,
@@ -96,7 +107,11 @@ pub async fn publication_exists(pg: &tokio_postgres::Client, name: &str) -> Resu
 }
 
 /// Asserts a refused source left no connector, slot, publication or heartbeat table.
-pub async fn assert_nothing_left(stack: &Stack, pg: &tokio_postgres::Client, name: &str) -> Result<()> {
+pub async fn assert_nothing_left(
+    stack: &Stack,
+    pg: &tokio_postgres::Client,
+    name: &str,
+) -> Result<()> {
     let connectors = stack.connect().list().await?;
     anyhow::ensure!(
         !connectors.contains(&format!("tumbleweed-{name}")),
@@ -107,9 +122,15 @@ pub async fn assert_nothing_left(stack: &Stack, pg: &tokio_postgres::Client, nam
         tumbleweed_tests::slot_active(pg, &slot).await?.is_none(),
         "slot {slot} was left behind"
     );
-    anyhow::ensure!(!publication_exists(pg, &slot).await?, "publication {slot} was left behind");
+    anyhow::ensure!(
+        !publication_exists(pg, &slot).await?,
+        "publication {slot} was left behind"
+    );
     let hb: bool = pg
-        .query_one("SELECT to_regclass('public.tumbleweed_heartbeat') IS NOT NULL", &[])
+        .query_one(
+            "SELECT to_regclass('public.tumbleweed_heartbeat') IS NOT NULL",
+            &[],
+        )
         .await?
         .get(0);
     anyhow::ensure!(!hb, "the heartbeat table was created for a refused source");
