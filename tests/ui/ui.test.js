@@ -1,0 +1,312 @@
+// The operator UI in a real browser against the real local stack (PostgreSQL → Debezium →
+// Kafka → sink). The cases run in order and share one source, one consumer and one browser.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { env, psql, adminApi, waitFor, launch, screenshot } from './lib.js';
+
+const rand = randomBytes(4).toString('hex');
+const db = `tw_ui_${rand}`;
+const source = `ui_${rand}`;
+const topic = `${source}.public.items`;
+const consumer = `ui-${rand}`;
+const orphanSlot = `tumbleweed_uiorphan_${rand}`;
+
+describe('operator UI', { concurrency: false }, () => {
+  let browser;
+  let page;
+  const requestUrls = [];
+  const pageErrors = [];
+  let consumerSseUrl = '';
+  let lastCursor = '';
+
+  const insert = (marker) => psql(db, `INSERT INTO public.items (name) VALUES ('${marker}') RETURNING id`);
+  const go = async (hash) => {
+    await page.evaluate((h) => { location.hash = h; }, hash);
+    await page.waitForFunction(() => !document.getElementById('main').hasAttribute('aria-busy'));
+  };
+
+  before(async () => {
+    psql('postgres', `CREATE DATABASE ${db}`);
+    psql(db, 'CREATE TABLE public.items (id serial PRIMARY KEY, name text NOT NULL)');
+    // A row before the source exists: the snapshot (op "r") creates the topic.
+    insert('seed');
+    browser = await launch();
+    page = await browser.context.newPage();
+    browser.context.on('request', (r) => requestUrls.push(r.url()));
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+  });
+
+  after(async () => {
+    // Whatever a failed case left behind (each step is a no-op when already done).
+    await adminApi('DELETE', `/v1/consumers/${consumer}`).catch(() => {});
+    await adminApi('DELETE', `/v1/sources/${source}`).catch(() => {});
+    try { psql(db, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('${orphanSlot}', 'tumbleweed_${source}') AND NOT active`); } catch { /* gone */ }
+    try { psql('postgres', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`); } catch (e) { console.error(`cleanup: ${e.message}`); }
+    if (browser) await browser.dispose();
+  });
+
+  test('a wrong admin token on sign-in shows an error next to the field', async () => {
+    await page.goto(`${env.base}/#/sources`);
+    await page.waitForURL(/#\/sign-in/);
+    // Keyboard: the token field has the focus, Enter submits.
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'sign-in-token');
+    await page.fill('#sign-in-token', 'not-the-admin-token-000');
+    await page.press('#sign-in-token', 'Enter');
+    const err = page.locator('#sign-in-token-error');
+    await err.waitFor({ state: 'visible' });
+    assert.match(await err.textContent(), /refused/i);
+    assert.equal(await page.getAttribute('#sign-in-token', 'aria-invalid'), 'true');
+    assert.match(await page.getAttribute('#sign-in-token', 'aria-describedby'), /sign-in-token-error/);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    await screenshot(page, 'sign-in-error');
+  });
+
+  test('signing in keeps the token in sessionStorage and opens the sources page', async () => {
+    await page.fill('#sign-in-token', env.token);
+    await page.click('#sign-in button[type=submit]');
+    await page.waitForURL(/#\/sources$/);
+    await page.locator('h1', { hasText: 'Sources' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('tumbleweed.adminToken')), env.token);
+    assert.equal(await page.getAttribute('nav a[data-section=sources]', 'aria-current'), 'page');
+  });
+
+  test('a bad source name is shown next to the name field (checked before any request)', async () => {
+    await go('#/sources/new');
+    const posts = [];
+    const onReq = (r) => { if (r.method() === 'POST') posts.push(r.url()); };
+    page.on('request', onReq);
+    await page.fill('#source-name', 'Bad-Name!');
+    await page.fill('#source-host', env.pgHost);
+    await page.fill('#source-port', env.pgPort);
+    await page.fill('#source-database', db);
+    await page.fill('#source-user', 'postgres');
+    await page.fill('#source-tables', 'public.items');
+    await page.click('#source-form button[type=submit]');
+    const err = page.locator('[data-field=name] .field-error');
+    await err.waitFor({ state: 'visible' });
+    assert.match(await err.textContent(), /invalid source name/);
+    assert.equal(await page.getAttribute('#source-name', 'aria-invalid'), 'true');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'source-name', 'focus moves to the field to fix');
+    page.off('request', onReq);
+    assert.deepEqual(posts, []);
+    await screenshot(page, 'source-form-error');
+  });
+
+  test('an API readiness error is shown next to the field it names', async () => {
+    await page.fill('#source-name', source);
+    await page.fill('#source-tables', 'public.missing_table');
+    await page.click('#source-form button[type=submit]');
+    const err = page.locator('[data-field=tables] .field-error');
+    await err.waitFor({ state: 'visible', timeout: 20000 });
+    assert.match(await err.textContent(), /missing_table/);
+    assert.equal(await page.locator('[data-field=name] .field-error').isVisible(), false);
+    await screenshot(page, 'source-form-api-error');
+  });
+
+  test('a source created through the form runs its connector', async () => {
+    await page.fill('#source-tables', 'public.items');
+    await page.click('#source-form button[type=submit]');
+    await page.waitForURL(new RegExp(`#/sources/${source}\\?created=1`), { timeout: 60000 });
+    const detail = page.locator('#source-detail');
+    await detail.waitFor();
+    assert.match(await detail.textContent(), new RegExp(`tumbleweed_${source}`));
+    await go('#/sources');
+    const row = page.locator(`tr[data-source="${source}"]`);
+    await row.waitFor();
+    await waitFor('the connector and its task to run', async () => {
+      await page.click('text=Refresh');
+      await page.waitForTimeout(300);
+      const text = await page.locator(`tr[data-source="${source}"]`).textContent();
+      return /RUNNING[\s\S]*task 0: RUNNING/.test(text);
+    });
+    await screenshot(page, 'sources');
+    await go(`#/sources/${source}`);
+    await page.locator('#source-detail').waitFor();
+    await screenshot(page, 'source-detail');
+  });
+
+  test('a duplicate source name (409 from the API) is shown next to the name field', async () => {
+    await go('#/sources/new');
+    await page.fill('#source-name', source);
+    await page.fill('#source-host', env.pgHost);
+    await page.fill('#source-port', env.pgPort);
+    await page.fill('#source-database', db);
+    await page.fill('#source-user', 'postgres');
+    await page.fill('#source-tables', 'public.items');
+    await page.click('#source-form button[type=submit]');
+    const err = page.locator('[data-field=name] .field-error');
+    await err.waitFor({ state: 'visible', timeout: 20000 });
+    assert.match(await err.textContent(), /already exists/);
+  });
+
+  test('a consumer created through the form shows its token once, with copy buttons', async () => {
+    // The snapshot of the seed row creates the topic.
+    await waitFor(`topic ${topic}`, async () => {
+      const r = await adminApi('GET', '/v1/topics');
+      return r.json.topics.some((t) => t.name === topic);
+    }, { timeoutMs: 60000 });
+    await go('#/consumers/new');
+    await page.fill('#consumer-name', consumer);
+    await page.fill('#consumer-topic-filter', source);
+    await page.check(`#consumer-topic-list input[value="${topic}"]`);
+    await page.check('input[name=start][value=earliest]');
+    await page.click('#consumer-form button[type=submit]');
+    const url = page.locator('#consumer-sse-url');
+    await url.waitFor();
+    consumerSseUrl = (await url.textContent()).trim();
+    assert.match(consumerSseUrl, new RegExp(`/v1/consumers/${consumer}/events\\?token=`));
+    const token = (await page.locator('#consumer-token').textContent()).trim();
+    assert.ok(token.length >= 16);
+    assert.match(await page.locator('#consumer-curl').textContent(), new RegExp(`^curl -N -H 'Authorization: Bearer ${token}'`));
+    assert.match(await page.locator('#consumer-js').textContent(), /new EventSource\(/);
+    await page.click('button:has-text("Copy SSE URL")');
+    await page.locator('.copy-status', { hasText: 'Copied.' }).first().waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), consumerSseUrl);
+    await screenshot(page, 'consumer-token');
+    await go('#/consumers');
+    await page.locator(`tr[data-consumer="${consumer}"]`).waitFor();
+    await screenshot(page, 'consumers');
+  });
+
+  test('the live tail shows an inserted row within 2 s, newest on top, and pauses', async () => {
+    await go(`#/tail?topic=${encodeURIComponent(topic)}`);
+    await page.locator('#tail-status', { hasText: 'Connected' }).waitFor({ timeout: 15000 });
+    const marker = `tail-${rand}-1`;
+    const t0 = Date.now();
+    insert(marker);
+    await page.locator('#tail-events li.event', { hasText: marker }).waitFor({ timeout: 10000 });
+    const ms = Date.now() - t0;
+    console.log(`# live tail latency: ${ms} ms`);
+    assert.ok(ms < 2000, `the row reached the live tail in ${ms} ms (limit 2000)`);
+
+    await page.click('#tail-pause');
+    assert.equal(await page.getAttribute('#tail-pause', 'aria-pressed'), 'true');
+    const held = `tail-${rand}-2`;
+    insert(held);
+    await page.locator('#tail-status', { hasText: '1 waiting' }).waitFor({ timeout: 10000 });
+    assert.equal(await page.locator('#tail-events li.event', { hasText: held }).count(), 0);
+    await page.click('#tail-pause');
+    const first = page.locator('#tail-events li.event').first();
+    assert.match(await first.textContent(), new RegExp(held), 'newest on top');
+    await screenshot(page, 'tail');
+    await page.click('#tail-stop');
+  });
+
+  test('an EventSource with the consumer token resumes from ?last_event_id= after a reload without duplicates', async () => {
+    const es = await browser.context.newPage();
+    es.on('pageerror', (e) => pageErrors.push(e.message));
+    // Any page of the sink's origin will do; the UI itself is not used here.
+    await es.goto(`${env.base}/#/sign-in`);
+    const open = (url) => es.evaluate((u) => {
+      window.__events = [];
+      window.__es = new EventSource(u);
+      window.__es.onmessage = (e) => {
+        const d = JSON.parse(e.data);
+        window.__events.push({ id: e.lastEventId, offset: d.offset, name: d.after && d.after.name, op: d.op });
+      };
+    }, url);
+    const events = () => es.evaluate(() => window.__events);
+    await open(consumerSseUrl);
+    const m1 = `es-${rand}-1`;
+    insert(m1);
+    const first = await waitFor('the first row over EventSource', async () => {
+      const evs = await events();
+      return evs.some((e) => e.name === m1) && evs;
+    }, { timeoutMs: 10000 });
+    // start=earliest: the snapshot row, the live tail rows, then m1.
+    assert.deepEqual(first.map((e) => e.name), ['seed', `tail-${rand}-1`, `tail-${rand}-2`, m1]);
+    assert.equal(first[0].op, 'r');
+    const last = first[first.length - 1].id;
+    assert.ok(last, 'events carry an id');
+    lastCursor = last;
+
+    await es.reload();
+    await open(`${consumerSseUrl}&last_event_id=${encodeURIComponent(last)}`);
+    const m2 = `es-${rand}-2`;
+    insert(m2);
+    const second = await waitFor('the second row after the reload', async () => {
+      const evs = await events();
+      return evs.some((e) => e.name === m2) && evs;
+    }, { timeoutMs: 10000 });
+    await es.waitForTimeout(500);
+    const all = await events();
+    assert.deepEqual(all.map((e) => e.name), [m2], `after the reload only the new row arrives (got ${JSON.stringify(second)})`);
+    assert.ok(all[0].offset > first[first.length - 1].offset);
+    await es.evaluate(() => window.__es.close());
+    await es.close();
+  });
+
+  test('the consumer detail shows its lag and last acknowledged position', async () => {
+    const token = new URL(consumerSseUrl).searchParams.get('token');
+    const res = await fetch(`${env.base}/v1/consumers/${consumer}/ack`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ cursor: lastCursor }),
+    });
+    const body = await res.text();
+    assert.equal(res.status, 200, body);
+    const acked = JSON.parse(body).acked_offsets[topic][0];
+    await go(`#/consumers/${consumer}`);
+    await page.locator('#consumer-acks').waitFor();
+    assert.equal((await page.locator('#consumer-acks [data-k=acked]').first().textContent()).trim(), String(acked));
+    assert.match(await page.locator('#consumer-detail [data-k=lag]').textContent(), /not connected|\d+ event/);
+    await screenshot(page, 'consumer-detail');
+  });
+
+  test('the health page shows the source slot, the broker, the connector, and drops an orphan slot', async () => {
+    psql(db, `SELECT pg_create_logical_replication_slot('${orphanSlot}', 'pgoutput')`);
+    await go('#/health');
+    const slot = page.locator(`tr[data-slot="tumbleweed_${source}"]`);
+    await slot.waitFor();
+    assert.match(await slot.locator('[data-k=active]').textContent(), /^active$/);
+    assert.equal(await slot.locator('meter').count(), 1);
+    assert.match(await page.locator('#broker-state').textContent(), /reachable/);
+    assert.match(await page.locator(`tr[data-connector="tumbleweed-${source}"]`).textContent(), /RUNNING/);
+    const orphan = page.locator(`tr[data-slot="${orphanSlot}"]`);
+    assert.match(await orphan.textContent(), /orphan/);
+    await screenshot(page, 'health');
+    await orphan.locator('button[data-drop]').click();
+    await page.locator('#confirm[open]').waitFor();
+    await page.click('#confirm-ok');
+    await orphan.locator('text=slot dropped').waitFor({ timeout: 10000 });
+    assert.equal(psql(db, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${orphanSlot}'`), '0');
+  });
+
+  test('deleting the consumer asks for confirmation', async () => {
+    await go(`#/consumers/${consumer}`);
+    await page.click('#delete-consumer');
+    await page.locator('#confirm[open]').waitFor();
+    await page.keyboard.press('Escape'); // cancel: nothing happens
+    await page.locator('#confirm[open]').waitFor({ state: 'detached' });
+    assert.equal((await adminApi('GET', `/v1/consumers/${consumer}`)).status, 200);
+    await page.click('#delete-consumer');
+    await page.click('#confirm-ok');
+    await page.waitForURL(/#\/consumers$/);
+    await page.locator('h1', { hasText: 'Consumers' }).waitFor();
+    assert.equal(await page.locator(`tr[data-consumer="${consumer}"]`).count(), 0);
+    assert.equal((await adminApi('GET', `/v1/consumers/${consumer}`)).status, 404);
+  });
+
+  test('deleting the source shows what was cleaned up, and the slot is gone', async () => {
+    await go(`#/sources/${source}`);
+    await page.click('#delete-source');
+    await page.locator('#confirm[open]').waitFor();
+    assert.match(await page.locator('#confirm-body').textContent(), new RegExp(`tumbleweed_${source}`));
+    await page.click('#confirm-ok');
+    const result = page.locator('#delete-result');
+    await result.waitFor({ timeout: 60000 });
+    assert.equal((await result.locator('[data-k=slot]').textContent()).trim(), 'dropped');
+    assert.equal((await result.locator('[data-k=publication]').textContent()).trim(), 'dropped');
+    assert.equal((await result.locator('[data-k=connector]').textContent()).trim(), 'deleted');
+    await screenshot(page, 'source-deleted');
+    assert.equal(psql(db, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tumbleweed_${source}'`), '0');
+  });
+
+  test('the admin token never appeared in a URL, and the pages raised no errors', () => {
+    const leaks = requestUrls.filter((u) => u.includes(env.token) || u.includes(encodeURIComponent(env.token)));
+    assert.deepEqual(leaks, []);
+    assert.deepEqual(pageErrors, []);
+  });
+});
