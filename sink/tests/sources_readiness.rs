@@ -1,8 +1,9 @@
 //! Readiness failures: each gives its own clear message, names the field at fault, and leaves
 //! nothing behind (no connector, slot, publication or heartbeat table). Invalid names are
-//! refused before anything is touched. Password and `wal_level` failures need a server that
-//! checks passwords and is not logical: a throwaway cluster (scram-sha-256, wal_level=replica)
-//! is started by the test and stopped when it ends.
+//! refused before anything is touched. Password, TLS and `wal_level` failures need a server that
+//! checks passwords, only accepts TLS (like RDS with `rds.force_ssl = 1`) and is not logical: a
+//! throwaway cluster (scram-sha-256, hostssl only, wal_level=replica) is started by the test and
+//! stopped when it ends.
 
 mod common_sources;
 
@@ -17,6 +18,7 @@ use tumbleweed_tests::{stack, unique_suffix};
 use common_sources::{assert_nothing_left, serve, source_body};
 
 fn expect(status: StatusCode, body: &Value, want: StatusCode, field: Option<&str>, text: &str) {
+    println!("{status} {body}");
     assert_eq!(status, want, "{body}");
     assert_eq!(body["field"].as_str(), field, "field of {body}");
     let msg = body["error"].as_str().unwrap_or_default();
@@ -153,6 +155,17 @@ async fn readiness_failures_are_precise_and_leave_nothing_behind() -> Result<()>
     );
     assert_nothing_left(stack, &pg, &name).await?;
 
+    body["port"] = json!(stack.pg_port);
+    body["sslmode"] = json!("require");
+    let (s, b) = api.post("/v1/sources", &body).await?;
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("sslmode"),
+        "TLS",
+    );
+
     let (s, b) = api
         .post("/v1/sources", &json!({"name": name, "host": "127.0.0.1", "database": db, "user": "postgres", "tables": ["public.items"], "mode": "sideways"}))
         .await?;
@@ -262,6 +275,27 @@ impl ScramCluster {
             ])
             .arg(format!("--pwfile={}", cluster.dir.join("pw").display()));
         run(initdb, "initdb")?;
+        // TLS only, like RDS with rds.force_ssl = 1 (a self-signed certificate).
+        let mut req = as_postgres("openssl");
+        req.args([
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "2",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(data.join("server.key"))
+        .arg("-out")
+        .arg(data.join("server.crt"));
+        run(req, "openssl req")?;
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )?;
         let mut ctl = as_postgres(&format!("{PG_BIN}/pg_ctl"));
         ctl.arg("-D")
             .arg(&data)
@@ -269,7 +303,7 @@ impl ScramCluster {
             .arg(cluster.dir.join("log"))
             .arg("-o")
             .arg(format!(
-                "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c wal_level=replica -c fsync=off",
+                "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c wal_level=replica -c fsync=off -c ssl=on",
                 cluster.dir.display()
             ))
             .args(["-w", "-t", "60", "start"]);
@@ -301,6 +335,27 @@ async fn bad_password_and_wal_level_are_reported() -> Result<()> {
             "user": "postgres", "password": password, "tables": ["public.items"],
         })
     };
+    let mut plain = body("right-password");
+    plain["sslmode"] = json!("disable");
+    let (s, b) = api.post("/v1/sources", &plain).await?;
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("sslmode"),
+        "requires TLS",
+    );
+    let mut tls = body("right-password");
+    tls["sslmode"] = json!("require");
+    let (s, b) = api.post("/v1/sources", &tls).await?;
+    expect(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+        "wal_level is 'replica'",
+    );
+    // The default (prefer) negotiates TLS too.
     let (s, b) = api.post("/v1/sources", &body("wrong-password")).await?;
     expect(
         s,

@@ -20,7 +20,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::model::{
-    connector_name, DbTarget, Mode, SourceSpec, SourceView, TableName, TaskState, HEARTBEAT_TABLE,
+    connector_name, DbTarget, Mode, SourceSpec, SourceView, SslMode, TableName, TaskState,
+    HEARTBEAT_TABLE,
 };
 
 /// How long writes keep retrying while the Connect cluster rebalances.
@@ -73,6 +74,7 @@ pub fn connector_config(spec: &SourceSpec, topics: TopicSettings) -> Map<String,
     set("database.dbname", spec.db.database.clone());
     set("database.user", spec.db.user.clone());
     set("database.password", spec.db.password.clone());
+    set("database.sslmode", spec.db.sslmode.as_str().into());
     set("topic.prefix", spec.name.clone());
     set("slot.name", slot.clone());
     set("publication.name", slot);
@@ -174,6 +176,9 @@ impl StoredSource {
                 database: get("database.dbname")?,
                 user: get("database.user")?,
                 password: get("database.password").unwrap_or_default(),
+                sslmode: get("database.sslmode")
+                    .and_then(|m| SslMode::parse(&m))
+                    .unwrap_or_default(),
             },
             tables: get(KEY_TABLES)
                 .unwrap_or_default()
@@ -201,6 +206,7 @@ impl StoredSource {
             port: self.db.port,
             database: self.db.database.clone(),
             user: self.db.user.clone(),
+            sslmode: self.db.sslmode,
             tables: self.tables.clone(),
             mode: self.mode,
             heartbeat_interval_s: self.heartbeat_interval_s,

@@ -12,12 +12,14 @@
 //!
 //! Files, one concept each: [`model`] (request/response types and validation), [`connect`]
 //! (Kafka Connect client, connector config), [`postgres`] (readiness, slots, publications),
-//! [`wal_guard`] (slot scans, metrics, threshold warnings), [`api`] (handlers).
+//! [`wal_guard`] (slot scans, metrics, threshold warnings), [`tls`] (sslmode), [`api`]
+//! (handlers).
 
 pub mod api;
 pub mod connect;
 pub mod model;
 pub mod postgres;
+pub mod tls;
 pub mod wal_guard;
 
 use std::sync::Arc;

@@ -53,6 +53,34 @@ impl Mode {
     }
 }
 
+/// TLS towards the source database, as libpq's `sslmode` (see [`super::tls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SslMode {
+    Disable,
+    #[default]
+    Prefer,
+    Require,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "disable" => Some(SslMode::Disable),
+            "prefer" => Some(SslMode::Prefer),
+            "require" => Some(SslMode::Require),
+            _ => None,
+        }
+    }
+}
+
 /// Debezium snapshot modes a source may ask for.
 pub const SNAPSHOT_MODES: [&str; 5] = [
     "initial",
@@ -93,6 +121,8 @@ pub struct CreateSource {
     pub heartbeat_interval_s: u64,
     #[serde(default = "default_snapshot_mode")]
     pub snapshot_mode: String,
+    #[serde(default)]
+    pub sslmode: SslMode,
 }
 
 impl std::fmt::Debug for CreateSource {
@@ -108,6 +138,7 @@ impl std::fmt::Debug for CreateSource {
             .field("mode", &self.mode)
             .field("heartbeat_interval_s", &self.heartbeat_interval_s)
             .field("snapshot_mode", &self.snapshot_mode)
+            .field("sslmode", &self.sslmode)
             .finish()
     }
 }
@@ -121,6 +152,7 @@ pub struct DbTarget {
     pub database: String,
     pub user: String,
     pub password: String,
+    pub sslmode: SslMode,
 }
 
 impl std::fmt::Debug for DbTarget {
@@ -131,6 +163,7 @@ impl std::fmt::Debug for DbTarget {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("sslmode", &self.sslmode)
             .finish()
     }
 }
@@ -330,6 +363,7 @@ impl CreateSource {
                 database: self.database,
                 user: self.user,
                 password: self.password,
+                sslmode: self.sslmode,
             },
             tables,
             mode: self.mode,
@@ -365,6 +399,7 @@ pub struct SourceView {
     pub port: u16,
     pub database: String,
     pub user: String,
+    pub sslmode: SslMode,
     pub tables: Vec<String>,
     pub mode: Mode,
     pub heartbeat_interval_s: u64,

@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
+use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::model::{
-    quote_ident, DbTarget, Mode, SlotStatus, SlotView, SourceSpec, TableName, HEARTBEAT_TABLE,
-    OUTBOX_COLUMNS, SLOT_PREFIX,
+    quote_ident, DbTarget, Mode, SlotStatus, SlotView, SourceSpec, SslMode, TableName,
+    HEARTBEAT_TABLE, OUTBOX_COLUMNS, SLOT_PREFIX,
 };
 use crate::error::ApiError;
 
@@ -64,9 +65,17 @@ pub async fn connect(db: &DbTarget) -> Result<Client, ConnectFailure> {
         .user(&db.user)
         .password(&db.password)
         .application_name("tumbleweed-sink")
+        .ssl_mode(match db.sslmode {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Prefer => PgSslMode::Prefer,
+            SslMode::Require => PgSslMode::Require,
+        })
         .connect_timeout(CONNECT_TIMEOUT);
-    let attempt =
-        tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), cfg.connect(NoTls)).await;
+    let attempt = tokio::time::timeout(
+        CONNECT_TIMEOUT + Duration::from_secs(1),
+        cfg.connect(super::tls::connector()),
+    )
+    .await;
     let (client, conn) = match attempt {
         Err(_) => {
             return Err(ConnectFailure {
@@ -98,6 +107,10 @@ fn classify(db: &DbTarget, e: &tokio_postgres::Error) -> ConnectFailure {
                     db.server()
                 ),
             )
+        } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            && dbe.message().contains("no encryption")
+        {
+            (Some("sslmode"), format!("PostgreSQL at {} requires TLS (e.g. RDS with rds.force_ssl = 1): use sslmode prefer or require", db.server()))
         } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             (
                 Some("user"),
@@ -139,6 +152,18 @@ fn classify(db: &DbTarget, e: &tokio_postgres::Error) -> ConnectFailure {
         return ConnectFailure { field, message };
     }
     let text = e.to_string();
+    if text.contains("TLS") || text.contains("tls") {
+        let mut cause = text.clone();
+        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        while let Some(s) = src {
+            cause = s.to_string();
+            src = s.source();
+        }
+        return ConnectFailure {
+            field: Some("sslmode"),
+            message: format!("TLS with PostgreSQL at {} failed: {cause}", db.server()),
+        };
+    }
     if text.contains("password missing") {
         return ConnectFailure {
             field: Some("password"),
