@@ -48,10 +48,10 @@ export async function healthPage(main, ctx) {
       h('p', { class: 'hint' }, `Retained WAL: warning at ${bytes(warn)}, critical at ${bytes(crit)}. A slot that is not read keeps WAL on the source server until its disk fills.`),
       (d.errors || []).map((e) => h('p', { class: 'error', role: 'alert' }, `${e.server} (sources ${(e.sources || []).join(', ')}): ${e.error}`)),
       list.length
-        ? h('table', { class: 'data', id: 'slots-table' },
+        ? h('div', { class: 'scroll' }, h('table', { class: 'data', id: 'slots-table' },
           h('caption', { class: 'visually-hidden' }, 'Replication slots on the source servers'),
           h('thead', {}, h('tr', {}, ['Slot', 'Source', 'Server / database', 'Active', 'wal_status', 'Retained WAL', 'Status', ''].map((c) => h('th', { scope: 'col' }, c)))),
-          h('tbody', {}, list.map((s) => slotRow(s, warn, crit))))
+          h('tbody', {}, list.map((s) => slotRow(s, warn, crit)))))
         : h('p', {}, 'No replication slots on the source servers (or no sources yet).'));
   }
 
@@ -66,7 +66,7 @@ export async function healthPage(main, ctx) {
         }),
         h('span', {}, bytes(s.retained_bytes)));
     const drop = s.orphan
-      ? h('button', { type: 'button', class: 'danger small', 'data-drop': s.slot, onclick: (e) => dropOrphan(s, e.currentTarget) }, `Drop ${s.slot}…`)
+      ? h('button', { type: 'button', class: 'danger small', 'data-drop': s.slot, 'aria-label': `Drop orphan slot ${s.slot}`, onclick: (e) => dropOrphan(s, e.currentTarget) }, 'Drop…')
       : null;
     return h('tr', { 'data-slot': s.slot, class: s.orphan ? 'orphan' : '' },
       h('th', { scope: 'row' }, h('code', {}, s.slot), s.orphan ? [' ', badge('orphan', 'bad')] : null, !s.owned ? [' ', h('span', { class: 'muted' }, '(not Tumbleweed\'s)')] : null),
@@ -125,6 +125,6 @@ export async function healthPage(main, ctx) {
     if (announceIt) announce('Health refreshed');
   }
   await load(false);
-  const timer = setInterval(() => { if (!document.hidden && !document.getElementById('confirm').open) load(false); }, REFRESH_MS);
+  const timer = setInterval(() => { if (!document.hidden && !document.getElementById('confirm').open && !(document.activeElement && document.activeElement.closest('table'))) load(false); }, REFRESH_MS);
   return () => clearInterval(timer);
 }
