@@ -1,0 +1,91 @@
+// The UI's browser-independent modules in node: the SSE frame parser of the live tail, and the
+// source form's validation checked against the API's own answers (same field, same verdict).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SseParser } from '../../ui/api.js';
+import { validateSource } from '../../ui/pages/sources.js';
+import { env, adminApi } from './lib.js';
+
+function parse(chunks) {
+  const events = [];
+  const retries = [];
+  const p = new SseParser((e) => events.push(e), (ms) => retries.push(ms));
+  for (const c of chunks) p.push(c);
+  return { events, retries };
+}
+
+test('SSE parser: fields, multi-line data, comments, retry, id persistence', () => {
+  const { events, retries } = parse([
+    'retry: 2000\n\n',
+    ': keepalive\n\n',
+    'id: c1\ndata: {"a":1}\n\n',
+    'data: line one\ndata: line two\n\n',
+    'event: notice\ndata:no-space\n\n',
+    'id\ndata: x\n\n',
+  ]);
+  assert.deepEqual(retries, [2000]);
+  assert.deepEqual(events, [
+    { id: 'c1', event: 'message', data: '{"a":1}' },
+    { id: 'c1', event: 'message', data: 'line one\nline two' },
+    { id: 'c1', event: 'notice', data: 'no-space' },
+    { id: '', event: 'message', data: 'x' },
+  ]);
+});
+
+test('SSE parser: frames split anywhere, CRLF and CR line ends', () => {
+  const text = 'id: 7\r\ndata: {"k":"v"}\r\n\r\nid: 8\rdata: two\r\r';
+  for (let cut = 0; cut <= text.length; cut++) {
+    const { events } = parse([text.slice(0, cut), text.slice(cut)]);
+    assert.deepEqual(events, [
+      { id: '7', event: 'message', data: '{"k":"v"}' },
+      { id: '8', event: 'message', data: 'two' },
+    ], `cut at ${cut}`);
+  }
+  // One character at a time.
+  assert.equal(parse([...text]).events.length, 2);
+  // An incomplete frame is not dispatched.
+  assert.deepEqual(parse(['data: half']).events, []);
+});
+
+const valid = {
+  name: 'orders', host: 'db.internal', port: 5432, database: 'app', user: 'cdc', password: 'pw',
+  tables: ['public.orders'], mode: 'tables', heartbeat_interval_s: 60, snapshot_mode: 'initial',
+};
+
+const bad = [
+  ['name', { name: 'Orders' }],
+  ['name', { name: 'a-b' }],
+  ['name', { name: 'x'.repeat(41) }],
+  ['name', { name: '' }],
+  ['host', { host: '' }],
+  ['host', { host: 'db host' }],
+  ['port', { port: 0 }],
+  ['port', { port: 70000 }],
+  ['database', { database: '' }],
+  ['user', { user: 'a b' }],
+  ['tables', { tables: [] }],
+  ['tables', { tables: ['orders'] }],
+  ['tables', { tables: ['public.1orders'] }],
+  ['tables', { tables: ['public.orders', 'public.orders'] }],
+  ['tables', { tables: ['public.tumbleweed_heartbeat'] }],
+  ['tables', { mode: 'outbox', tables: ['public.a', 'public.b'] }],
+  ['heartbeat_interval_s', { heartbeat_interval_s: 86401 }],
+  ['snapshot_mode', { snapshot_mode: 'sometimes' }],
+];
+
+test('source form validation names the same field as the API', async () => {
+  assert.equal(validateSource(valid).size, 0);
+  assert.equal(validateSource({ ...valid, mode: 'outbox', tables: [] }).size, 0);
+  for (const [fieldName, change] of bad) {
+    const req = { ...valid, ...change };
+    const local = validateSource(req);
+    assert.deepEqual([...local.keys()], [fieldName], `client: ${JSON.stringify(change)}`);
+    if (fieldName === 'port' && req.port > 65535) continue; // not a u16: a JSON error in the API, no field
+    // Validation fails before the API touches anything, so these requests are harmless.
+    const res = await adminApi('POST', '/v1/sources', req);
+    assert.equal(res.status, 400, `API: ${JSON.stringify(change)} → ${JSON.stringify(res.json)}`);
+    assert.equal(res.json.field, fieldName, `API field for ${JSON.stringify(change)}: ${JSON.stringify(res.json)}`);
+  }
+  void env;
+});
