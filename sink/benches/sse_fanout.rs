@@ -1,0 +1,321 @@
+//! SSE fan-out benchmark on the real local stack (`cargo bench -p tumbleweed-sink --bench
+//! sse_fanout`). Prints figures; asserts nothing about speed.
+//!
+//! 1. Throughput: a topic holds N ≈300-byte Debezium-shaped events; C streams of one consumer
+//!    read all of them at once from the sink's shared buffer. Figure: events/s delivered in
+//!    aggregate, and the sink's CPU time.
+//! 2. Idle streams: I streams connected and idle. Figure: the sink's RSS before and after.
+//! 3. Latency at a steady 10,000 events/s: producer → SSE client, against producer → a plain
+//!    rdkafka consumer on the same broker (the broker's own fetch wait is in both), so the
+//!    difference is what the sink adds. Figures: p50/p99 of both and of the difference.
+//!
+//! Sizes come from the environment: BENCH_EVENTS (N, default 5000), BENCH_STREAMS (C, 1000),
+//! BENCH_IDLE (I, 10000), BENCH_RATE (10000/s), BENCH_SECONDS (latency run, 5).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use memchr::memmem;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tumbleweed_tests::sink::{create_topic, SinkProcess};
+use tumbleweed_tests::{stack, unique_suffix};
+
+const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// A Debezium-shaped value of about 300 bytes once the sink has framed it.
+fn value(i: i64, sent_us: i64) -> String {
+    json!({
+        "before": null,
+        "after": {"id": i, "sent_us": sent_us, "customer": "c-0000042", "status": "paid", "amount_cents": 129_900, "note": "benchmark row"},
+        "source": {"lsn": 100_000 + i, "txId": 5000 + i, "ts_ms": 1_700_000_000_000i64, "schema": "public", "table": "orders", "db": "bench"},
+        "op": "c",
+        "ts_ms": 1_700_000_000_000i64,
+    })
+    .to_string()
+}
+
+fn producer(bootstrap: &str, linger_ms: &str) -> Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", linger_ms)
+        .set("batch.num.messages", "1000")
+        .create()?)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of a process so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Opens a raw HTTP/1.1 SSE request and returns the socket after the response headers.
+async fn open_stream(addr: &str, path: &str, token: &str) -> Result<(TcpStream, Vec<u8>)> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut tmp = [0u8; 4096];
+    loop {
+        let n = s.read(&mut tmp).await?;
+        if n == 0 {
+            bail!("connection closed before the response headers");
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if let Some(end) = memmem::find(&buf, b"\r\n\r\n") {
+            if !buf.starts_with(b"HTTP/1.1 200") {
+                bail!("stream answered: {}", String::from_utf8_lossy(&buf[..end]));
+            }
+            return Ok((s, buf[end + 4..].to_vec()));
+        }
+    }
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls on a valid struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(1 << 20);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+fn percentile(sorted: &[i64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    raise_fd_limit();
+    let n_events = env_or("BENCH_EVENTS", 5000);
+    let n_streams = env_or("BENCH_STREAMS", 1000);
+    let n_idle = env_or("BENCH_IDLE", 10_000);
+    let rate = env_or("BENCH_RATE", 10_000);
+    let seconds = env_or("BENCH_SECONDS", 5);
+    let stack = stack();
+    let sink = SinkProcess::start(SINK, stack, &[("--buffer-events-per-partition", "50000")]).await?;
+    let addr = sink.base.trim_start_matches("http://").to_string();
+    let pid = sink.pid().context("sink pid")?;
+    println!("sink pid {pid}, RSS at start {} MiB", rss_kib(pid) / 1024);
+
+    // --- 1. throughput -------------------------------------------------------------------
+    let topic = format!("bench_fanout_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
+    let p = producer(&stack.kafka_bootstrap, "10")?;
+    let mut pending = Vec::new();
+    for i in 0..n_events as i64 {
+        let v = value(i, 0);
+        let k = format!("{{\"id\":{i}}}");
+        pending.push(p.send_result(FutureRecord::to(&topic).key(&k).payload(&v)).map_err(|(e, _)| e)?);
+    }
+    for f in pending {
+        f.await?.map_err(|(e, _)| e)?;
+    }
+    let token = sink
+        .create_consumer(json!({"name": "fanout", "topics": [topic], "start": "earliest"}))
+        .await?;
+    // Warm the shared reader with one full read.
+    let mut warm = sink.events("fanout", &token, None).await?;
+    let sample = warm.take(n_events, Duration::from_secs(60)).await?;
+    drop(warm);
+    let frame_bytes = sample[0].data.to_string().len() + sample[0].id.len() + 12;
+    println!(
+        "throughput: {n_events} events of ~{frame_bytes} bytes per frame, {n_streams} streams"
+    );
+    let path = "/v1/consumers/fanout/events";
+    let cpu0 = cpu_secs(pid);
+    let t0 = Instant::now();
+    let mut tasks = Vec::with_capacity(n_streams);
+    for _ in 0..n_streams {
+        let addr = addr.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut s, first) = open_stream(&addr, path, &token).await?;
+            let finder = memmem::Finder::new(b"\ndata: ");
+            let mut count = finder.find_iter(&first).count();
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut carry = 0usize;
+            while count < n_events {
+                let n = s.read(&mut buf[carry..]).await?;
+                if n == 0 {
+                    bail!("stream closed after {count} events");
+                }
+                let filled = carry + n;
+                count += finder.find_iter(&buf[..filled]).count();
+                // Keep the last 6 bytes in case the marker spans two reads.
+                let keep = filled.min(6);
+                buf.copy_within(filled - keep..filled, 0);
+                carry = keep;
+            }
+            Ok::<_, anyhow::Error>(count)
+        }));
+    }
+    let mut delivered = 0usize;
+    for t in tasks {
+        delivered += t.await??;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = cpu_secs(pid) - cpu0;
+    println!(
+        "throughput: {delivered} events delivered in {elapsed:.2} s = {:.0} events/s aggregate ({:.0} MB/s); sink CPU {cpu:.1} s ({:.0}% of one core)",
+        delivered as f64 / elapsed,
+        delivered as f64 * frame_bytes as f64 / elapsed / 1e6,
+        cpu / elapsed * 100.0
+    );
+
+    // --- 2. idle streams -----------------------------------------------------------------
+    let idle_topic = format!("bench_idle_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &idle_topic, 1).await?;
+    let idle_token = sink
+        .create_consumer(json!({"name": "idle", "topics": [idle_topic], "start": "latest"}))
+        .await?;
+    let before = rss_kib(pid);
+    let mut idle = Vec::with_capacity(n_idle);
+    for _ in 0..n_idle {
+        idle.push(open_stream(&addr, "/v1/consumers/idle/events", &idle_token).await?.0);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(pid);
+    let metrics = sink.http.get(sink.url("/metrics")).send().await?.text().await?;
+    let connected = metrics
+        .lines()
+        .find(|l| l.starts_with("tumbleweed_sse_connected_streams "))
+        .unwrap_or("?")
+        .to_string();
+    println!(
+        "idle: {n_idle} idle streams: sink RSS {} MiB (was {} MiB before them; {:.1} KiB per stream); {connected}",
+        after / 1024,
+        before / 1024,
+        (after.saturating_sub(before)) as f64 / n_idle as f64
+    );
+    drop(idle);
+
+    // --- 3. latency at a steady rate -----------------------------------------------------
+    let lat_topic = format!("bench_latency_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &lat_topic, 1).await?;
+    let lat_token = sink
+        .create_consumer(json!({"name": "latency", "topics": [lat_topic], "start": "latest"}))
+        .await?;
+    let (mut sse, _) = open_stream(&addr, "/v1/consumers/latency/events", &lat_token).await?;
+    let baseline: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .set("group.id", "bench-baseline")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&lat_topic, 0, Offset::End)?;
+    baseline.assign(&tpl)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let total = rate * seconds;
+    let prod = producer(&stack.kafka_bootstrap, "1")?;
+    let lat_topic2 = lat_topic.clone();
+    let producing = tokio::spawn(async move {
+        let start = Instant::now();
+        let mut pending = Vec::new();
+        for i in 0..total as i64 {
+            let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let v = value(i, now_us());
+            let k = format!("{{\"id\":{i}}}");
+            pending.push(prod.send_result(FutureRecord::to(&lat_topic2).key(&k).payload(&v)).map_err(|(e, _)| e)?);
+        }
+        for f in pending {
+            f.await?.map_err(|(e, _)| e)?;
+        }
+        Ok::<_, anyhow::Error>(())
+    });
+    let base = tokio::spawn(async move {
+        let mut lat = Vec::with_capacity(total);
+        while lat.len() < total {
+            let m = baseline.recv().await?;
+            let recv = now_us();
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or(b"{}"))?;
+            lat.push(recv - v["after"]["sent_us"].as_i64().unwrap_or(recv));
+        }
+        Ok::<_, anyhow::Error>(lat)
+    });
+    let mut sse_lat = Vec::with_capacity(total);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut pending_text: Vec<u8> = Vec::new();
+    let marker = memmem::Finder::new(b"\"sent_us\":");
+    while sse_lat.len() < total {
+        let n = tokio::time::timeout(Duration::from_secs(30), sse.read(&mut buf)).await??;
+        if n == 0 {
+            bail!("latency stream closed");
+        }
+        let recv = now_us();
+        pending_text.extend_from_slice(&buf[..n]);
+        let mut last_end = 0;
+        for pos in marker.find_iter(&pending_text) {
+            let digits: Vec<u8> = pending_text[pos + 10..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .copied()
+                .collect();
+            if pos + 10 + digits.len() >= pending_text.len() {
+                break; // incomplete number: wait for more bytes
+            }
+            let sent: i64 = std::str::from_utf8(&digits)?.parse()?;
+            sse_lat.push(recv - sent);
+            last_end = pos + 10 + digits.len();
+        }
+        pending_text.drain(..last_end);
+    }
+    producing.await??;
+    let mut base_lat = base.await??;
+    sse_lat.sort_unstable();
+    base_lat.sort_unstable();
+    println!(
+        "latency at {rate} events/s for {seconds} s ({total} events): producer→SSE p50 {:.2} ms p99 {:.2} ms; producer→plain consumer p50 {:.2} ms p99 {:.2} ms; added by the sink p50 {:.2} ms p99 {:.2} ms",
+        percentile(&sse_lat, 0.50),
+        percentile(&sse_lat, 0.99),
+        percentile(&base_lat, 0.50),
+        percentile(&base_lat, 0.99),
+        percentile(&sse_lat, 0.50) - percentile(&base_lat, 0.50),
+        percentile(&sse_lat, 0.99) - percentile(&base_lat, 0.99),
+    );
+    println!("sink RSS at the end {} MiB", rss_kib(pid) / 1024);
+    Ok(())
+}
