@@ -115,5 +115,10 @@ document.getElementById('sign-out').addEventListener('click', () => {
   go('#/sign-in');
 });
 
-window.addEventListener('hashchange', render);
-render();
+// The sink answers unknown paths with index.html: /consumers becomes #/consumers.
+if (location.pathname !== '/' && location.pathname !== '/index.html') {
+  location.replace(`/#${location.pathname}${location.search}`);
+} else {
+  window.addEventListener('hashchange', render);
+  render();
+}

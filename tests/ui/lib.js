@@ -80,7 +80,37 @@ export async function launch() {
   };
 }
 
+/**
+ * Basic accessibility of what is on screen: every form control has a label (or aria-label),
+ * every button and link has a name, one h1, no duplicate ids. Returns the problems found.
+ */
+export async function a11yProblems(page) {
+  return page.evaluate(() => {
+    const problems = [];
+    const visible = (el) => !el.closest('[hidden], dialog:not([open]), .visually-hidden') && el.getClientRects().length > 0;
+    for (const el of document.querySelectorAll('input, select, textarea')) {
+      if (!visible(el) || el.type === 'hidden') continue;
+      if (!(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby')) {
+        problems.push(`unlabelled ${el.tagName.toLowerCase()} ${el.id || el.name}`);
+      }
+    }
+    for (const el of document.querySelectorAll('button, a[href]')) {
+      if (!visible(el)) continue;
+      if (!(el.getAttribute('aria-label') || el.textContent.trim())) problems.push(`nameless ${el.tagName.toLowerCase()} ${el.outerHTML.slice(0, 80)}`);
+    }
+    const h1s = document.querySelectorAll('main h1').length;
+    if (h1s !== 1) problems.push(`${h1s} h1 elements in main`);
+    const ids = new Map();
+    for (const el of document.querySelectorAll('[id]')) ids.set(el.id, (ids.get(el.id) || 0) + 1);
+    for (const [id, n] of ids) if (n > 1) problems.push(`id ${id} used ${n} times`);
+    return problems;
+  });
+}
+
+/** Screenshots the page into the artifacts and checks its basic accessibility. */
 export async function screenshot(page, name) {
+  const problems = await a11yProblems(page);
+  if (problems.length) throw new Error(`accessibility problems on ${name}: ${problems.join('; ')}`);
   mkdirSync(env.artifacts, { recursive: true });
   await page.screenshot({ path: path.join(env.artifacts, `${name}.png`), fullPage: true });
 }

@@ -63,13 +63,23 @@ describe('operator UI', { concurrency: false }, () => {
     await screenshot(page, 'sign-in-error');
   });
 
-  test('signing in keeps the token in sessionStorage and opens the sources page', async () => {
+  test('a path without a hash (served index.html by the fallback) redirects to its page', async () => {
+    await page.goto(`${env.base}/consumers`);
+    await page.waitForURL(/\/#\/sign-in\?next=%23%2Fconsumers$/);
+    await page.locator('#sign-in-token').waitFor();
+  });
+
+  test('signing in keeps the token in sessionStorage and opens the page asked for', async () => {
     await page.fill('#sign-in-token', env.token);
     await page.click('#sign-in button[type=submit]');
-    await page.waitForURL(/#\/sources$/);
-    await page.locator('h1', { hasText: 'Sources' }).waitFor();
+    await page.waitForURL(/#\/consumers$/);
+    await page.locator('h1', { hasText: 'Consumers' }).waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('tumbleweed.adminToken')), env.token);
-    assert.equal(await page.getAttribute('nav a[data-section=sources]', 'aria-current'), 'page');
+    assert.equal(await page.getAttribute('nav a[data-section=consumers]', 'aria-current'), 'page');
+    await page.click('nav a[data-section=sources]');
+    await page.locator('h1', { hasText: 'Sources' }).waitFor();
+    // Focus moves to the new page's heading.
+    await page.waitForFunction(() => document.activeElement.tagName === 'H1', null, { timeout: 5000 });
   });
 
   test('a bad source name is shown next to the name field (checked before any request)', async () => {
@@ -170,6 +180,23 @@ describe('operator UI', { concurrency: false }, () => {
     await screenshot(page, 'consumers');
   });
 
+  test('consumer form: a duplicate name (409) shows next to the name field, a missing topic next to the topics', async () => {
+    await go('#/consumers/new');
+    await page.locator(`#consumer-topic-list input[value="${topic}"]`).waitFor();
+    await page.fill('#consumer-name', consumer);
+    await page.click('#consumer-form button[type=submit]');
+    const topicsErr = page.locator('[data-field=topics] .field-error');
+    await topicsErr.waitFor({ state: 'visible' });
+    assert.match(await topicsErr.textContent(), /at least one topic/);
+    await page.check(`#consumer-topic-list input[value="${topic}"]`);
+    await page.click('#consumer-form button[type=submit]');
+    const nameErr = page.locator('[data-field=name] .field-error');
+    await nameErr.waitFor({ state: 'visible' });
+    assert.match(await nameErr.textContent(), /already exists/);
+    assert.equal(await topicsErr.isVisible(), false);
+    await screenshot(page, 'consumer-form-error');
+  });
+
   test('the live tail shows an inserted row within 2 s, newest on top, and pauses', async () => {
     await go(`#/tail?topic=${encodeURIComponent(topic)}`);
     await page.locator('#tail-status', { hasText: 'Connected' }).waitFor({ timeout: 15000 });
@@ -191,6 +218,19 @@ describe('operator UI', { concurrency: false }, () => {
     const first = page.locator('#tail-events li.event').first();
     assert.match(await first.textContent(), new RegExp(held), 'newest on top');
     await screenshot(page, 'tail');
+    await page.click('#tail-stop');
+    await page.locator('#tail-status', { hasText: 'Stopped' }).waitFor();
+  });
+
+  test('the live tail of a consumer follows its topics', async () => {
+    await go('#/tail');
+    await page.selectOption('#tail-target', `consumer:${consumer}`);
+    await page.click('#tail-start');
+    await page.locator('#tail-status', { hasText: `Connected to consumer ${consumer}` }).waitFor({ timeout: 15000 });
+    assert.match(page.url(), new RegExp(`#/tail\\?consumer=${consumer}$`));
+    const marker = `tail-${rand}-3`;
+    insert(marker);
+    await page.locator('#tail-events li.event', { hasText: marker }).waitFor({ timeout: 5000 });
     await page.click('#tail-stop');
   });
 
@@ -216,7 +256,7 @@ describe('operator UI', { concurrency: false }, () => {
       return evs.some((e) => e.name === m1) && evs;
     }, { timeoutMs: 10000 });
     // start=earliest: the snapshot row, the live tail rows, then m1.
-    assert.deepEqual(first.map((e) => e.name), ['seed', `tail-${rand}-1`, `tail-${rand}-2`, m1]);
+    assert.deepEqual(first.map((e) => e.name), ['seed', `tail-${rand}-1`, `tail-${rand}-2`, `tail-${rand}-3`, m1]);
     assert.equal(first[0].op, 'r');
     const last = first[first.length - 1].id;
     assert.ok(last, 'events carry an id');

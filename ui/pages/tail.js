@@ -109,7 +109,6 @@ export async function tailPage(main, ctx) {
         else if (s === 'connecting') state = `Connecting to ${label}…`;
         else if (s === 'retrying') state = `Reconnecting to ${label}: ${detail}`;
         else if (s === 'error') { state = `Stopped: ${detail}`; announce(state); }
-        else if (s === 'closed' && !streams.length) state = 'Not connected.';
         drawStatus();
       },
     }));
