@@ -226,9 +226,9 @@ export async function sourceDetailPage(main, ctx) {
         report = err.body || {};
         error = err.message;
       }
-      replace(result, deleteReport(name, report || {}, error));
-      if (!error) del.remove();
-      const box = result.querySelector('#delete-result');
+      // Once deleted, the definition above is history: only the report stays.
+      replace(error ? result : body, deleteReport(name, report || {}, error));
+      const box = main.querySelector('#delete-result');
       if (box) box.focus();
     });
   });
