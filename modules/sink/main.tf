@@ -20,10 +20,11 @@ locals {
   image = coalesce(var.image, "${aws_ecr_repository.this.repository_url}:${var.image_tag}")
 
   environment = merge(var.extra_environment, {
-    TUMBLEWEED_KAFKA_BOOTSTRAP    = var.kafka_bootstrap_servers
-    TUMBLEWEED_CONNECT_URL        = var.connect_url
-    TUMBLEWEED_LISTEN             = "0.0.0.0:${var.container_port}"
-    TUMBLEWEED_SSE_KEEPALIVE_SECS = tostring(var.sse_keepalive_seconds)
+    TUMBLEWEED_KAFKA_BOOTSTRAP          = var.kafka_bootstrap_servers
+    TUMBLEWEED_CONNECT_URL              = var.connect_url
+    TUMBLEWEED_LISTEN                   = "0.0.0.0:${var.container_port}"
+    TUMBLEWEED_SSE_KEEPALIVE_SECS       = tostring(var.sse_keepalive_seconds)
+    TUMBLEWEED_TOPIC_REPLICATION_FACTOR = "3"
   })
 
   secrets = concat(

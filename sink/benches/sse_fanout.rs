@@ -4,10 +4,12 @@
 //! 1. Throughput: a topic holds N ≈300-byte Debezium-shaped events; C streams of one consumer
 //!    read all of them at once from the sink's shared buffer. Figure: events/s delivered in
 //!    aggregate, and the sink's CPU time.
-//! 2. Idle streams: I streams connected and idle. Figure: the sink's RSS before and after.
+//! 2. Idle streams (measured first, on a fresh sink): I streams connected and idle. Figure:
+//!    the sink's RSS before and after.
 //! 3. Latency at a steady 10,000 events/s: producer → SSE client, against producer → a plain
 //!    rdkafka consumer on the same broker (the broker's own fetch wait is in both), so the
-//!    difference is what the sink adds. Figures: p50/p99 of both and of the difference.
+//!    per-event difference is what the sink adds. Figures: p50/p99 of both and of the
+//!    per-event difference.
 //!
 //! Sizes come from the environment: BENCH_EVENTS (N, default 5000), BENCH_STREAMS (C, 1000),
 //! BENCH_IDLE (I, 10000), BENCH_RATE (10000/s), BENCH_SECONDS (latency run, 5).
@@ -135,12 +137,59 @@ async fn main() -> Result<()> {
     let rate = env_or("BENCH_RATE", 10_000);
     let seconds = env_or("BENCH_SECONDS", 5);
     let stack = stack();
-    let sink = SinkProcess::start(SINK, stack, &[("--buffer-events-per-partition", "50000")]).await?;
+    let fetch_wait = std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "10".into());
+    let sink = SinkProcess::start(
+        SINK,
+        stack,
+        &[
+            ("--buffer-events-per-partition", "50000"),
+            ("--fetch-wait-max-ms", &fetch_wait),
+        ],
+    )
+    .await?;
+    println!("sink fetch.wait.max.ms = {fetch_wait}");
     let addr = sink.base.trim_start_matches("http://").to_string();
     let pid = sink.pid().context("sink pid")?;
     println!("sink pid {pid}, RSS at start {} MiB", rss_kib(pid) / 1024);
 
-    // --- 1. throughput -------------------------------------------------------------------
+    // --- 1. idle streams (first, on a fresh sink) -----------------------------------------------------------------
+    let idle_topic = format!("bench_idle_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &idle_topic, 1).await?;
+    let idle_token = sink
+        .create_consumer(json!({"name": "idle", "topics": [idle_topic], "start": "latest"}))
+        .await?;
+    let before = rss_kib(pid);
+    let mut idle = Vec::with_capacity(n_idle);
+    for _ in 0..n_idle {
+        idle.push(
+            open_stream(&addr, "/v1/consumers/idle/events", &idle_token)
+                .await?
+                .0,
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(pid);
+    let metrics = sink
+        .http
+        .get(sink.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let connected = metrics
+        .lines()
+        .find(|l| l.starts_with("tumbleweed_sse_connected_streams "))
+        .unwrap_or("?")
+        .to_string();
+    println!(
+        "idle: {n_idle} idle streams: sink RSS {} MiB (was {} MiB before them; {:.1} KiB per stream); {connected}",
+        after / 1024,
+        before / 1024,
+        (after.saturating_sub(before)) as f64 / n_idle as f64
+    );
+    drop(idle);
+
+    // --- 2. throughput -------------------------------------------------------------------
     let topic = format!("bench_fanout_{}", unique_suffix());
     create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
     let p = producer(&stack.kafka_bootstrap, "10")?;
@@ -148,7 +197,10 @@ async fn main() -> Result<()> {
     for i in 0..n_events as i64 {
         let v = value(i, 0);
         let k = format!("{{\"id\":{i}}}");
-        pending.push(p.send_result(FutureRecord::to(&topic).key(&k).payload(&v)).map_err(|(e, _)| e)?);
+        pending.push(
+            p.send_result(FutureRecord::to(&topic).key(&k).payload(&v))
+                .map_err(|(e, _)| e)?,
+        );
     }
     for f in pending {
         f.await?.map_err(|(e, _)| e)?;
@@ -205,33 +257,6 @@ async fn main() -> Result<()> {
         cpu / elapsed * 100.0
     );
 
-    // --- 2. idle streams -----------------------------------------------------------------
-    let idle_topic = format!("bench_idle_{}", unique_suffix());
-    create_topic(&stack.kafka_bootstrap, &idle_topic, 1).await?;
-    let idle_token = sink
-        .create_consumer(json!({"name": "idle", "topics": [idle_topic], "start": "latest"}))
-        .await?;
-    let before = rss_kib(pid);
-    let mut idle = Vec::with_capacity(n_idle);
-    for _ in 0..n_idle {
-        idle.push(open_stream(&addr, "/v1/consumers/idle/events", &idle_token).await?.0);
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(pid);
-    let metrics = sink.http.get(sink.url("/metrics")).send().await?.text().await?;
-    let connected = metrics
-        .lines()
-        .find(|l| l.starts_with("tumbleweed_sse_connected_streams "))
-        .unwrap_or("?")
-        .to_string();
-    println!(
-        "idle: {n_idle} idle streams: sink RSS {} MiB (was {} MiB before them; {:.1} KiB per stream); {connected}",
-        after / 1024,
-        before / 1024,
-        (after.saturating_sub(before)) as f64 / n_idle as f64
-    );
-    drop(idle);
-
     // --- 3. latency at a steady rate -----------------------------------------------------
     let lat_topic = format!("bench_latency_{}", unique_suffix());
     create_topic(&stack.kafka_bootstrap, &lat_topic, 1).await?;
@@ -249,7 +274,7 @@ async fn main() -> Result<()> {
     baseline.assign(&tpl)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let total = rate * seconds;
-    let prod = producer(&stack.kafka_bootstrap, "1")?;
+    let prod = producer(&stack.kafka_bootstrap, "5")?;
     let lat_topic2 = lat_topic.clone();
     let producing = tokio::spawn(async move {
         let start = Instant::now();
@@ -259,7 +284,10 @@ async fn main() -> Result<()> {
             tokio::time::sleep_until(due.into()).await;
             let v = value(i, now_us());
             let k = format!("{{\"id\":{i}}}");
-            pending.push(prod.send_result(FutureRecord::to(&lat_topic2).key(&k).payload(&v)).map_err(|(e, _)| e)?);
+            pending.push(
+                prod.send_result(FutureRecord::to(&lat_topic2).key(&k).payload(&v))
+                    .map_err(|(e, _)| e)?,
+            );
         }
         for f in pending {
             f.await?.map_err(|(e, _)| e)?;
@@ -267,54 +295,70 @@ async fn main() -> Result<()> {
         Ok::<_, anyhow::Error>(())
     });
     let base = tokio::spawn(async move {
-        let mut lat = Vec::with_capacity(total);
+        // offset → (sent, received) in microseconds
+        let mut lat = std::collections::HashMap::with_capacity(total);
         while lat.len() < total {
             let m = baseline.recv().await?;
             let recv = now_us();
             let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or(b"{}"))?;
-            lat.push(recv - v["after"]["sent_us"].as_i64().unwrap_or(recv));
+            lat.insert(
+                m.offset(),
+                (v["after"]["sent_us"].as_i64().unwrap_or(recv), recv),
+            );
         }
         Ok::<_, anyhow::Error>(lat)
     });
-    let mut sse_lat = Vec::with_capacity(total);
+    // offset → received (µs); frames are parsed only once complete (ending in a blank line).
+    let mut sse_recv = std::collections::HashMap::with_capacity(total);
     let mut buf = vec![0u8; 256 * 1024];
     let mut pending_text: Vec<u8> = Vec::new();
-    let marker = memmem::Finder::new(b"\"sent_us\":");
-    while sse_lat.len() < total {
+    let frame_end = memmem::Finder::new(b"\n\n");
+    let offset_marker = memmem::Finder::new(b"\"offset\":");
+    while sse_recv.len() < total {
         let n = tokio::time::timeout(Duration::from_secs(30), sse.read(&mut buf)).await??;
         if n == 0 {
             bail!("latency stream closed");
         }
         let recv = now_us();
         pending_text.extend_from_slice(&buf[..n]);
-        let mut last_end = 0;
-        for pos in marker.find_iter(&pending_text) {
-            let digits: Vec<u8> = pending_text[pos + 10..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .copied()
-                .collect();
-            if pos + 10 + digits.len() >= pending_text.len() {
-                break; // incomplete number: wait for more bytes
+        let mut start = 0;
+        while let Some(end) = frame_end.find(&pending_text[start..]) {
+            let frame = &pending_text[start..start + end];
+            if let Some(pos) = offset_marker.find(frame) {
+                let digits: String = frame[pos + 9..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .map(|b| *b as char)
+                    .collect();
+                sse_recv.insert(digits.parse::<i64>()?, recv);
             }
-            let sent: i64 = std::str::from_utf8(&digits)?.parse()?;
-            sse_lat.push(recv - sent);
-            last_end = pos + 10 + digits.len();
+            start += end + 2;
         }
-        pending_text.drain(..last_end);
+        pending_text.drain(..start);
     }
     producing.await??;
-    let mut base_lat = base.await??;
+    let base_map = base.await??;
+    let mut sse_lat = Vec::with_capacity(total);
+    let mut base_lat = Vec::with_capacity(total);
+    let mut added = Vec::with_capacity(total);
+    for (offset, (sent, base_recv)) in &base_map {
+        if let Some(sse_at) = sse_recv.get(offset) {
+            sse_lat.push(sse_at - sent);
+            base_lat.push(base_recv - sent);
+            added.push(sse_at - base_recv);
+        }
+    }
     sse_lat.sort_unstable();
     base_lat.sort_unstable();
+    added.sort_unstable();
     println!(
-        "latency at {rate} events/s for {seconds} s ({total} events): producer→SSE p50 {:.2} ms p99 {:.2} ms; producer→plain consumer p50 {:.2} ms p99 {:.2} ms; added by the sink p50 {:.2} ms p99 {:.2} ms",
+        "latency at {rate} events/s for {seconds} s ({total} events): producer→SSE p50 {:.2} ms p99 {:.2} ms; producer→plain consumer p50 {:.2} ms p99 {:.2} ms; added by the sink (same event, SSE minus plain consumer) p50 {:.2} ms p99 {:.2} ms",
         percentile(&sse_lat, 0.50),
         percentile(&sse_lat, 0.99),
         percentile(&base_lat, 0.50),
         percentile(&base_lat, 0.99),
-        percentile(&sse_lat, 0.50) - percentile(&base_lat, 0.50),
-        percentile(&sse_lat, 0.99) - percentile(&base_lat, 0.99),
+        percentile(&added, 0.50),
+        percentile(&added, 0.99),
     );
     println!("sink RSS at the end {} MiB", rss_kib(pid) / 1024);
     Ok(())

@@ -89,6 +89,11 @@ pub struct Config {
     )]
     pub consumers_topic: String,
 
+    /// Replication factor of the topics the sink and Debezium create (3 on a production
+    /// cluster, 1 on the single local broker).
+    #[arg(long, env = "TUMBLEWEED_TOPIC_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub topic_replication_factor: u16,
+
     /// Directory with the operator UI's files, served at `/`.
     #[arg(long, env = "TUMBLEWEED_UI_DIR")]
     pub ui_dir: Option<PathBuf>,

@@ -82,8 +82,9 @@ impl Registry {
         settings: &KafkaSettings,
         meta: &KafkaMeta,
         topic: &str,
+        replication: i32,
     ) -> Result<Arc<Self>> {
-        meta.ensure_compacted_topic(topic, 1)
+        meta.ensure_compacted_topic(topic, replication)
             .await
             .with_context(|| format!("preparing the consumer registry topic {topic}"))?;
         let (_, high) = meta.watermarks(topic, 0).await?;

@@ -20,7 +20,7 @@ use crate::kafka::offsets::GroupOffsets;
 use crate::kafka::{KafkaMeta, KafkaSettings};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::sources::{SourcesConfig, SourcesService};
+use crate::sources::{SourcesConfig, SourcesService, SourcesTuning};
 use crate::sse::{SseContext, SseSettings};
 
 /// A started sink: its address and the task serving it.
@@ -51,7 +51,13 @@ pub async fn start(config: Config) -> Result<RunningSink> {
     meta.reachable(Duration::from_secs(10))
         .await
         .with_context(|| format!("cannot reach Kafka at {}", config.kafka_bootstrap))?;
-    let registry = Registry::open(&settings, &meta, &config.consumers_topic).await?;
+    let registry = Registry::open(
+        &settings,
+        &meta,
+        &config.consumers_topic,
+        i32::from(config.topic_replication_factor),
+    )
+    .await?;
     let hub = Arc::new(FeedHub::new(
         settings.clone(),
         meta,
@@ -70,13 +76,19 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         },
         shutdown: shutdown.clone(),
     });
-    let sources = SourcesService::new(SourcesConfig {
-        connect_url: config.connect_url.clone(),
-        kafka_bootstrap: config.kafka_bootstrap.clone(),
-        wal_warn_bytes: config.wal_warn_bytes,
-        wal_critical_bytes: config.wal_critical_bytes,
-        wal_check_interval: Duration::from_secs(config.wal_check_secs.max(1)),
-    })?;
+    let sources = SourcesService::with_tuning(
+        SourcesConfig {
+            connect_url: config.connect_url.clone(),
+            kafka_bootstrap: config.kafka_bootstrap.clone(),
+            wal_warn_bytes: config.wal_warn_bytes,
+            wal_critical_bytes: config.wal_critical_bytes,
+            wal_check_interval: Duration::from_secs(config.wal_check_secs.max(1)),
+        },
+        SourcesTuning {
+            topic_replication_factor: config.topic_replication_factor,
+            ..SourcesTuning::default()
+        },
+    )?;
     sources.spawn_wal_guard(shutdown.clone());
     let state = Arc::new(AppState {
         registry: registry.clone(),

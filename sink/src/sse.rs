@@ -129,10 +129,10 @@ impl Stream {
             reached_head: false,
             slow: false,
             stats: None,
-            out: BytesMut::with_capacity(8 * 1024),
+            out: BytesMut::new(),
             events: Vec::new(),
-            scratch: Vec::with_capacity(32),
-            id: String::with_capacity(32),
+            scratch: Vec::new(),
+            id: String::new(),
         }
     }
 
@@ -235,7 +235,8 @@ impl Stream {
         if self.out.is_empty() {
             return Outcome::Continue;
         }
-        let chunk = self.out.split().freeze();
+        // Taking the buffer leaves no allocation behind: an idle stream holds no chunk memory.
+        let chunk = std::mem::take(&mut self.out).freeze();
         let len = chunk.len() as u64;
         // While the client is not reading, keep checking whether it has become too slow.
         let mut check = tokio::time::interval(Duration::from_millis(500));

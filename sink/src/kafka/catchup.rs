@@ -56,11 +56,7 @@ impl CatchUp {
         out: &mut Vec<Arc<ChangeEvent>>,
     ) -> Result<usize> {
         let mut taken = 0;
-        let first = match tokio::time::timeout(wait, self.consumer.recv()).await {
-            Ok(m) => Some(m),
-            Err(_) => None,
-        };
-        let mut next = first;
+        let mut next = tokio::time::timeout(wait, self.consumer.recv()).await.ok();
         while let Some(msg) = next.take() {
             let m = msg.with_context(|| format!("catch-up read of {}", self.topic))?;
             taken += 1;
