@@ -406,4 +406,3 @@ pub fn parse_events(text: &str) -> Vec<SseEvent> {
             .collect(),
     )
 }
-
