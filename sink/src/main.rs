@@ -6,6 +6,9 @@ use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 use tumbleweed_sink::config::Config;
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()

@@ -105,10 +105,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .context("HTTP server")?;
+        serve_http1(listener, app, stop).await;
         registry.shutdown();
         for feed in hub.started() {
             feed.shutdown();
@@ -120,4 +117,46 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         shutdown,
         task,
     })
+}
+
+/// Accepts connections and serves each with hyper's HTTP/1.1 connection (SSE needs nothing
+/// more; without HTTP/2 detection a connection's state is much smaller). On `stop` it stops
+/// accepting, asks open connections to close after their current response (SSE streams end
+/// on the same signal), and waits up to 10 s for them.
+async fn serve_http1(listener: TcpListener, app: axum::Router, stop: CancellationToken) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 10 s; closing them");
+    }
 }
