@@ -25,6 +25,7 @@ locals {
     TUMBLEWEED_LISTEN                   = "0.0.0.0:${var.container_port}"
     TUMBLEWEED_SSE_KEEPALIVE_SECS       = tostring(var.sse_keepalive_seconds)
     TUMBLEWEED_TOPIC_REPLICATION_FACTOR = "3"
+    TUMBLEWEED_FETCH_WAIT_MAX_MS        = "100" # Apache Kafka ends a fetch as soon as data arrives
   })
 
   secrets = concat(

@@ -7,12 +7,13 @@
 //! 2. Idle streams (measured first, on a fresh sink): I streams connected and idle. Figure:
 //!    the sink's RSS before and after.
 //! 3. Latency at a steady 10,000 events/s: producer → SSE client, against producer → a plain
-//!    rdkafka consumer on the same broker (the broker's own fetch wait is in both), so the
+//!    rdkafka consumer with the same fetch settings on the same broker, so the
 //!    per-event difference is what the sink adds. Figures: p50/p99 of both and of the
 //!    per-event difference.
 //!
 //! Sizes come from the environment: BENCH_EVENTS (N, default 5000), BENCH_STREAMS (C, 1000),
-//! BENCH_IDLE (I, 10000), BENCH_RATE (10000/s), BENCH_SECONDS (latency run, 5).
+//! BENCH_IDLE (I, 10000), BENCH_RATE (10000/s), BENCH_SECONDS (latency run, 5) and
+//! BENCH_FETCH_WAIT_MS (the sink's and the plain consumer's fetch.wait.max.ms, 2).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -137,7 +138,7 @@ async fn main() -> Result<()> {
     let rate = env_or("BENCH_RATE", 10_000);
     let seconds = env_or("BENCH_SECONDS", 5);
     let stack = stack();
-    let fetch_wait = std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "10".into());
+    let fetch_wait = std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "2".into());
     let sink = SinkProcess::start(
         SINK,
         stack,
@@ -267,7 +268,7 @@ async fn main() -> Result<()> {
     let baseline: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &stack.kafka_bootstrap)
         .set("group.id", "bench-baseline")
-        .set("fetch.wait.max.ms", "10")
+        .set("fetch.wait.max.ms", &fetch_wait)
         .create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&lat_topic, 0, Offset::End)?;
