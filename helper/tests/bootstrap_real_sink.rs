@@ -5,31 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use common::{run, stderr, stdout, tumbleweed};
+use common::{run, sink_binary, stderr, stdout, tumbleweed};
 use serde_json::json;
 use tumbleweed_tests::sink::{create_topic, SinkProcess, ADMIN_TOKEN};
 use tumbleweed_tests::{stack, unique_suffix};
-
-/// The sink binary beside this test's own target directory, built if missing (it is built
-/// already when the whole workspace is tested).
-fn sink_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("tumbleweed-sink");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-p", "tumbleweed-sink", "--bin", "tumbleweed-sink"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "building the sink for the bootstrap test");
-    }
-    bin
-}
 
 fn bootstrap(url: &str, file: &Path, extra: &[&str]) -> std::process::Output {
     run(tumbleweed(None)

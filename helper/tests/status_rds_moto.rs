@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{run, serve_json, stdout, tumbleweed, Moto};
+use common::{run, sink_binary, stdout, tumbleweed, Moto};
 use serde_json::{json, Value};
 use tumbleweed_helper::check_source::{gather_rds, judge_rds};
 
@@ -73,19 +73,39 @@ async fn status_reports_ecs_counts_as_json_and_table() {
         .to_string(),
     )
     .unwrap();
-    let sink = serve_json(vec![
-        ("/v1/sources", 200, r#"{"sources":[{"name":"pg-main","mode":"tables","connector_state":"RUNNING"}]}"#.into()),
-        (
-            "/v1/slots",
-            200,
-            r#"{"slots":[{"source":"pg-main","slot":"tw_pg_main","active":true,"retained_bytes":1024,"wal_status":"reserved","status":"ok"}]}"#.into(),
-        ),
-    ]);
+    // The sink part comes from the real sink binary with a real source on the local stack.
+    let stack = tumbleweed_tests::stack();
+    let id = tumbleweed_tests::unique_suffix();
+    let db = format!("status_{id}");
+    let source = format!("st_{id}");
+    let pg = stack.create_database(&db).await.unwrap();
+    pg.batch_execute("CREATE TABLE public.orders (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let sink =
+        tumbleweed_tests::sink::SinkProcess::start(sink_binary().to_str().unwrap(), stack, &[])
+            .await
+            .unwrap();
+    let r = sink
+        .admin(reqwest::Method::POST, "/v1/sources")
+        .json(
+            &json!({"name": source, "host": stack.pg_host, "port": stack.pg_port,
+                      "database": db, "user": "postgres", "password": "x",
+                      "tables": ["public.orders"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 
     let o = run(tumbleweed(Some(&moto.url))
         .args(["status", "--output", "json", "--tf-outputs"])
         .arg(&outputs)
-        .args(["--sink-url", &format!("http://127.0.0.1:{sink}")]));
+        .args(["--sink-url", &sink.base])
+        .env(
+            "TUMBLEWEED_ADMIN_TOKEN",
+            tumbleweed_tests::sink::ADMIN_TOKEN,
+        ));
     let rep: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(rep["cluster"], "tw-cluster");
     let svcs = rep["services"].as_array().unwrap();
@@ -98,8 +118,22 @@ async fn status_reports_ecs_counts_as_json_and_table() {
     assert_eq!(svcs[2]["role"], "kafka-broker");
     assert_eq!(svcs[4]["role"], "kafka-controller");
     assert_eq!(svcs[4]["desired"], 1);
-    assert_eq!(rep["sources"][0]["connector_state"], "RUNNING");
-    assert_eq!(rep["slots"][0]["slot"], "tw_pg_main");
+    let ours = rep["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == source.as_str())
+        .unwrap_or_else(|| panic!("source {source} in {rep}"));
+    assert_eq!(ours["connector_state"], "RUNNING");
+    let slot = format!("tumbleweed_{source}");
+    assert!(
+        rep["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["slot"] == slot.as_str() && s["status"] == "ok"),
+        "slot {slot} in {rep}"
+    );
     // Fewer tasks running than desired: not healthy, exit 1.
     assert_eq!(rep["healthy"], false);
     assert_eq!(o.status.code(), Some(1));
@@ -113,6 +147,13 @@ async fn status_reports_ecs_counts_as_json_and_table() {
         assert!(out.contains(name), "{out}");
     }
     assert!(out.contains("desired"));
+
+    let r = sink
+        .admin(reqwest::Method::DELETE, &format!("/v1/sources/{source}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
 }
 
 async fn rds_instance(rds: &aws_sdk_rds::Client, group: &str, value: &str, instance: &str) {
