@@ -105,13 +105,16 @@ async fn create_consumer(
         return Err(ApiError::bad_request(format!(
             "invalid consumer name {:?}: use 1-63 characters [a-z0-9_-], starting with a letter or digit",
             req.name
-        )));
+        ))
+        .with_field("name"));
     }
     let mut topics = req.topics.clone();
     topics.sort();
     topics.dedup();
     if topics.is_empty() {
-        return Err(ApiError::bad_request("topics must list at least one topic"));
+        return Err(
+            ApiError::bad_request("topics must list at least one topic").with_field("topics")
+        );
     }
     let existing = st
         .hub
@@ -127,15 +130,17 @@ async fn create_consumer(
         let known: Vec<&String> = existing.keys().collect();
         return Err(ApiError::bad_request(format!(
             "unknown topic(s) {unknown:?}; topics that exist: {known:?}"
-        )));
+        ))
+        .with_field("topics"));
     }
     if let Some(ops) = &req.ops {
         if ops.is_empty() {
-            return Err(ApiError::bad_request(
-                "ops, when given, must list at least one operation",
-            ));
+            return Err(
+                ApiError::bad_request("ops, when given, must list at least one operation")
+                    .with_field("ops"),
+            );
         }
-        event::parse_ops(ops).map_err(ApiError::bad_request)?;
+        event::parse_ops(ops).map_err(|e| ApiError::bad_request(e).with_field("ops"))?;
     }
     let token = auth::new_consumer_token();
     let record = ConsumerRecord {
@@ -148,7 +153,7 @@ async fn create_consumer(
     };
     let created = st.registry.create(record).await.map_err(|e| match e {
         CreateError::Exists => {
-            ApiError::conflict(format!("consumer {:?} already exists", req.name))
+            ApiError::conflict(format!("consumer {:?} already exists", req.name)).with_field("name")
         }
         CreateError::Other(e) => ApiError::internal(e),
     })?;

@@ -203,6 +203,12 @@ async fn errors_are_clear_and_carry_the_right_status() -> Result<()> {
     .await;
     assert_eq!((st, msg.as_str()), (401, "invalid admin token"));
     let create = |body: Value| sink.admin(Method::POST, "/v1/consumers").json(&body).send();
+    let r = create(json!({"name": "c", "topics": ["no_such_topic"]})).await?;
+    let v: Value = r.json().await?;
+    assert_eq!(
+        v["field"], "topics",
+        "errors name the field they concern: {v}"
+    );
     let (st, msg) =
         error_of(create(json!({"name": "c", "topics": ["no_such_topic"]})).await?).await;
     assert_eq!(st, 400);
