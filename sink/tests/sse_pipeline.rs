@@ -133,5 +133,27 @@ async fn row_changes_reach_an_sse_consumer_through_a_source_created_by_the_api()
         .query("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&slot])
         .await?;
     assert!(publications.is_empty(), "publication dropped");
+
+    // The same name can be used again: the old connector's WAL position was forgotten, so the
+    // new source starts from a fresh snapshot instead of failing on the dropped slot.
+    let r = sink
+        .admin(Method::POST, "/v1/sources")
+        .json(&json!({
+            "name": source, "host": stack.pg_host, "port": stack.pg_port, "database": db,
+            "user": "postgres", "password": "x", "tables": ["public.orders"],
+        }))
+        .send()
+        .await?;
+    let status = r.status();
+    ensure!(
+        status == 201,
+        "re-creating the source: {status}: {}",
+        r.text().await?
+    );
+    let r = sink
+        .admin(Method::DELETE, &format!("/v1/sources/{source}"))
+        .send()
+        .await?;
+    ensure!(r.status().is_success(), "second delete: {}", r.status());
     Ok(())
 }

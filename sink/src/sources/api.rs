@@ -261,6 +261,10 @@ async fn teardown(
     if let Err(e) = postgres::delete_heartbeat_row(&client, &stored.name).await {
         tracing::warn!(source = %stored.name, error = format!("{e:#}"), "could not delete the heartbeat row");
     }
+    // The slot is gone, so the connector's stored WAL position is meaningless now.
+    if let Err(e) = svc.connect.reset_offsets(&connector).await {
+        tracing::warn!(source = %stored.name, error = format!("{e:#}"), "could not reset the connector's offsets");
+    }
     match svc.connect.delete(&connector).await {
         Ok(true) => report.connector = "deleted".into(),
         Ok(false) => report.connector = "absent".into(),

@@ -450,6 +450,19 @@ impl ConnectClient {
         Err(Self::fail("PUT", &path, status, &v))
     }
 
+    /// Forgets a stopped connector's source offsets (Kafka Connect 3.6+, KIP-875), so a
+    /// source created later under the same name starts afresh instead of asking for a WAL
+    /// position whose slot was dropped. `Ok(false)` when the worker cannot do it.
+    pub async fn reset_offsets(&self, name: &str) -> Result<bool> {
+        let path = format!("/connectors/{name}/offsets");
+        let (status, v) = self.request(Method::DELETE, &path, None).await?;
+        match status {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Ok(false),
+            s => Err(Self::fail("DELETE", &path, s, &v)),
+        }
+    }
+
     /// Deletes a connector; `Ok(false)` when it did not exist.
     pub async fn delete(&self, name: &str) -> Result<bool> {
         let path = format!("/connectors/{name}");
