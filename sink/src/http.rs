@@ -178,9 +178,10 @@ async fn list_consumers(State(st): Shared) -> Json<Value> {
 }
 
 async fn get_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let r = st
+    let (r, _) = st
         .registry
-        .get(&name)
+        .find(&name)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("unknown consumer {name:?}")))?;
     let mut v = consumer_json(&r);
     v["live_lag_events"] = json!(st.metrics.consumer_lag().get(&name));
@@ -260,7 +261,7 @@ struct EventsQuery {
 }
 
 /// Checks the consumer's token (header or query) and returns its registration.
-fn authenticate_consumer(
+async fn authenticate_consumer(
     st: &AppState,
     name: &str,
     headers: &HeaderMap,
@@ -273,7 +274,8 @@ fn authenticate_consumer(
     })?;
     let (record, closed) = st
         .registry
-        .get_with_close(name)
+        .find(name)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("unknown consumer {name:?}")))?;
     if !auth::token_matches(token, &record.token_sha256) {
         return Err(ApiError::unauthorized("invalid consumer token"));
@@ -363,7 +365,7 @@ async fn consumer_events(
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (record, closed) = authenticate_consumer(&st, &name, &headers, q.token.as_deref())?;
+    let (record, closed) = authenticate_consumer(&st, &name, &headers, q.token.as_deref()).await?;
     let last_id = headers
         .get("last-event-id")
         .map(|v| {
@@ -457,7 +459,7 @@ async fn ack(
     headers: HeaderMap,
     body: Result<Json<AckBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let (record, _) = authenticate_consumer(&st, &name, &headers, q.token.as_deref())?;
+    let (record, _) = authenticate_consumer(&st, &name, &headers, q.token.as_deref()).await?;
     let Json(body) = body
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
     let fp = cursor::fingerprint(&record.topics);

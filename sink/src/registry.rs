@@ -52,6 +52,7 @@ struct Entry {
 
 pub struct Registry {
     topic: String,
+    meta: KafkaMeta,
     producer: FutureProducer,
     entries: RwLock<HashMap<String, Entry>>,
     /// Next offset of the registry topic that the reader has applied.
@@ -108,6 +109,7 @@ impl Registry {
         let (applied, _) = watch::channel(0);
         let registry = Arc::new(Self {
             topic: topic.to_string(),
+            meta: meta.clone(),
             producer,
             entries: RwLock::new(HashMap::new()),
             applied,
@@ -160,23 +162,22 @@ impl Registry {
                 }
             }
             Some(r) => {
-                let same = entries
-                    .get(name)
-                    .is_some_and(|e| e.record.token_sha256 == r.token_sha256);
-                if !same {
-                    if let Some(old) = entries.remove(name) {
-                        old.closed.cancel();
+                // First writer wins: two replicas creating the same name at once both write,
+                // and every replica applies the log in the same order, so all keep the first
+                // registration (the loser re-writes it, see `create`).
+                if let Some(existing) = entries.get_mut(name) {
+                    if existing.record.token_sha256 == r.token_sha256 {
+                        existing.record = Arc::new(r);
+                    } else {
+                        tracing::warn!(%name, "a concurrent registration of the same name was ignored");
                     }
+                    return;
                 }
-                let closed = entries
-                    .get(name)
-                    .map(|e| e.closed.clone())
-                    .unwrap_or_default();
                 entries.insert(
                     name.to_string(),
                     Entry {
                         record: Arc::new(r),
-                        closed,
+                        closed: CancellationToken::new(),
                     },
                 );
             }
@@ -209,6 +210,27 @@ impl Registry {
             .await
     }
 
+    /// Waits (up to 5 s) until this replica has applied everything written to the registry
+    /// so far, by any replica: a consumer created through another replica a moment ago is
+    /// then known here too.
+    pub async fn sync(&self) -> Result<()> {
+        let (_, high) = self.meta.watermarks(&self.topic, 0).await?;
+        self.wait_applied(high, Duration::from_secs(5)).await
+    }
+
+    /// Like [`Registry::get_with_close`], but an unknown name is looked up again after
+    /// [`Registry::sync`], so a registration made on another replica is found.
+    pub async fn find(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Arc<ConsumerRecord>, CancellationToken)>> {
+        if let Some(found) = self.get_with_close(name) {
+            return Ok(Some(found));
+        }
+        self.sync().await?;
+        Ok(self.get_with_close(name))
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<ConsumerRecord>> {
         self.entries.read().get(name).map(|e| e.record.clone())
     }
@@ -229,7 +251,12 @@ impl Registry {
 
     /// Stores a new registration; fails if the name is taken (here or on another replica).
     pub async fn create(&self, record: ConsumerRecord) -> Result<Arc<ConsumerRecord>, CreateError> {
-        if self.get(&record.name).is_some() {
+        if self
+            .find(&record.name)
+            .await
+            .map_err(CreateError::Other)?
+            .is_some()
+        {
             return Err(CreateError::Exists);
         }
         let name = record.name.clone();
@@ -240,7 +267,15 @@ impl Registry {
             .map_err(CreateError::Other)?;
         match self.get(&name) {
             Some(r) if r.token_sha256 == digest => Ok(r),
-            Some(_) => Err(CreateError::Exists),
+            Some(winner) => {
+                // We lost a race with another replica. Our record is now the last one for this
+                // key, which is what log compaction would keep: write the winner again.
+                let json = serde_json::to_vec(winner.as_ref()).expect("a registration serialises");
+                self.write(&name, Some(json))
+                    .await
+                    .map_err(CreateError::Other)?;
+                Err(CreateError::Exists)
+            }
             None => Err(CreateError::Other(anyhow::anyhow!(
                 "registration of {name} was not applied"
             ))),
@@ -249,7 +284,7 @@ impl Registry {
 
     /// Deletes a registration (a tombstone); live streams of the consumer end.
     pub async fn delete(&self, name: &str) -> Result<bool> {
-        if self.get(name).is_none() {
+        if self.find(name).await?.is_none() {
             return Ok(false);
         }
         self.write(name, None).await?;

@@ -150,6 +150,11 @@ impl Stream {
             return Ok(());
         }
         loop {
+            if let Some(notice) = self.closing_notice() {
+                self.out.put_slice(notice);
+                let _ = self.flush().await;
+                return Ok(());
+            }
             for rx in changed.iter_mut() {
                 rx.borrow_and_update();
             }
@@ -187,19 +192,32 @@ impl Stream {
                         return Ok(());
                     }
                 }
-                _ = self.spec.closed.cancelled() => {
-                    self.out.put_slice(b": consumer deleted; stream closed\n\n");
-                    let _ = self.flush().await;
-                    return Ok(());
-                }
-                _ = self.ctx.shutdown.cancelled() => {
-                    self.out.put_slice(b": server shutting down; reconnect with Last-Event-ID\n\n");
-                    let _ = self.flush().await;
-                    return Ok(());
-                }
+                // The notice is written at the top of the loop.
+                _ = self.spec.closed.cancelled() => {}
+                _ = self.ctx.shutdown.cancelled() => {}
                 _ = self.tx.closed() => return Ok(()),
             }
         }
+    }
+
+    /// The final comment when the consumer was deleted or the server is stopping.
+    fn closing_notice(&self) -> Option<&'static [u8]> {
+        if self.spec.closed.is_cancelled() {
+            Some(b": consumer deleted; stream closed\n\n")
+        } else if self.ctx.shutdown.is_cancelled() {
+            Some(b": server shutting down; reconnect with Last-Event-ID\n\n")
+        } else {
+            None
+        }
+    }
+
+    /// The stream must end while the client is not reading: queue what is pending and the
+    /// final notice if the client makes room within a second, then end either way.
+    async fn give_up(&mut self, pending: Bytes) -> Outcome {
+        let mut last = BytesMut::from(&pending[..]);
+        last.put_slice(self.closing_notice().unwrap_or(b""));
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.send(last.freeze())).await;
+        Outcome::End
     }
 
     /// Whether the stream had reached the head and is now more than `max_lag` events behind
@@ -241,11 +259,15 @@ impl Stream {
         // While the client is not reading, keep checking whether it has become too slow.
         let mut check = tokio::time::interval(Duration::from_millis(500));
         check.tick().await;
+        // A clone of the sender, so the permit borrows it rather than `self`.
+        let tx = self.tx.clone();
         let permit = loop {
             tokio::select! {
-                p = self.tx.reserve() => break p,
-                _ = self.spec.closed.cancelled() => return Outcome::End,
-                _ = self.ctx.shutdown.cancelled() => return Outcome::End,
+                // Room in the channel always wins, so a final notice is not lost to a race.
+                biased;
+                p = tx.reserve() => break p.map_err(|_| ()),
+                _ = self.spec.closed.cancelled() => break Err(()),
+                _ = self.ctx.shutdown.cancelled() => break Err(()),
                 _ = check.tick(), if !self.slow => {
                     if self.is_slow() {
                         self.slow = true;
@@ -262,7 +284,8 @@ impl Stream {
                     .fetch_add(len, Ordering::Relaxed);
                 Outcome::Continue
             }
-            Err(_) => Outcome::End,
+            Err(()) if self.closing_notice().is_some() => self.give_up(chunk).await,
+            Err(()) => Outcome::End,
         }
     }
 
@@ -322,13 +345,7 @@ impl Stream {
         let pos = self.spec.positions[ti][p];
         if pos < low {
             self.spec.positions[ti][p] = low;
-            self.id.clear();
-            cursor::encode_into(
-                self.fingerprint,
-                &self.spec.positions,
-                &mut self.scratch,
-                &mut self.id,
-            );
+            self.encode_id();
             let frame = gap_frame(&self.id, &feed.topic, p, pos, low);
             self.out.put_slice(frame.as_bytes());
             if low >= feed.start(p) {
@@ -428,6 +445,17 @@ impl Stream {
         sent
     }
 
+    /// Sets `self.id` to the cursor of the current positions.
+    fn encode_id(&mut self) {
+        self.id.clear();
+        cursor::encode_into(
+            self.fingerprint,
+            &self.spec.positions,
+            &mut self.scratch,
+            &mut self.id,
+        );
+    }
+
     /// Appends frames for `events` (all of topic `ti`, partition `p`, in offset order).
     fn write_events(&mut self, ti: usize, p: usize, events: &[Arc<ChangeEvent>]) -> usize {
         let mut sent = 0;
@@ -438,13 +466,7 @@ impl Stream {
                     continue;
                 }
             }
-            self.id.clear();
-            cursor::encode_into(
-                self.fingerprint,
-                &self.spec.positions,
-                &mut self.scratch,
-                &mut self.id,
-            );
+            self.encode_id();
             self.out.reserve(e.json.len() + self.id.len() + 16);
             self.out.put_slice(b"id: ");
             self.out.put_slice(self.id.as_bytes());

@@ -533,3 +533,66 @@ async fn metrics_and_health_report_streams_and_lag() -> Result<()> {
     assert_eq!(ours["end_offsets"], json!([5]));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_registrations_and_agree_on_a_concurrent_create() -> Result<()> {
+    let stack = stack();
+    let id = unique_suffix();
+    let topic = format!("sse_replicas_{id}");
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts(0, 5, 1)).await?;
+    let registry = format!("_tw_test_shared_registry_{id}");
+    let shared = [("--consumers-topic", registry.as_str())];
+    let a = SinkProcess::start(SINK, stack, &shared).await?;
+    let b = SinkProcess::start(SINK, stack, &shared).await?;
+
+    // Created on A, usable on B.
+    let token = a
+        .create_consumer(json!({"name": "shared", "topics": [topic], "start": "earliest"}))
+        .await?;
+    let mut on_b = b.events("shared", &token, None).await?;
+    assert_eq!(on_b.take(5, T).await?.len(), 5);
+
+    // The same name created on both at once: one wins everywhere.
+    let body = json!({"name": "racer", "topics": [topic], "start": "earliest"});
+    let (ra, rb) = tokio::join!(
+        a.admin(Method::POST, "/v1/consumers").json(&body).send(),
+        b.admin(Method::POST, "/v1/consumers").json(&body).send(),
+    );
+    let (ra, rb) = (ra?, rb?);
+    let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "exactly one create wins");
+    let winner: Value = if ra.status() == 201 {
+        ra.json().await?
+    } else {
+        rb.json().await?
+    };
+    let racer_token = winner["token"].as_str().unwrap().to_string();
+    for sink in [&a, &b] {
+        let mut s = sink.events("racer", &racer_token, None).await?;
+        assert_eq!(
+            s.take(1, T).await?.len(),
+            1,
+            "the winning token works on every replica"
+        );
+    }
+
+    // Deleted on A: the stream on B is closed too.
+    let closing = tokio::spawn(read_raw_until(
+        b.http
+            .get(b.url("/v1/consumers/shared/events"))
+            .bearer_auth(&token),
+        "consumer deleted",
+        Duration::from_secs(20),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = a
+        .admin(Method::DELETE, "/v1/consumers/shared")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let text = closing.await??;
+    assert!(text.contains(": consumer deleted"), "{text}");
+    Ok(())
+}

@@ -39,6 +39,7 @@ pub struct SinkProcess {
 
 impl SinkProcess {
     /// Starts the sink against the local stack; `extra` adds flags (`--name value` pairs).
+    /// Each sink gets its own consumer-registry topic unless `extra` names one.
     pub async fn start(bin: &str, stack: &Stack, extra: &[(&str, &str)]) -> Result<Self> {
         let port = free_port();
         let id = unique_suffix();
@@ -49,9 +50,12 @@ impl SinkProcess {
             stack.kafka_bootstrap.clone(),
             "--connect-url".into(),
             stack.connect_url.clone(),
-            "--consumers-topic".into(),
-            format!("_tw_test_consumers_{id}"),
         ];
+        // A private registry topic unless the test shares one between replicas.
+        if !extra.iter().any(|(k, _)| *k == "--consumers-topic") {
+            args.push("--consumers-topic".into());
+            args.push(format!("_tw_test_consumers_{id}"));
+        }
         for (k, v) in extra {
             args.push(k.to_string());
             args.push(v.to_string());
