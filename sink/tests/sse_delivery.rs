@@ -596,3 +596,30 @@ async fn replicas_share_registrations_and_agree_on_a_concurrent_create() -> Resu
     assert!(text.contains(": consumer deleted"), "{text}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_tells_streams_to_reconnect_and_exits_cleanly() -> Result<()> {
+    let stack = stack();
+    let topic = format!("sse_term_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
+    let mut sink = SinkProcess::start(SINK, stack, &[]).await?;
+    let token = sink
+        .create_consumer(json!({"name": "leaver", "topics": [topic], "start": "latest"}))
+        .await?;
+    let reading = tokio::spawn(read_raw_until(
+        sink.http
+            .get(sink.url("/v1/consumers/leaver/events"))
+            .bearer_auth(&token),
+        "server shutting down",
+        Duration::from_secs(20),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let clean = tokio::task::spawn_blocking(move || sink.terminate()).await??;
+    let text = reading.await??;
+    assert!(
+        text.contains(": server shutting down; reconnect with Last-Event-ID"),
+        "{text}"
+    );
+    assert!(clean, "the sink exits with status 0 after SIGTERM");
+    Ok(())
+}
