@@ -170,6 +170,7 @@ impl TopicFeed {
     fn run(&self, consumer: BaseConsumer) {
         let mut batch: Vec<ChangeEvent> = Vec::with_capacity(256);
         let mut heads: Vec<Option<i64>> = vec![None; self.partitions.len()];
+        let mut last_warning = None;
         while !self.stop.load(Ordering::Relaxed) {
             let mut timeout = Duration::from_millis(100);
             let mut taken = 0;
@@ -177,7 +178,14 @@ impl TopicFeed {
                 match consumer.poll(timeout) {
                     None => break,
                     Some(Err(e)) => {
-                        tracing::warn!(topic = %self.topic, error = %e, "topic reader error");
+                        // A deleted topic or an unreachable broker repeats on every poll:
+                        // log it at most every 10 s.
+                        if last_warning.is_none_or(|t: std::time::Instant| {
+                            t.elapsed() > Duration::from_secs(10)
+                        }) {
+                            tracing::warn!(topic = %self.topic, error = %e, "topic reader error");
+                            last_warning = Some(std::time::Instant::now());
+                        }
                         break;
                     }
                     Some(Ok(m)) => {
