@@ -97,7 +97,8 @@ pub struct Config {
     #[arg(long, env = "TUMBLEWEED_TOPIC_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub topic_replication_factor: u16,
 
-    /// Directory with the operator UI's files, served at `/`.
+    /// Directory with the operator UI's files, served at `/` (default: `ui/` under the
+    /// working directory, else /usr/share/tumbleweed/ui as in the image).
     #[arg(long, env = "TUMBLEWEED_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
 

@@ -30,13 +30,19 @@ pub struct RunningSink {
     pub task: tokio::task::JoinHandle<Result<()>>,
 }
 
-/// The UI directory: configured, or `ui/` beside the working directory when it exists.
+/// Where the sink image keeps the operator UI (`tumbleweed image build`, `sink/Dockerfile`).
+const IMAGE_UI_DIR: &str = "/usr/share/tumbleweed/ui";
+
+/// The UI directory: configured, else `ui/` under the working directory (a checkout), else
+/// the image's copy, whichever holds an `index.html`.
 fn ui_dir(config: &Config) -> Option<PathBuf> {
     if let Some(d) = &config.ui_dir {
         return Some(d.clone());
     }
-    let local = PathBuf::from("ui");
-    local.join("index.html").is_file().then_some(local)
+    ["ui", IMAGE_UI_DIR]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|d| d.join("index.html").is_file())
 }
 
 /// Builds the sink and starts serving on `config.listen`.

@@ -8,7 +8,7 @@
 //! * **build**: `cargo build --release -p tumbleweed-sink` (or `--binary PATH`), then
 //!   fetch the pinned base image over the OCI distribution API (manifest — choosing the
 //!   requested platform from an index —, config, layers; all digest-verified) into an OCI
-//!   image layout, add one reproducible gzip layer with the binary (and `ui/dist` if
+//!   image layout, add one reproducible gzip layer with the binary (and `ui/` if
 //!   present), and write a new config (base config + our `diff_id`, entrypoint, user) and
 //!   manifest. The base's name and digest are recorded as the standard
 //!   `org.opencontainers.image.base.*` annotations.
@@ -72,8 +72,9 @@ pub struct BuildArgs {
     /// Use this sink binary instead of running `cargo build --release -p tumbleweed-sink`.
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
-    /// Static UI build to include at /usr/share/tumbleweed/ui (skipped if absent).
-    #[arg(long, value_name = "DIR", default_value = "ui/dist")]
+    /// The operator UI's files (no build step) to include at /usr/share/tumbleweed/ui, where the
+    /// sink looks for them (skipped if absent).
+    #[arg(long, value_name = "DIR", default_value = "ui")]
     pub ui_dist: PathBuf,
     /// Base image, pinned by digest.
     #[arg(long, value_name = "REF", default_value = DEFAULT_BASE)]
