@@ -366,21 +366,7 @@ async fn ops_filter_keepalive_and_deletion_while_streaming() -> Result<()> {
     assert!(raw.starts_with("retry: "), "{raw}");
 
     // Deleting the consumer closes its live streams with a final comment.
-    let pending = tokio::spawn(read_raw_until(
-        sink.http
-            .get(sink.url("/v1/consumers/deletes/events"))
-            .bearer_auth(&token),
-        "consumer deleted",
-        Duration::from_secs(20),
-    ));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = sink
-        .admin(Method::DELETE, "/v1/consumers/deletes")
-        .send()
-        .await?;
-    assert_eq!(r.status(), 204);
-    let text = pending.await??;
-    assert!(text.contains(": consumer deleted"), "{text}");
+    assert_deletion_closes_stream(&sink, &sink, "deletes", &token).await?;
     // …and its token no longer opens a stream.
     let r = sink
         .http
@@ -579,21 +565,7 @@ async fn replicas_share_registrations_and_agree_on_a_concurrent_create() -> Resu
     }
 
     // Deleted on A: the stream on B is closed too.
-    let closing = tokio::spawn(read_raw_until(
-        b.http
-            .get(b.url("/v1/consumers/shared/events"))
-            .bearer_auth(&token),
-        "consumer deleted",
-        Duration::from_secs(20),
-    ));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = a
-        .admin(Method::DELETE, "/v1/consumers/shared")
-        .send()
-        .await?;
-    assert_eq!(r.status(), 204);
-    let text = closing.await??;
-    assert!(text.contains(": consumer deleted"), "{text}");
+    assert_deletion_closes_stream(&a, &b, "shared", &token).await?;
     Ok(())
 }
 
@@ -621,5 +593,32 @@ async fn sigterm_tells_streams_to_reconnect_and_exits_cleanly() -> Result<()> {
         "{text}"
     );
     assert!(clean, "the sink exits with status 0 after SIGTERM");
+    Ok(())
+}
+
+/// Opens `consumer`'s stream on `streaming`, deletes the consumer through `deleting` (the same
+/// sink or another replica) and asserts the stream ends with the deletion notice.
+async fn assert_deletion_closes_stream(
+    deleting: &SinkProcess,
+    streaming: &SinkProcess,
+    consumer: &str,
+    token: &str,
+) -> Result<()> {
+    let closing = tokio::spawn(read_raw_until(
+        streaming
+            .http
+            .get(streaming.url(&format!("/v1/consumers/{consumer}/events")))
+            .bearer_auth(token),
+        "consumer deleted",
+        Duration::from_secs(20),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = deleting
+        .admin(Method::DELETE, &format!("/v1/consumers/{consumer}"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let text = closing.await??;
+    assert!(text.contains(": consumer deleted"), "{text}");
     Ok(())
 }
