@@ -13,7 +13,7 @@
 //!
 //! Sizes come from the environment: BENCH_EVENTS (N, default 5000), BENCH_STREAMS (C, 1000),
 //! BENCH_IDLE (I, 10000), BENCH_RATE (10000/s), BENCH_SECONDS (latency run, 5) and
-//! BENCH_FETCH_WAIT_MS (the sink's and the plain consumer's fetch.wait.max.ms, 2).
+//! BENCH_FETCH_WAIT_MS (the sink's and the plain consumer's fetch.wait.max.ms, 100).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -138,7 +138,7 @@ async fn main() -> Result<()> {
     let rate = env_or("BENCH_RATE", 10_000);
     let seconds = env_or("BENCH_SECONDS", 5);
     let stack = stack();
-    let fetch_wait = std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "2".into());
+    let fetch_wait = std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "100".into());
     let sink = SinkProcess::start(
         SINK,
         stack,

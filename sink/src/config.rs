@@ -77,11 +77,10 @@ pub struct Config {
     #[arg(long, env = "TUMBLEWEED_MAX_CHUNK_EVENTS", default_value_t = 512)]
     pub max_chunk_events: usize,
 
-    /// librdkafka `fetch.wait.max.ms` for the topic readers. Apache Kafka answers a fetch as
-    /// soon as data arrives, so a high value (e.g. 100) costs no latency there; some
-    /// Kafka-protocol brokers (tansu, used locally) hold every fetch for about half of it, so
-    /// the default is low.
-    #[arg(long, env = "TUMBLEWEED_FETCH_WAIT_MAX_MS", default_value_t = 2)]
+    /// librdkafka `fetch.wait.max.ms` for the topic readers: how long the broker may hold a
+    /// fetch while a partition has nothing new. Apache Kafka answers as soon as data arrives,
+    /// so this bounds idle polling, not latency.
+    #[arg(long, env = "TUMBLEWEED_FETCH_WAIT_MAX_MS", default_value_t = 100)]
     pub fetch_wait_max_ms: u64,
 
     /// Compacted topic holding consumer registrations (shared by all sink replicas).

@@ -502,11 +502,9 @@ pub fn gap_frame(id: &str, topic: &str, partition: usize, from: i64, to: i64) ->
 mod tests {
     use super::*;
 
-    // The broker used in this project's integration tests (tansu) implements neither
-    // retention deletes nor DeleteRecords (it drops the connection), so a cursor older than
-    // the low watermark cannot be produced there; the gap notice itself is checked here, and
-    // the decision (position below the low watermark) is the one comparison in
-    // `start_catchup`.
+    // The frame's shape; the broker-produced case (records deleted under a cursor) is
+    // `cursor_older_than_the_log_start_gets_one_gap_notice_then_continues` in
+    // tests/sse_delivery.rs.
     #[test]
     fn gap_frame_states_what_was_lost() {
         let f = gap_frame("AbC", "db.public.t", 2, 5, 12);

@@ -12,8 +12,8 @@ use anyhow::{ensure, Result};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tumbleweed_tests::sink::{
-    create_topic, debezium_value, parse_events, produce, read_raw_until, SinkProcess, SseEvent,
-    SseStream,
+    create_topic, debezium_value, delete_records, parse_events, produce, read_raw_until,
+    SinkProcess, SseEvent, SseStream,
 };
 use tumbleweed_tests::{stack, unique_suffix};
 
@@ -620,5 +620,67 @@ async fn assert_deletion_closes_stream(
     assert_eq!(r.status(), 204);
     let text = closing.await??;
     assert!(text.contains(": consumer deleted"), "{text}");
+    Ok(())
+}
+
+/// A cursor older than the partition's log start (the broker deleted those records, as
+/// retention does) yields exactly one `event: gap` naming what was lost, then the stream goes
+/// on from the log start with nothing else skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_older_than_the_log_start_gets_one_gap_notice_then_continues() -> Result<()> {
+    let stack = stack();
+    let topic = format!("sse_gap_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts(0, 100, 1)).await?;
+    // A 16-event buffer: the shared reader starts at offset 84, so older cursors are read
+    // from Kafka itself, where the deleted records are really gone.
+    let sink = SinkProcess::start(SINK, stack, &[("--buffer-events-per-partition", "16")]).await?;
+    let token = sink
+        .create_consumer(json!({"name": "gappy", "topics": [topic], "start": "earliest"}))
+        .await?;
+    let mut s = sink.events("gappy", &token, None).await?;
+    let first = s.take(10, T).await?;
+    drop(s);
+    assert_eq!(
+        first.iter().map(seq).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    let cursor = first.last().unwrap().id.clone();
+
+    let low = delete_records(&stack.kafka_bootstrap, &topic, 0, 60).await?;
+    assert_eq!(low, 60, "the broker's new log start");
+
+    let mut s = sink.events("gappy", &token, Some(&cursor)).await?;
+    let gap = s.next(T).await?.expect("a gap notice");
+    assert_eq!(gap.event, "gap", "first frame: {gap:?}");
+    assert_eq!(
+        gap.data,
+        json!({"topic": topic, "partition": 0, "from": 10, "to": 60, "lost": 50})
+    );
+    let rest = s.take(40, T).await?;
+    assert!(
+        rest.iter()
+            .all(|e| e.event.is_empty() || e.event == "message"),
+        "only events after the gap: {rest:?}"
+    );
+    assert_eq!(
+        rest.iter().map(seq).collect::<Vec<_>>(),
+        (60..100).collect::<Vec<_>>()
+    );
+    // The stream is live after the gap: new records arrive, and no second notice.
+    produce(&stack.kafka_bootstrap, &topic, &inserts(100, 5, 1)).await?;
+    let live = s.take(5, T).await?;
+    assert_eq!(
+        live.iter().map(seq).collect::<Vec<_>>(),
+        (100..105).collect::<Vec<_>>()
+    );
+
+    // The gap notice's own id resumes at the log start, without a second notice.
+    let mut s = sink.events("gappy", &token, Some(&gap.id)).await?;
+    let again = s.take(45, T).await?;
+    assert_eq!(
+        again.iter().map(seq).collect::<Vec<_>>(),
+        (60..105).collect::<Vec<_>>()
+    );
     Ok(())
 }

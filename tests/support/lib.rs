@@ -26,8 +26,12 @@ pub struct Stack {
     pub pg_url: String,
     pub pg_host: String,
     pub pg_port: u16,
-    /// `host:port` of the Kafka-protocol broker.
+    /// `host:port[,host:port…]` of the Kafka brokers.
     pub kafka_bootstrap: String,
+    /// `single` (one KRaft node) or `cluster` (3 controllers + 3 brokers).
+    pub kafka_mode: String,
+    /// Replication factor for the topics tests create (1, or 3 in cluster mode).
+    pub replication_factor: i32,
     /// Base URL of the Kafka Connect REST API.
     pub connect_url: String,
 }
@@ -74,6 +78,10 @@ fn start_stack() -> Result<Stack> {
         pg_host: get("TW_PG_HOST")?,
         pg_port: get("TW_PG_PORT")?.parse().context("TW_PG_PORT")?,
         kafka_bootstrap: get("TW_KAFKA_BOOTSTRAP")?,
+        kafka_mode: get("TW_KAFKA_MODE")?,
+        replication_factor: get("TW_KAFKA_REPLICATION_FACTOR")?
+            .parse()
+            .context("TW_KAFKA_REPLICATION_FACTOR")?,
         connect_url: get("TW_CONNECT_URL")?,
     })
 }

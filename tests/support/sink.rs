@@ -56,6 +56,14 @@ impl SinkProcess {
             args.push("--consumers-topic".into());
             args.push(format!("_tw_test_consumers_{id}"));
         }
+        // Topics the sink creates get the stack's replication factor (3 in cluster mode).
+        if !extra
+            .iter()
+            .any(|(k, _)| *k == "--topic-replication-factor")
+        {
+            args.push("--topic-replication-factor".into());
+            args.push(stack.replication_factor.to_string());
+        }
         for (k, v) in extra {
             args.push(k.to_string());
             args.push(v.to_string());
@@ -301,7 +309,8 @@ pub async fn read_raw_until(
     Ok(text)
 }
 
-/// Creates a topic with `partitions` partitions on the broker.
+/// Creates a topic with `partitions` partitions on the broker, replicated as the stack's
+/// topics are (1, or 3 in cluster mode).
 pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
@@ -315,7 +324,7 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Resu
             [&NewTopic::new(
                 topic,
                 partitions,
-                TopicReplication::Fixed(1),
+                TopicReplication::Fixed(crate::stack().replication_factor),
             )],
             &AdminOptions::new(),
         )
@@ -342,6 +351,38 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Resu
             bail!("topic {topic} not usable after creation");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Deletes the records of `topic`[`partition`] before `offset` (Kafka's DeleteRecords, what
+/// retention does to old segments) and returns the partition's new low watermark.
+pub async fn delete_records(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<i64> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::{Offset, TopicPartitionList};
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    let res = admin
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .with_context(|| format!("DeleteRecords {topic}[{partition}] before {offset}"))?;
+    let elem = res
+        .find_partition(topic, partition)
+        .with_context(|| format!("DeleteRecords answered without {topic}[{partition}]"))?;
+    elem.error()
+        .map_err(|e| anyhow::anyhow!("DeleteRecords {topic}[{partition}]: {e}"))?;
+    match elem.offset() {
+        Offset::Offset(low) => Ok(low),
+        other => bail!("DeleteRecords {topic}[{partition}] answered {other:?}"),
     }
 }
 

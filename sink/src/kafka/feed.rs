@@ -72,24 +72,6 @@ impl TopicFeed {
         self.partitions[p].read().next
     }
 
-    /// Waits until the reader has seen partition `p` up to `offset` (exclusive), for at most
-    /// `timeout`; returns whether it did.
-    pub async fn wait_head(&self, p: usize, offset: i64, timeout: std::time::Duration) -> bool {
-        let mut rx = self.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if self.head(p) >= offset {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                return self.head(p) >= offset;
-            }
-        }
-    }
-
     /// First offset still buffered for partition `p`.
     pub fn start(&self, p: usize) -> i64 {
         self.partitions[p].read().start

@@ -1,0 +1,193 @@
+//! A Kafka broker dies while a consumer streams and a producer writes: nothing is lost and
+//! nothing is delivered twice.
+//!
+//! Single-node stack: the only broker is killed with SIGKILL and started again by
+//! `scripts/stack up` (its log survives on disk). Cluster stack: the broker leading partition 0
+//! is killed and stays down for a while (the other two keep every partition available with
+//! min.insync.replicas=2), then comes back. The producer is idempotent with `acks=all`, so the
+//! records in Kafka are exactly the ones written; the sink must hand each to the consumer once,
+//! in order per partition, across whatever the outage does to its stream (a reconnection with
+//! `Last-Event-ID` is the client's normal move).
+//!
+//! This file holds one test on purpose: cargo runs test files one after another, so no other
+//! test shares the broker outage.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{json, Value};
+use tumbleweed_tests::sink::{create_topic, debezium_value, SinkProcess, SseEvent};
+use tumbleweed_tests::{repo_root, stack, unique_suffix, Stack};
+
+const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
+const N: i64 = 3000;
+const PARTITIONS: i32 = 3;
+
+fn stack_cmd(args: &[&str]) -> Result<()> {
+    let out = Command::new(repo_root().join("scripts/stack"))
+        .args(args)
+        .output()
+        .context("running scripts/stack")?;
+    if !out.status.success() {
+        bail!(
+            "scripts/stack {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The node to kill: the only one, or the leader of partition 0 of `topic`.
+fn victim(stack: &Stack, topic: &str) -> Result<String> {
+    if stack.kafka_mode == "single" {
+        return Ok("kafka-1".into());
+    }
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .create()?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+    let leader = md.topics()[0]
+        .partitions()
+        .iter()
+        .find(|p| p.id() == 0)
+        .context("partition 0 in metadata")?
+        .leader();
+    // Broker node ids are 101..103 (as on ECS); their stack names are broker-1..3.
+    Ok(format!("broker-{}", leader - 100))
+}
+
+/// Writes `N` inserts, round-robin over the partitions, at about 300 per second.
+async fn write_all(bootstrap: String, topic: String) -> Result<()> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "180000")
+        .create()?;
+    let mut pending = Vec::new();
+    for i in 0..N {
+        let key = json!({ "id": i }).to_string();
+        let value =
+            debezium_value("c", Value::Null, json!({"id": i, "seq": i}), 1000 + i).to_string();
+        let rec = FutureRecord::to(&topic)
+            .partition((i % PARTITIONS as i64) as i32)
+            .key(&key)
+            .payload(&value);
+        pending.push(producer.send_result(rec).map_err(|(e, _)| e)?);
+        if i % 30 == 29 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for f in pending {
+        f.await?
+            .map_err(|(e, _)| anyhow::anyhow!("a record was not written: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Reads until every record arrived, reconnecting with the last id whenever the stream ends
+/// or fails (as an EventSource would). Returns the events and the number of reconnections.
+async fn read_all(
+    sink: &SinkProcess,
+    token: &str,
+    deadline: Instant,
+) -> Result<(Vec<SseEvent>, usize)> {
+    let mut got: Vec<SseEvent> = Vec::new();
+    let mut reconnects = 0;
+    while (got.len() as i64) < N {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {N} events within the deadline ({reconnects} reconnections)",
+                got.len()
+            );
+        }
+        let last = got.last().map(|e| e.id.clone());
+        let mut s = match sink.events("survivor", token, last.as_deref()).await {
+            Ok(s) => s,
+            Err(_) => {
+                reconnects += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        loop {
+            match s.next(Duration::from_secs(20)).await {
+                Ok(Some(e)) if e.event == "gap" => bail!("unexpected gap notice: {e:?}"),
+                Ok(Some(e)) => {
+                    got.push(e);
+                    if got.len() as i64 >= N {
+                        break;
+                    }
+                }
+                _ => {
+                    reconnects += 1;
+                    break;
+                }
+            }
+        }
+    }
+    Ok((got, reconnects))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_broker_while_streaming_loses_and_repeats_nothing() -> Result<()> {
+    let stack = stack();
+    let topic = format!("broker_fault_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, PARTITIONS).await?;
+    let sink = SinkProcess::start(SINK, stack, &[]).await?;
+    let token = sink
+        .create_consumer(json!({"name": "survivor", "topics": [topic], "start": "earliest"}))
+        .await?;
+    let node = victim(stack, &topic)?;
+
+    let writer = tokio::spawn(write_all(stack.kafka_bootstrap.clone(), topic.clone()));
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let reader = {
+        let sink = &sink;
+        let token = token.clone();
+        async move { read_all(sink, &token, deadline).await }
+    };
+    let fault = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stack_cmd(&["kill", &node])?;
+        // Single node: nothing serves until it is back. Cluster: two brokers carry on.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        tokio::task::spawn_blocking(|| stack_cmd(&["up"])).await??;
+        anyhow::Ok(())
+    };
+    let (read, fault) = tokio::join!(reader, fault);
+    fault.context("the fault")?;
+    writer.await??;
+    let (events, reconnects) = read?;
+
+    let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut last_offset: BTreeMap<i64, i64> = BTreeMap::new();
+    for e in &events {
+        *seen
+            .entry(e.data["after"]["seq"].as_i64().expect("seq"))
+            .or_default() += 1;
+        let p = e.data["partition"].as_i64().unwrap();
+        let o = e.data["offset"].as_i64().unwrap();
+        if let Some(prev) = last_offset.insert(p, o) {
+            assert!(o > prev, "partition {p}: offset {o} after {prev}");
+        }
+    }
+    let duplicated = seen.values().filter(|c| **c > 1).count();
+    let lost: Vec<i64> = (0..N).filter(|i| !seen.contains_key(i)).collect();
+    println!(
+        "killed {node} ({} mode): written={N} delivered={} lost={} duplicated={duplicated} reconnections={reconnects}",
+        stack.kafka_mode,
+        seen.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert_eq!(duplicated, 0, "duplicates");
+    Ok(())
+}
