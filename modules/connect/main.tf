@@ -30,6 +30,9 @@ locals {
     CONNECT_CONFIG_PROVIDERS_ENV_CLASS = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
     # Topics Debezium creates get the same durability as everything else.
     CONNECT_TOPIC_CREATION_ENABLE = "true"
+    # Source records and their offsets in one Kafka transaction (KIP-618); the sink's
+    # connectors ask for it with exactly.once.support=required.
+    CONNECT_EXACTLY_ONCE_SOURCE_SUPPORT = "enabled"
   }
 
   secrets = var.source_db_password_secret_arn == null ? [] : [

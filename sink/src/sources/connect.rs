@@ -42,7 +42,8 @@ pub struct TopicSettings {
 
 /// Builds the Debezium PostgreSQL connector config of a validated source.
 ///
-/// Decisions: `tombstones.on.delete=false` (the delete event already carries the key and the
+/// Decisions: `exactly.once.support=required` (KIP-618: records and offsets in one
+/// transaction); `tombstones.on.delete=false` (the delete event already carries the key and the
 /// `before` image; consumers over SSE have no use for a null record, and the topics are not
 /// compacted); JSON converters without schemas set on the connector, not the worker;
 /// `poll.interval.ms=20` (the 500 ms default is the whole latency budget); the heartbeat table is
@@ -83,6 +84,10 @@ pub fn connector_config(spec: &SourceSpec, topics: TopicSettings) -> Map<String,
     set("snapshot.mode", spec.snapshot_mode.clone());
     set("poll.interval.ms", "20".into());
     set("tombstones.on.delete", "false".into());
+    // With `exactly.once.source.support=enabled` on the workers (local stack and ECS), records
+    // and their source offsets are committed in one Kafka transaction, so a Connect crash
+    // cannot write a change twice; Connect refuses the connector if that cannot hold.
+    set("exactly.once.support", "required".into());
     set(
         "key.converter",
         "org.apache.kafka.connect.json.JsonConverter".into(),
@@ -520,6 +525,7 @@ mod tests {
         );
         assert_eq!(c["heartbeat.interval.ms"], "60000");
         assert_eq!(c["topic.creation.default.replication.factor"], "3");
+        assert_eq!(c["exactly.once.support"], "required");
         let stored = StoredSource::from_config(&c).unwrap();
         assert_eq!(stored.tables, ["public.items", "public.orders"]);
         assert_eq!(stored.db.password, "pw");
