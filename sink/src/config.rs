@@ -91,6 +91,19 @@ pub struct Config {
     )]
     pub consumers_topic: String,
 
+    /// Compacted topic holding the declared sources (shared by all sink replicas).
+    #[arg(
+        long,
+        env = "TUMBLEWEED_SOURCES_TOPIC",
+        default_value = "_tumbleweed_sources"
+    )]
+    pub sources_topic: String,
+
+    /// Seconds between two passes of the reconciler, which puts Kafka Connect back in line
+    /// with the declared sources.
+    #[arg(long, env = "TUMBLEWEED_RECONCILE_INTERVAL_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub reconcile_interval_secs: u64,
+
     /// Replication factor of the topics the sink and Debezium create (3 on a production
     /// cluster, 1 on the single local broker).
     #[arg(long, env = "TUMBLEWEED_TOPIC_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]

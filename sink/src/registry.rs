@@ -1,27 +1,21 @@
 //! Consumer registrations, stored in a compacted Kafka topic (key: consumer name, value: the
-//! registration as JSON, tombstone: deleted). No extra database: every sink replica reads the
-//! topic from the beginning at start and then tails it, so all replicas converge on the same
-//! registrations, and a replica's own writes are visible to it before the API answers (it
-//! waits until its reader has applied the offset it wrote).
+//! registration as JSON, tombstone: deleted) through [`CompactedLog`]: every sink replica
+//! converges on the same registrations, and a replica's own writes are visible to it before
+//! the API answers.
 //!
 //! Each registration carries a cancellation token: when a consumer is deleted (through any
 //! replica), the token is cancelled and that consumer's live streams end.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use parking_lot::RwLock;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::kafka::compacted::CompactedLog;
 use crate::kafka::{KafkaMeta, KafkaSettings};
 
 /// Where a consumer without an acknowledged cursor starts.
@@ -51,13 +45,8 @@ struct Entry {
 }
 
 pub struct Registry {
-    topic: String,
-    meta: KafkaMeta,
-    producer: FutureProducer,
-    entries: RwLock<HashMap<String, Entry>>,
-    /// Next offset of the registry topic that the reader has applied.
-    applied: watch::Sender<i64>,
-    stop: Arc<AtomicBool>,
+    log: Arc<CompactedLog>,
+    entries: Arc<RwLock<HashMap<String, Entry>>>,
 }
 
 /// Whether `name` is a valid consumer name: `[a-z0-9][a-z0-9_-]{0,62}`.
@@ -85,137 +74,34 @@ impl Registry {
         topic: &str,
         replication: i32,
     ) -> Result<Arc<Self>> {
-        meta.ensure_compacted_topic(topic, replication)
-            .await
-            .with_context(|| format!("preparing the consumer registry topic {topic}"))?;
-        let (_, high) = meta.watermarks(topic, 0).await?;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap)
-            .set("acks", "all")
-            .set("enable.idempotence", "false")
-            .set("linger.ms", "0")
-            .set("log_level", "4")
-            .create()
-            .context("creating the registry producer")?;
-        let reader: BaseConsumer = settings
-            .consumer_config()
-            .create()
-            .context("creating the registry reader")?;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
-        reader
-            .assign(&tpl)
-            .context("assigning the registry topic")?;
-        let (applied, _) = watch::channel(0);
-        let registry = Arc::new(Self {
-            topic: topic.to_string(),
-            meta: meta.clone(),
-            producer,
-            entries: RwLock::new(HashMap::new()),
-            applied,
-            stop: Arc::new(AtomicBool::new(false)),
+        let entries: Arc<RwLock<HashMap<String, Entry>>> = Arc::default();
+        let target = entries.clone();
+        let apply = Box::new(move |name: &str, value: Option<&[u8]>| {
+            match value
+                .map(serde_json::from_slice::<ConsumerRecord>)
+                .transpose()
+            {
+                Ok(r) => apply(&mut target.write(), name, r),
+                Err(e) => tracing::warn!(%name, error = %e, "unreadable registration skipped"),
+            }
         });
-        let tail = registry.clone();
-        std::thread::Builder::new()
-            .name("registry".into())
-            .spawn(move || tail.run(reader))
-            .context("starting the registry reader")?;
-        registry
-            .wait_applied(high, Duration::from_secs(30))
-            .await
-            .context("loading consumer registrations")?;
-        Ok(registry)
-    }
-
-    fn run(&self, reader: BaseConsumer) {
-        while !self.stop.load(Ordering::Relaxed) {
-            match reader.poll(Duration::from_millis(200)) {
-                None => {}
-                Some(Err(e)) => tracing::warn!(error = %e, "registry reader error"),
-                Some(Ok(m)) => {
-                    let name = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
-                    if let Some(name) = name {
-                        let record = m
-                            .payload()
-                            .map(serde_json::from_slice::<ConsumerRecord>)
-                            .transpose();
-                        match record {
-                            Ok(r) => self.apply(&name, r),
-                            Err(e) => {
-                                tracing::warn!(%name, error = %e, "unreadable registration skipped")
-                            }
-                        }
-                    }
-                    let next = m.offset() + 1;
-                    self.applied.send_modify(|v| *v = (*v).max(next));
-                }
-            }
-        }
-    }
-
-    fn apply(&self, name: &str, record: Option<ConsumerRecord>) {
-        let mut entries = self.entries.write();
-        match record {
-            None => {
-                if let Some(old) = entries.remove(name) {
-                    old.closed.cancel();
-                }
-            }
-            Some(r) => {
-                // First writer wins: two replicas creating the same name at once both write,
-                // and every replica applies the log in the same order, so all keep the first
-                // registration (the loser re-writes it, see `create`).
-                if let Some(existing) = entries.get_mut(name) {
-                    if existing.record.token_sha256 == r.token_sha256 {
-                        existing.record = Arc::new(r);
-                    } else {
-                        tracing::warn!(%name, "a concurrent registration of the same name was ignored");
-                    }
-                    return;
-                }
-                entries.insert(
-                    name.to_string(),
-                    Entry {
-                        record: Arc::new(r),
-                        closed: CancellationToken::new(),
-                    },
-                );
-            }
-        }
-    }
-
-    async fn wait_applied(&self, offset: i64, timeout: Duration) -> Result<()> {
-        let mut rx = self.applied.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|v| *v >= offset))
-            .await
-            .with_context(|| {
-                format!("the registry reader did not reach offset {offset} within {timeout:?}")
-            })?
-            .context("registry reader stopped")?;
-        Ok(())
-    }
-
-    async fn write(&self, name: &str, value: Option<Vec<u8>>) -> Result<()> {
-        let mut record = FutureRecord::<str, Vec<u8>>::to(&self.topic).key(name);
-        if let Some(v) = value.as_ref() {
-            record = record.payload(v);
-        }
-        let delivery = self
-            .producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .with_context(|| format!("writing to the registry topic {}", self.topic))?;
-        self.wait_applied(delivery.offset + 1, Duration::from_secs(10))
-            .await
+        let log = CompactedLog::open(
+            settings,
+            meta,
+            topic,
+            replication,
+            "consumer registry",
+            apply,
+        )
+        .await?;
+        Ok(Arc::new(Self { log, entries }))
     }
 
     /// Waits (up to 5 s) until this replica has applied everything written to the registry
     /// so far, by any replica: a consumer created through another replica a moment ago is
     /// then known here too.
     pub async fn sync(&self) -> Result<()> {
-        let (_, high) = self.meta.watermarks(&self.topic, 0).await?;
-        self.wait_applied(high, Duration::from_secs(5)).await
+        self.log.sync().await
     }
 
     /// Like [`Registry::get_with_close`], but an unknown name is looked up again after
@@ -262,7 +148,8 @@ impl Registry {
         let name = record.name.clone();
         let digest = record.token_sha256.clone();
         let json = serde_json::to_vec(&record).expect("a registration serialises");
-        self.write(&name, Some(json))
+        self.log
+            .write(&name, Some(json))
             .await
             .map_err(CreateError::Other)?;
         match self.get(&name) {
@@ -271,7 +158,8 @@ impl Registry {
                 // We lost a race with another replica. Our record is now the last one for this
                 // key, which is what log compaction would keep: write the winner again.
                 let json = serde_json::to_vec(winner.as_ref()).expect("a registration serialises");
-                self.write(&name, Some(json))
+                self.log
+                    .write(&name, Some(json))
                     .await
                     .map_err(CreateError::Other)?;
                 Err(CreateError::Exists)
@@ -287,7 +175,7 @@ impl Registry {
         if self.find(name).await?.is_none() {
             return Ok(false);
         }
-        self.write(name, None).await?;
+        self.log.write(name, None).await?;
         if self.get(name).is_some() {
             bail!("deletion of {name} was not applied");
         }
@@ -298,7 +186,38 @@ impl Registry {
 impl Registry {
     /// Stops the reader thread (at shutdown).
     pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.log.shutdown();
+    }
+}
+
+/// Applies one record of the registry log to the registrations.
+fn apply(entries: &mut HashMap<String, Entry>, name: &str, record: Option<ConsumerRecord>) {
+    match record {
+        None => {
+            if let Some(old) = entries.remove(name) {
+                old.closed.cancel();
+            }
+        }
+        Some(r) => {
+            // First writer wins: two replicas creating the same name at once both write,
+            // and every replica applies the log in the same order, so all keep the first
+            // registration (the loser re-writes it, see `create`).
+            if let Some(existing) = entries.get_mut(name) {
+                if existing.record.token_sha256 == r.token_sha256 {
+                    existing.record = Arc::new(r);
+                } else {
+                    tracing::warn!(%name, "a concurrent registration of the same name was ignored");
+                }
+                return;
+            }
+            entries.insert(
+                name.to_string(),
+                Entry {
+                    record: Arc::new(r),
+                    closed: CancellationToken::new(),
+                },
+            );
+        }
     }
 }
 

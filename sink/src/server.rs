@@ -82,20 +82,27 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         },
         shutdown: shutdown.clone(),
     });
-    let sources = SourcesService::with_tuning(
+    let sources = SourcesService::open_with_tuning(
         SourcesConfig {
             connect_url: config.connect_url.clone(),
             kafka_bootstrap: config.kafka_bootstrap.clone(),
             wal_warn_bytes: config.wal_warn_bytes,
             wal_critical_bytes: config.wal_critical_bytes,
             wal_check_interval: Duration::from_secs(config.wal_check_secs.max(1)),
+            sources_topic: config.sources_topic.clone(),
         },
         SourcesTuning {
             topic_replication_factor: config.topic_replication_factor,
             ..SourcesTuning::default()
         },
-    )?;
+    )
+    .await?;
     sources.spawn_wal_guard(shutdown.clone());
+    sources.spawn_reconciler(
+        Duration::from_secs(config.reconcile_interval_secs),
+        shutdown.clone(),
+    );
+    let sources_for_shutdown = sources.clone();
     let state = Arc::new(AppState {
         registry: registry.clone(),
         hub: hub.clone(),
@@ -113,6 +120,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
     let task = tokio::spawn(async move {
         serve_http1(listener, app, stop).await;
         registry.shutdown();
+        sources_for_shutdown.shutdown();
         for feed in hub.started() {
             feed.shutdown();
         }

@@ -13,35 +13,19 @@
 //! test shares the broker outage.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
-use tumbleweed_tests::sink::{create_topic, debezium_value, SinkProcess, SseEvent};
-use tumbleweed_tests::{repo_root, stack, unique_suffix, Stack};
+use tumbleweed_tests::sink::{create_topic, debezium_value, read_resuming, SinkProcess};
+use tumbleweed_tests::{stack, stack_command, unique_suffix, Stack};
 
 const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
 const N: i64 = 3000;
 const PARTITIONS: i32 = 3;
-
-fn stack_cmd(args: &[&str]) -> Result<()> {
-    let out = Command::new(repo_root().join("scripts/stack"))
-        .args(args)
-        .output()
-        .context("running scripts/stack")?;
-    if !out.status.success() {
-        bail!(
-            "scripts/stack {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
 
 /// The node to kill: the only one, or the leader of partition 0 of `topic`.
 fn victim(stack: &Stack, topic: &str) -> Result<String> {
@@ -92,50 +76,6 @@ async fn write_all(bootstrap: String, topic: String) -> Result<()> {
     Ok(())
 }
 
-/// Reads until every record arrived, reconnecting with the last id whenever the stream ends
-/// or fails (as an EventSource would). Returns the events and the number of reconnections.
-async fn read_all(
-    sink: &SinkProcess,
-    token: &str,
-    deadline: Instant,
-) -> Result<(Vec<SseEvent>, usize)> {
-    let mut got: Vec<SseEvent> = Vec::new();
-    let mut reconnects = 0;
-    while (got.len() as i64) < N {
-        if Instant::now() > deadline {
-            bail!(
-                "only {} of {N} events within the deadline ({reconnects} reconnections)",
-                got.len()
-            );
-        }
-        let last = got.last().map(|e| e.id.clone());
-        let mut s = match sink.events("survivor", token, last.as_deref()).await {
-            Ok(s) => s,
-            Err(_) => {
-                reconnects += 1;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        loop {
-            match s.next(Duration::from_secs(20)).await {
-                Ok(Some(e)) if e.event == "gap" => bail!("unexpected gap notice: {e:?}"),
-                Ok(Some(e)) => {
-                    got.push(e);
-                    if got.len() as i64 >= N {
-                        break;
-                    }
-                }
-                _ => {
-                    reconnects += 1;
-                    break;
-                }
-            }
-        }
-    }
-    Ok((got, reconnects))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_broker_while_streaming_loses_and_repeats_nothing() -> Result<()> {
     let stack = stack();
@@ -149,17 +89,13 @@ async fn killing_a_broker_while_streaming_loses_and_repeats_nothing() -> Result<
 
     let writer = tokio::spawn(write_all(stack.kafka_bootstrap.clone(), topic.clone()));
     let deadline = Instant::now() + Duration::from_secs(180);
-    let reader = {
-        let sink = &sink;
-        let token = token.clone();
-        async move { read_all(sink, &token, deadline).await }
-    };
+    let reader = read_resuming(&sink, "survivor", &token, N as usize, deadline);
     let fault = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        stack_cmd(&["kill", &node])?;
+        stack_command(&["kill", &node])?;
         // Single node: nothing serves until it is back. Cluster: two brokers carry on.
         tokio::time::sleep(Duration::from_secs(4)).await;
-        tokio::task::spawn_blocking(|| stack_cmd(&["up"])).await??;
+        tokio::task::spawn_blocking(|| stack_command(&["up"])).await??;
         anyhow::Ok(())
     };
     let (read, fault) = tokio::join!(reader, fault);

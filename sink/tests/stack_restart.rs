@@ -6,31 +6,16 @@
 //! One test in this file on purpose: the whole stack stops, and cargo runs test files one after
 //! another, so no other test sees the outage.
 
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Result};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tumbleweed_tests::sink::SinkProcess;
-use tumbleweed_tests::{eventually, repo_root, stack, unique_suffix};
+use tumbleweed_tests::{eventually, stack, stack_command, unique_suffix};
 
 const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
 const T: Duration = Duration::from_secs(60);
-
-fn stack_cmd(arg: &str) -> Result<()> {
-    let out = Command::new(repo_root().join("scripts/stack"))
-        .arg(arg)
-        .output()
-        .context("running scripts/stack")?;
-    if !out.status.success() {
-        bail!(
-            "scripts/stack {arg} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_survives_stack_down_and_up() -> Result<()> {
@@ -97,8 +82,8 @@ async fn everything_survives_stack_down_and_up() -> Result<()> {
     // Everything stops; rows 6..=8 are committed while Kafka and Connect are down.
     sink.terminate()?;
     drop(pg);
-    tokio::task::spawn_blocking(|| stack_cmd("down")).await??;
-    tokio::task::spawn_blocking(|| stack_cmd("up")).await??;
+    tokio::task::spawn_blocking(|| stack_command(&["down"])).await??;
+    tokio::task::spawn_blocking(|| stack_command(&["up"])).await??;
     let pg = stack.pg(&db).await?;
     for i in 6..=8 {
         pg.execute("INSERT INTO public.notes VALUES ($1, 'during')", &[&i])

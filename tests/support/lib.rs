@@ -86,6 +86,22 @@ fn start_stack() -> Result<Stack> {
     })
 }
 
+/// Runs `scripts/stack ARGS…` (e.g. `kill connect`, `up`) and fails with its error line.
+pub fn stack_command(args: &[&str]) -> Result<()> {
+    let out = Command::new(repo_root().join("scripts/stack"))
+        .args(args)
+        .output()
+        .context("running scripts/stack")?;
+    if !out.status.success() {
+        bail!(
+            "scripts/stack {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
 /// A short random lowercase suffix, valid in database, slot and topic names.
 pub fn unique_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_string()

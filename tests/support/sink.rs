@@ -51,10 +51,14 @@ impl SinkProcess {
             "--connect-url".into(),
             stack.connect_url.clone(),
         ];
-        // A private registry topic unless the test shares one between replicas.
+        // Private registry topics unless the test shares them between replicas.
         if !extra.iter().any(|(k, _)| *k == "--consumers-topic") {
             args.push("--consumers-topic".into());
             args.push(format!("_tw_test_consumers_{id}"));
+        }
+        if !extra.iter().any(|(k, _)| *k == "--sources-topic") {
+            args.push("--sources-topic".into());
+            args.push(format!("_tw_test_sources_{id}"));
         }
         // Topics the sink creates get the stack's replication factor (3 in cluster mode).
         if !extra
@@ -285,6 +289,54 @@ impl SseStream {
         }
         Ok(out)
     }
+}
+
+/// Reads a consumer's stream until `want` events arrived, reconnecting with the last id
+/// whenever the stream ends or fails (as an EventSource would). A gap notice is an error.
+/// Returns the events and the number of reconnections.
+pub async fn read_resuming(
+    sink: &SinkProcess,
+    consumer: &str,
+    token: &str,
+    want: usize,
+    deadline: Instant,
+) -> Result<(Vec<SseEvent>, usize)> {
+    let mut got: Vec<SseEvent> = Vec::new();
+    let mut reconnects = 0;
+    while got.len() < want {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {want} events within the deadline ({reconnects} reconnections)",
+                got.len()
+            );
+        }
+        let last = got.last().map(|e| e.id.clone());
+        let mut s = match sink.events(consumer, token, last.as_deref()).await {
+            Ok(s) => s,
+            Err(_) => {
+                reconnects += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match s.next(left.min(Duration::from_secs(20))).await {
+                Ok(Some(e)) if e.event == "gap" => bail!("unexpected gap notice: {e:?}"),
+                Ok(Some(e)) => {
+                    got.push(e);
+                    if got.len() >= want {
+                        break;
+                    }
+                }
+                _ => {
+                    reconnects += 1;
+                    break;
+                }
+            }
+        }
+    }
+    Ok((got, reconnects))
 }
 
 /// Reads the raw body of an SSE response until `needle` appears or `timeout` passes, and

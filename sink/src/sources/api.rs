@@ -4,12 +4,14 @@
 //! [`super::postgres`], in an order chosen so that a failure leaves nothing behind or leaves
 //! exactly what a retry needs:
 //!
-//! - create: validate (400, nothing touched) → connector name free (409) → database reachable and
-//!   ready (422 or 409, nothing created) → heartbeat table → connector → wait for it to run; if it
-//!   fails to start, it is removed with its slot and publication and the error is returned (502).
+//! - create: validate (400, nothing touched) → name free in the registry and in Connect (409) →
+//!   database reachable and ready (422 or 409, nothing created) → heartbeat table → declaration
+//!   in the source registry → connector → wait for it to run; if it fails to start, it is removed
+//!   with its slot, publication and declaration and the error is returned (502).
 //! - delete: stop the connector (its config, which holds the database credentials, stays in
-//!   Connect) → wait for the slot to be released (terminate the holder after a timeout) → drop the
-//!   slot and the publication → delete the connector last. If the database cannot be reached
+//!   Connect) → withdraw the declaration (so the reconciler leaves the connector alone) → wait
+//!   for the slot to be released (terminate the holder after a timeout) → drop the slot and the
+//!   publication → delete the connector last. If the database cannot be reached
 //!   the answer is 503 with what is left; the stopped connector keeps the credentials, so the
 //!   next DELETE finishes the job. A DELETE of a source that no longer exists answers 200 with
 //!   `"connector": "absent"` (its database is unknown by then: a leftover slot would show as an
@@ -32,9 +34,11 @@ use super::connect::{connector_config, ConnectorStatus, Stopped, StoredSource, T
 use super::model::{
     check_name, connector_name, slot_name, valid_name, CreateSource, DeleteReport, SLOT_PREFIX,
 };
+use super::registry::DeclaredSource;
 use super::wal_guard;
 use super::{postgres, SourcesService};
 use crate::error::{ApiError, ApiResult};
+use crate::registry::now_ms;
 
 type Svc = State<Arc<SourcesService>>;
 
@@ -62,12 +66,14 @@ pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
     let connector = spec.connector();
     tracing::info!(source = %spec.name, db = %spec.db.describe(), "creating source");
 
-    if svc
-        .connect
-        .config(&connector)
-        .await
-        .map_err(upstream)?
-        .is_some()
+    svc.registry.sync().await.map_err(registry_failure)?;
+    if svc.registry.get(&spec.name).is_some()
+        || svc
+            .connect
+            .config(&connector)
+            .await
+            .map_err(upstream)?
+            .is_some()
     {
         return Err(
             ApiError::conflict(format!("a source named {:?} already exists", spec.name))
@@ -90,16 +96,38 @@ pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
             partitions: svc.tuning.topic_partitions,
         },
     );
-    if !svc
-        .connect
-        .create(&connector, &config)
+    // Declared first: from here on the reconciler keeps the connector, whatever happens to
+    // this request.
+    let declared = DeclaredSource::new(&spec.name, config.clone(), now_ms());
+    svc.learn_password(&spec.name, &spec.db.password);
+    svc.registry
+        .put(&declared)
         .await
-        .map_err(upstream)?
-    {
-        return Err(
-            ApiError::conflict(format!("a source named {:?} already exists", spec.name))
-                .with_field("name"),
-        );
+        .map_err(registry_failure)?;
+    let created = svc.connect.create(&connector, &config).await;
+    match created {
+        Ok(true) => {}
+        // Another replica's reconciler may have created it from the declaration just now.
+        Ok(false)
+            if svc
+                .connect
+                .config(&connector)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| declared.matches(&c)) => {}
+        Ok(false) => {
+            let _ = svc.registry.remove(&spec.name).await;
+            return Err(ApiError::conflict(format!(
+                "a source named {:?} already exists",
+                spec.name
+            ))
+            .with_field("name"));
+        }
+        Err(e) => {
+            let _ = svc.registry.remove(&spec.name).await;
+            return Err(upstream(e));
+        }
     }
 
     // Report an immediate start failure (and clean up) rather than a source that never runs.
@@ -130,20 +158,39 @@ pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
         }
     }
     let stored = StoredSource::from_config(&config).expect("our own config");
-    Ok((StatusCode::CREATED, Json(stored.view(status.as_ref()))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(svc.view(&stored, status.as_ref())),
+    )
+        .into_response())
 }
 
-/// `GET /v1/sources`
+fn registry_failure(e: anyhow::Error) -> ApiError {
+    ApiError::unavailable(format!("the source registry is not available: {e:#}"))
+}
+
+/// `GET /v1/sources`: the declared sources, with what Kafka Connect says of each (state
+/// `UNKNOWN` while Connect does not answer).
 pub async fn list(State(svc): Svc) -> ApiResult<Json<Value>> {
-    let all = svc.connect.list_expanded().await.map_err(upstream)?;
-    let sources: Vec<_> = all
+    let declared = svc.stored_all().await?;
+    let (statuses, connect_error) = match svc.connect.list_expanded().await {
+        Ok(all) => (all, None),
+        Err(e) => (Default::default(), Some(format!("{e:#}"))),
+    };
+    let sources: Vec<_> = declared
         .iter()
-        .filter(|(name, _)| name.starts_with(super::model::CONNECTOR_PREFIX))
-        .filter_map(|(_, (config, status))| {
-            StoredSource::from_config(config).map(|s| s.view(status.as_ref()))
+        .map(|s| {
+            let status = statuses
+                .get(&connector_name(&s.name))
+                .and_then(|(_, st)| st.as_ref());
+            svc.view(s, status)
         })
         .collect();
-    Ok(Json(json!({ "sources": sources })))
+    let mut body = json!({ "sources": sources });
+    if let Some(e) = connect_error {
+        body["connect_error"] = Value::String(e);
+    }
+    Ok(Json(body))
 }
 
 /// `GET /v1/sources/{name}`
@@ -154,27 +201,34 @@ pub async fn get(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Respons
         .connect
         .status(&connector_name(&name))
         .await
-        .map_err(upstream)?;
-    Ok(Json(stored.view(status.as_ref())).into_response())
+        .unwrap_or(None);
+    Ok(Json(svc.view(&stored, status.as_ref())).into_response())
 }
 
 /// `DELETE /v1/sources/{name}`
 pub async fn delete(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Response> {
     check_name(&name)?;
     let connector = connector_name(&name);
-    let Some(config) = svc.connect.config(&connector).await.map_err(upstream)? else {
-        let report = DeleteReport {
-            connector: "absent".into(),
-            slot: "unknown".into(),
-            publication: "unknown".into(),
-        };
-        return Ok(Json(report).into_response());
+    svc.registry.sync().await.map_err(registry_failure)?;
+    let stored = match svc.connect.config(&connector).await.map_err(upstream)? {
+        Some(config) => StoredSource::from_config(&config).ok_or_else(|| {
+            ApiError::conflict(format!(
+                "connector {connector} was not created by Tumbleweed; remove it in Kafka Connect"
+            ))
+        })?,
+        // Declared, but its connector is gone: the declaration knows the database.
+        None => match svc.registry.get(&name).and_then(|d| svc.stored_from(&d)) {
+            Some(s) => s,
+            None => {
+                let report = DeleteReport {
+                    connector: "absent".into(),
+                    slot: "unknown".into(),
+                    publication: "unknown".into(),
+                };
+                return Ok(Json(report).into_response());
+            }
+        },
     };
-    let stored = StoredSource::from_config(&config).ok_or_else(|| {
-        ApiError::conflict(format!(
-            "connector {connector} was not created by Tumbleweed; remove it in Kafka Connect"
-        ))
-    })?;
     tracing::info!(source = %name, "deleting source");
     match teardown(&svc, &stored).await {
         Ok(report) => Ok(Json(report).into_response()),
@@ -220,6 +274,12 @@ async fn teardown(
         }
         Err(e) => return Err(connect_err(&report, e)),
     }
+    // The reconciler must not bring back what is being deleted.
+    if let Err(e) = svc.registry.remove(&stored.name).await {
+        let e = registry_failure(e);
+        return Err((e.status, report, e.message));
+    }
+    svc.reconcile.forget(&stored.name);
 
     let client = match postgres::connect(&stored.db).await {
         Ok(c) => c,
@@ -351,25 +411,43 @@ pub async fn drop_orphan(
 }
 
 impl SourcesService {
-    /// A source's stored config (404 when it does not exist).
+    /// A declared source (404 when there is none).
     async fn stored(&self, name: &str) -> ApiResult<StoredSource> {
-        let config = self
-            .connect
-            .config(&connector_name(name))
-            .await
-            .map_err(upstream)?
-            .ok_or_else(|| ApiError::not_found(format!("no source named {name:?}")))?;
-        StoredSource::from_config(&config)
+        self.registry.sync().await.map_err(registry_failure)?;
+        self.registry
+            .get(name)
+            .and_then(|d| self.stored_from(&d))
             .ok_or_else(|| ApiError::not_found(format!("no source named {name:?}")))
     }
 
-    /// Every source with its stored config.
+    /// What the sink knows of a declared source: its database, with the password resolved
+    /// from its reference or, if it was given in plain text, as last seen.
+    fn stored_from(&self, d: &DeclaredSource) -> Option<StoredSource> {
+        let config = d
+            .complete_with(self.known_password(&d.name).as_deref())
+            .unwrap_or_else(|| d.config.clone());
+        StoredSource::from_config(&config)
+    }
+
+    /// Every declared source, whatever Kafka Connect says.
     pub(super) async fn stored_all(&self) -> ApiResult<Vec<StoredSource>> {
-        let all = self.connect.list_expanded().await.map_err(upstream)?;
-        Ok(all
+        self.registry.sync().await.map_err(registry_failure)?;
+        Ok(self
+            .registry
+            .list()
             .iter()
-            .filter(|(name, _)| name.starts_with(super::model::CONNECTOR_PREFIX))
-            .filter_map(|(_, (config, _))| StoredSource::from_config(config))
+            .filter_map(|d| self.stored_from(d))
             .collect())
+    }
+
+    /// The API view of a source, with the reconciler's record.
+    fn view(
+        &self,
+        stored: &StoredSource,
+        status: Option<&ConnectorStatus>,
+    ) -> super::model::SourceView {
+        let mut view = stored.view(status);
+        view.reconciler = Some(self.reconcile.view(&stored.name));
+        view
     }
 }

@@ -23,6 +23,7 @@ use super::model::{
     connector_name, DbTarget, Mode, SourceSpec, SourceView, SslMode, TableName, TaskState,
     HEARTBEAT_TABLE,
 };
+use super::secret::{resolve_config_password, SecretRef};
 
 /// How long writes keep retrying while the Connect cluster rebalances.
 pub const REBALANCE_RETRY: Duration = Duration::from_secs(30);
@@ -74,7 +75,13 @@ pub fn connector_config(spec: &SourceSpec, topics: TopicSettings) -> Map<String,
     set("database.port", spec.db.port.to_string());
     set("database.dbname", spec.db.database.clone());
     set("database.user", spec.db.user.clone());
-    set("database.password", spec.db.password.clone());
+    set(
+        "database.password",
+        match &spec.db.secret {
+            Some(r) => r.placeholder(),
+            None => spec.db.password.clone(),
+        },
+    );
     set("database.sslmode", spec.db.sslmode.as_str().into());
     set("topic.prefix", spec.name.clone());
     set("slot.name", slot.clone());
@@ -180,7 +187,16 @@ impl StoredSource {
                 port: get("database.port")?.parse().ok()?,
                 database: get("database.dbname")?,
                 user: get("database.user")?,
-                password: get("database.password").unwrap_or_default(),
+                password: match get("database.password") {
+                    Some(raw) => resolve_config_password(&raw).unwrap_or_else(|e| {
+                        tracing::warn!(source = %name, error = %e, "cannot resolve the source's password");
+                        String::new()
+                    }),
+                    None => String::new(),
+                },
+                secret: get("database.password")
+                    .as_deref()
+                    .and_then(SecretRef::from_placeholder),
                 sslmode: get("database.sslmode")
                     .and_then(|m| SslMode::parse(&m))
                     .unwrap_or_default(),
@@ -234,6 +250,8 @@ impl StoredSource {
                 .map(|s| s.state.clone())
                 .unwrap_or_else(|| "UNKNOWN".into()),
             tasks: status.map(|s| s.tasks.clone()).unwrap_or_default(),
+            password_secret: self.db.secret.as_ref().map(ToString::to_string),
+            reconciler: None,
         }
     }
 }
@@ -465,6 +483,29 @@ impl ConnectClient {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Ok(false),
             s => Err(Self::fail("DELETE", &path, s, &v)),
+        }
+    }
+
+    /// Replaces a connector's config (creates it if absent).
+    pub async fn put_config(&self, name: &str, config: &Map<String, Value>) -> Result<()> {
+        let path = format!("/connectors/{name}/config");
+        let body = Value::Object(config.clone());
+        let (status, v) = self.request(Method::PUT, &path, Some(&body)).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Self::fail("PUT", &path, status, &v))
+        }
+    }
+
+    /// Restarts a connector's failed instance and failed tasks (KIP-745).
+    pub async fn restart_failed(&self, name: &str) -> Result<()> {
+        let path = format!("/connectors/{name}/restart?includeTasks=true&onlyFailed=true");
+        let (status, v) = self.request(Method::POST, &path, None).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Self::fail("POST", &path, status, &v))
         }
     }
 

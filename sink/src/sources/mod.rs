@@ -2,34 +2,44 @@
 //! the WAL guard.
 //!
 //! Operators add a source with `POST /v1/sources`; the sink checks the database is ready for
-//! logical decoding, creates a heartbeat table and registers a Debezium PostgreSQL connector
-//! (pgoutput, slot and publication `tumbleweed_<name>`, topics `<name>.<schema>.<table>`).
-//! Kafka Connect is the only store of source configurations (see [`connect`]). Removing a source
-//! stops its connector, drops its slot and publication, then deletes the connector (see
-//! [`api`]). The WAL guard ([`wal_guard`]) watches how much WAL every slot on the source
+//! logical decoding, creates a heartbeat table, declares the source in its own registry
+//! ([`registry`], a compacted topic) and registers a Debezium PostgreSQL connector (pgoutput,
+//! slot and publication `tumbleweed_<name>`, topics `<name>.<schema>.<table>`). The registry is
+//! the source of truth; Kafka Connect holds a copy that the reconciler ([`reconcile`]) keeps in
+//! line. Removing a source stops its connector, withdraws the declaration, drops its slot and
+//! publication, then deletes the connector (see [`api`]). The WAL guard ([`wal_guard`]) watches how much WAL every slot on the source
 //! servers retains, because an abandoned slot fills the source's disk (on RDS: until the
 //! instance stops accepting writes).
 //!
 //! Files, one concept each: [`model`] (request/response types and validation), [`connect`]
-//! (Kafka Connect client, connector config), [`postgres`] (readiness, slots, publications),
-//! [`wal_guard`] (slot scans, metrics, threshold warnings), [`tls`] (sslmode), [`api`]
-//! (handlers).
+//! (Kafka Connect client, connector config), [`registry`] (declared sources), [`reconcile`]
+//! (Connect back in line with the declarations), [`secret`] (passwords by reference),
+//! [`postgres`] (readiness, slots, publications), [`wal_guard`] (slot scans, metrics,
+//! threshold warnings), [`tls`] (sslmode), [`api`] (handlers).
 
 pub mod api;
 pub mod connect;
 pub mod model;
 pub mod postgres;
+pub mod reconcile;
+pub mod registry;
+pub mod secret;
 pub mod tls;
 pub mod wal_guard;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{delete, get};
+use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 
 use self::connect::ConnectClient;
+use self::reconcile::ReconcileState;
+use self::registry::SourceRegistry;
 use self::wal_guard::GuardState;
+use crate::kafka::{KafkaMeta, KafkaSettings};
 
 /// Settings the sources service needs from the sink's configuration.
 #[derive(Debug, Clone)]
@@ -39,10 +49,12 @@ pub struct SourcesConfig {
     pub wal_warn_bytes: u64,
     pub wal_critical_bytes: u64,
     pub wal_check_interval: Duration,
+    /// Compacted topic holding the declared sources (shared by replicas).
+    pub sources_topic: String,
 }
 
 /// Settings with sensible defaults, kept apart from [`SourcesConfig`] so that its literal
-/// construction stays valid; pass them with [`SourcesService::with_tuning`].
+/// construction stays valid; pass them with [`SourcesService::open_with_tuning`].
 #[derive(Debug, Clone)]
 pub struct SourcesTuning {
     /// Replication factor of the topics Debezium creates (1 locally, 3 on a real cluster).
@@ -71,27 +83,69 @@ pub struct SourcesService {
     config: SourcesConfig,
     tuning: SourcesTuning,
     connect: ConnectClient,
+    registry: Arc<SourceRegistry>,
+    reconcile: ReconcileState,
+    /// Passwords given in plain text, learned from creations and from Connect's copies: the
+    /// registry never holds them, the WAL guard still needs them while Connect is away.
+    passwords: RwLock<HashMap<String, String>>,
     guard: GuardState,
 }
 
 impl SourcesService {
-    pub fn new(config: SourcesConfig) -> anyhow::Result<Arc<Self>> {
-        Self::with_tuning(config, SourcesTuning::default())
+    pub async fn open(config: SourcesConfig) -> anyhow::Result<Arc<Self>> {
+        Self::open_with_tuning(config, SourcesTuning::default()).await
     }
 
-    /// Like [`SourcesService::new`], with non-default tuning (e.g. topic replication factor).
-    pub fn with_tuning(config: SourcesConfig, tuning: SourcesTuning) -> anyhow::Result<Arc<Self>> {
+    /// Like [`SourcesService::open`], with non-default tuning (e.g. topic replication factor).
+    /// Opens (creating if needed) the source registry topic.
+    pub async fn open_with_tuning(
+        config: SourcesConfig,
+        tuning: SourcesTuning,
+    ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(
             config.wal_warn_bytes < config.wal_critical_bytes,
             "the WAL warning threshold must be below the critical one"
         );
         let connect = ConnectClient::new(&config.connect_url)?;
+        let settings = KafkaSettings {
+            bootstrap: config.kafka_bootstrap.clone(),
+            fetch_wait_max_ms: 100,
+        };
+        let meta = KafkaMeta::new(&settings)?;
+        let registry = SourceRegistry::open(
+            &settings,
+            &meta,
+            &config.sources_topic,
+            i32::from(tuning.topic_replication_factor),
+        )
+        .await?;
         Ok(Arc::new(Self {
             config,
             tuning,
             connect,
+            registry,
+            reconcile: ReconcileState::default(),
+            passwords: RwLock::new(HashMap::new()),
             guard: GuardState::default(),
         }))
+    }
+
+    /// A plain-text password seen for `source` (from its creation or Connect's copy).
+    fn known_password(&self, source: &str) -> Option<String> {
+        self.passwords.read().get(source).cloned()
+    }
+
+    fn learn_password(&self, source: &str, raw: &str) {
+        if secret::SecretRef::from_placeholder(raw).is_none() {
+            self.passwords
+                .write()
+                .insert(source.to_string(), raw.to_string());
+        }
+    }
+
+    /// Stops the registry reader (at shutdown).
+    pub fn shutdown(&self) {
+        self.registry.shutdown();
     }
 
     pub fn config(&self) -> &SourcesConfig {
@@ -155,5 +209,6 @@ impl SourcesService {
     /// Appends this service's Prometheus metrics (text format) to `out`.
     pub fn write_metrics(&self, out: &mut String) {
         self.guard.write_metrics(out);
+        self.reconcile.write_metrics(out);
     }
 }

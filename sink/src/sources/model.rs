@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::secret::SecretRef;
 use crate::error::ApiError;
 
 /// Longest source name: `tumbleweed_` + 40 stays well under PostgreSQL's 63-byte identifiers.
@@ -112,6 +113,10 @@ pub struct CreateSource {
     pub user: String,
     #[serde(default)]
     pub password: String,
+    /// The password by reference (`env:NAME` or `file:/path`, see `secret`): then neither
+    /// Kafka Connect nor the source registry stores it.
+    #[serde(default)]
+    pub password_secret: Option<String>,
     #[serde(default)]
     pub tables: Vec<String>,
     #[serde(default)]
@@ -134,6 +139,7 @@ impl std::fmt::Debug for CreateSource {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("password_secret", &self.password_secret)
             .field("tables", &self.tables)
             .field("mode", &self.mode)
             .field("heartbeat_interval_s", &self.heartbeat_interval_s)
@@ -151,7 +157,10 @@ pub struct DbTarget {
     pub port: u16,
     pub database: String,
     pub user: String,
+    /// The password itself (resolved from `secret` when there is one).
     pub password: String,
+    /// Where the password comes from, when given by reference.
+    pub secret: Option<SecretRef>,
     pub sslmode: SslMode,
 }
 
@@ -163,6 +172,7 @@ impl std::fmt::Debug for DbTarget {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("secret", &self.secret)
             .field("sslmode", &self.sslmode)
             .finish()
     }
@@ -306,6 +316,23 @@ impl CreateSource {
             )
             .with_field("password"));
         }
+        let (password, secret) = match self.password_secret.as_deref() {
+            None => (self.password, None),
+            Some(_) if !self.password.is_empty() => {
+                return Err(ApiError::bad_request(
+                    "give either password or password_secret, not both",
+                )
+                .with_field("password_secret"))
+            }
+            Some(text) => {
+                let r = SecretRef::parse(text)
+                    .map_err(|m| ApiError::bad_request(m).with_field("password_secret"))?;
+                let value = r
+                    .resolve()
+                    .map_err(|m| ApiError::bad_request(m).with_field("password_secret"))?;
+                (value, Some(r))
+            }
+        };
         let raw_tables = if self.tables.is_empty() && self.mode == Mode::Outbox {
             vec![DEFAULT_OUTBOX_TABLE.to_string()]
         } else {
@@ -362,7 +389,8 @@ impl CreateSource {
                 port: self.port,
                 database: self.database,
                 user: self.user,
-                password: self.password,
+                password,
+                secret,
                 sslmode: self.sslmode,
             },
             tables,
@@ -415,6 +443,12 @@ pub struct SourceView {
     pub heartbeat_topic: Option<String>,
     pub connector_state: String,
     pub tasks: Vec<TaskState>,
+    /// Where the password comes from when given by reference (`env:…`, `file:…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<String>,
+    /// What the reconciler last did to this source's connector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciler: Option<super::reconcile::SourceReconcile>,
 }
 
 /// Outcome of `DELETE /v1/sources/{name}`, one word per resource.

@@ -31,12 +31,16 @@ pub async fn serve_with(stack: &Stack, warn: u64, critical: u64) -> Api {
         wal_warn_bytes: warn,
         wal_critical_bytes: critical,
         wal_check_interval: Duration::from_secs(1),
+        sources_topic: format!("_tw_test_sources_{}", tumbleweed_tests::unique_suffix()),
     };
     let tuning = SourcesTuning {
         slot_release_timeout: Duration::from_secs(5),
+        topic_replication_factor: stack.replication_factor as u16,
         ..SourcesTuning::default()
     };
-    let service = SourcesService::with_tuning(config, tuning).expect("service");
+    let service = SourcesService::open_with_tuning(config, tuning)
+        .await
+        .expect("service");
     let app = service.routes();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

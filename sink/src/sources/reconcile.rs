@@ -1,0 +1,268 @@
+//! The reconciler: every few seconds, Kafka Connect is put back in line with the declared
+//! sources (`registry`).
+//!
+//! For each declared source:
+//! - no connector: it is created again from the declaration, under the same name. Connect
+//!   still has the connector's source offsets (they live in the offsets topic, by connector
+//!   name), so Debezium resumes from the last committed LSN, and the replication slot has kept
+//!   every change since; if the offsets are gone too, Debezium starts from the slot's confirmed
+//!   position, which again loses nothing (`snapshot_mode` decides whether a snapshot is taken
+//!   first). A source whose password was given in plain text cannot be re-created without
+//!   Connect's copy; that is reported, not guessed.
+//! - a connector whose config differs from the declaration: the declared config is put back.
+//! - a FAILED connector or task: restarted, with an exponential backoff per source (5 s to
+//!   5 min) so a source that keeps failing is not hammered.
+//!
+//! Every action is logged, counted in `tumbleweed_source_reconcile_actions_total`, and kept
+//! (the last few, with the time of the last pass) on the source's API resource. Replicas all
+//! run it: each step is idempotent (a creation that lost a race answers "exists").
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::model::connector_name;
+use super::SourcesService;
+use crate::registry::now_ms;
+
+/// How many recent actions a source keeps.
+const KEPT_ACTIONS: usize = 10;
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A declaration younger than this whose connector is missing is a creation in progress.
+const CREATE_GRACE_MS: u64 = 5_000;
+
+/// One thing the reconciler did (or could not do) to a source's connector.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    pub at_ms: u64,
+    /// `recreated`, `config_restored`, `restarted`, `cannot_recreate` or `failed`.
+    pub action: &'static str,
+    pub detail: String,
+}
+
+/// What the API shows of the reconciler for one source.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceReconcile {
+    /// When the last pass looked at this source (ms since the epoch); null before the first.
+    pub last_reconciled_ms: Option<u64>,
+    /// Most recent first.
+    pub actions: Vec<Action>,
+}
+
+#[derive(Default)]
+struct State {
+    last_ms: Option<u64>,
+    actions: VecDeque<Action>,
+    backoff: Option<Duration>,
+    next_restart: Option<Instant>,
+}
+
+/// Per-source reconciler state and action counters.
+#[derive(Default)]
+pub struct ReconcileState {
+    sources: Mutex<HashMap<String, State>>,
+    counts: Mutex<HashMap<(String, &'static str), u64>>,
+}
+
+impl ReconcileState {
+    pub fn view(&self, source: &str) -> SourceReconcile {
+        let all = self.sources.lock();
+        match all.get(source) {
+            None => SourceReconcile::default(),
+            Some(s) => SourceReconcile {
+                last_reconciled_ms: s.last_ms,
+                actions: s.actions.iter().rev().cloned().collect(),
+            },
+        }
+    }
+
+    fn record(&self, source: &str, action: &'static str, detail: String) {
+        match action {
+            "failed" | "cannot_recreate" => {
+                tracing::warn!(source, action, %detail, "reconciler")
+            }
+            _ => tracing::info!(source, action, %detail, "reconciler"),
+        }
+        let mut all = self.sources.lock();
+        let s = all.entry(source.to_string()).or_default();
+        // A repeated complaint is kept once, with its latest time.
+        if let Some(last) = s.actions.back_mut() {
+            if last.action == action && last.detail == detail {
+                last.at_ms = now_ms();
+                return;
+            }
+        }
+        s.actions.push_back(Action {
+            at_ms: now_ms(),
+            action,
+            detail,
+        });
+        while s.actions.len() > KEPT_ACTIONS {
+            s.actions.pop_front();
+        }
+        drop(all);
+        *self
+            .counts
+            .lock()
+            .entry((source.to_string(), action))
+            .or_default() += 1;
+    }
+
+    fn touch(&self, source: &str) {
+        self.sources
+            .lock()
+            .entry(source.to_string())
+            .or_default()
+            .last_ms = Some(now_ms());
+    }
+
+    /// Whether a failed connector may be restarted now; if so, the next try is pushed back.
+    fn restart_due(&self, source: &str) -> bool {
+        let mut all = self.sources.lock();
+        let s = all.entry(source.to_string()).or_default();
+        if s.next_restart.is_some_and(|t| Instant::now() < t) {
+            return false;
+        }
+        let backoff = s
+            .backoff
+            .map_or(FIRST_BACKOFF, |b| (b * 2).min(MAX_BACKOFF));
+        s.backoff = Some(backoff);
+        s.next_restart = Some(Instant::now() + backoff);
+        true
+    }
+
+    fn healthy(&self, source: &str) {
+        let mut all = self.sources.lock();
+        if let Some(s) = all.get_mut(source) {
+            s.backoff = None;
+            s.next_restart = None;
+        }
+    }
+
+    /// Forgets a deleted source.
+    pub fn forget(&self, source: &str) {
+        self.sources.lock().remove(source);
+    }
+
+    /// Prometheus text for the action counters.
+    pub fn write_metrics(&self, out: &mut String) {
+        let counts = self.counts.lock();
+        let _ = writeln!(
+            out,
+            "# HELP tumbleweed_source_reconcile_actions_total Actions the reconciler took on a source's connector.\n# TYPE tumbleweed_source_reconcile_actions_total counter"
+        );
+        let mut rows: Vec<_> = counts.iter().collect();
+        rows.sort();
+        for ((source, action), n) in rows {
+            let _ = writeln!(
+                out,
+                "tumbleweed_source_reconcile_actions_total{{source=\"{source}\",action=\"{action}\"}} {n}"
+            );
+        }
+    }
+}
+
+impl SourcesService {
+    /// One pass over every declared source.
+    pub async fn reconcile_once(&self) {
+        if let Err(e) = self.registry.sync().await {
+            tracing::warn!(error = %format!("{e:#}"), "reconciler: the source registry is not readable");
+            return;
+        }
+        let declared = self.registry.list();
+        if declared.is_empty() {
+            return;
+        }
+        let actual = match self.connect.list_expanded().await {
+            Ok(a) => a,
+            Err(e) => {
+                let why = format!("Kafka Connect is not answering: {e:#}");
+                for d in &declared {
+                    self.reconcile.record(&d.name, "failed", why.clone());
+                    self.reconcile.touch(&d.name);
+                }
+                return;
+            }
+        };
+        for d in declared {
+            let connector = connector_name(&d.name);
+            let state = &self.reconcile;
+            match actual.get(&connector) {
+                // A creation in progress (on this or another replica) declares first.
+                None if now_ms().saturating_sub(d.declared_at_ms) < CREATE_GRACE_MS => {}
+                None => match d.complete_with(self.known_password(&d.name).as_deref()) {
+                    Some(config) => match self.connect.create(&connector, &config).await {
+                        Ok(true) => state.record(
+                            &d.name,
+                            "recreated",
+                            "the connector was missing from Kafka Connect; created again from the declaration".into(),
+                        ),
+                        Ok(false) => {} // another replica was quicker
+                        Err(e) => state.record(&d.name, "failed", format!("re-creating the connector: {e:#}")),
+                    },
+                    None => state.record(
+                        &d.name,
+                        "cannot_recreate",
+                        "the connector is missing and its password was given in plain text, which Tumbleweed does not store: declare the source again (password_secret keeps this from happening)".into(),
+                    ),
+                },
+                Some((config, status)) => {
+                    if let Some(pw) = config.get("database.password").and_then(|v| v.as_str()) {
+                        self.learn_password(&d.name, pw);
+                    }
+                    if !d.matches(config) {
+                        let mut wanted = d.config.clone();
+                        if let Some(pw) = config.get("database.password") {
+                            wanted.entry("database.password").or_insert(pw.clone());
+                        }
+                        match self.connect.put_config(&connector, &wanted).await {
+                            Ok(()) => state.record(
+                                &d.name,
+                                "config_restored",
+                                "the connector's config differed from the declaration; put back".into(),
+                            ),
+                            Err(e) => state.record(&d.name, "failed", format!("restoring the config: {e:#}")),
+                        }
+                    } else if let Some(why) = status.as_ref().and_then(|s| s.failure()) {
+                        if state.restart_due(&d.name) {
+                            match self.connect.restart_failed(&connector).await {
+                                Ok(()) => state.record(&d.name, "restarted", format!("restarted after: {why}")),
+                                Err(e) => state.record(&d.name, "failed", format!("restarting: {e:#}")),
+                            }
+                        }
+                    } else if status.as_ref().is_some_and(|s| s.running()) {
+                        state.healthy(&d.name);
+                    }
+                }
+            }
+            state.touch(&d.name);
+        }
+    }
+
+    /// Runs [`SourcesService::reconcile_once`] every `interval` until `shutdown`.
+    pub fn spawn_reconciler(
+        self: &Arc<Self>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let svc = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = svc.reconcile_once() => {}
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        })
+    }
+}
