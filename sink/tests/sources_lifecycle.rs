@@ -284,6 +284,11 @@ async fn delete_is_retry_safe_when_the_database_is_unreachable() -> Result<()> {
     );
     let (_, one) = api.get(&format!("/v1/sources/{name}")).await?;
     assert_eq!(one["connector_state"], json!("STOPPED"), "{one}");
+    assert_eq!(
+        one["declared"],
+        json!(false),
+        "withdrawn, not yet gone: {one}"
+    );
 
     admin
         .batch_execute(&format!("ALTER ROLE {role} LOGIN"))

@@ -72,6 +72,10 @@ const bad = [
   ['tables', { mode: 'outbox', tables: ['public.a', 'public.b'] }],
   ['heartbeat_interval_s', { heartbeat_interval_s: 86401 }],
   ['snapshot_mode', { snapshot_mode: 'sometimes' }],
+  ['password_secret', { password: '', password_secret: 'vault:x' }],
+  ['password_secret', { password_secret: 'env:PG_PASSWORD' }],
+  ['password_secret', { password: '', password_secret: 'file:relative' }],
+  ['password_secret', { password: '', password_secret: 'env:1A' }],
 ];
 
 test('source form validation names the same field as the API', async () => {

@@ -9,6 +9,16 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const HEARTBEAT_TABLE = 'public.tumbleweed_heartbeat';
 const SNAPSHOT_MODES = ['initial', 'no_data', 'initial_only', 'when_needed', 'always'];
 
+function reconcilerSummary(r) {
+  if (!r || !r.last_reconciled_ms) return h('span', { class: 'muted' }, 'no pass yet');
+  const when = (ms) => new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  return h('div', {},
+    h('span', {}, `last pass ${when(r.last_reconciled_ms)}`),
+    r.actions && r.actions.length
+      ? h('ul', { class: 'plain' }, r.actions.map((a) => h('li', {}, `${when(a.at_ms)} `, badge(a.action), ` ${a.detail}`)))
+      : h('span', { class: 'muted' }, '; no action needed so far'));
+}
+
 function taskSummary(tasks) {
   if (!tasks || !tasks.length) return h('span', { class: 'muted' }, 'no tasks');
   return h('ul', { class: 'plain' }, tasks.map((t) => h('li', {}, `task ${t.id}: `, badge(t.state))));
@@ -75,6 +85,12 @@ export function validateSource(req) {
   text('database', req.database, 63);
   text('user', req.user, 63);
   if (req.password.length > 1024 || /\p{Cc}/u.test(req.password)) errs.push(['password', 'password must be at most 1024 characters without control characters']);
+  if (req.password_secret !== undefined) {
+    if (req.password) errs.push(['password_secret', 'give either password or password_secret, not both']);
+    else if (!/^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:\/[^:$}]{1,1023})$/.test(req.password_secret) || req.password_secret.includes('..')) {
+      errs.push(['password_secret', 'password_secret must be env:NAME or file:/absolute/path']);
+    }
+  }
   const tables = req.tables.length === 0 && req.mode === 'outbox' ? ['public.outbox'] : req.tables;
   if (!tables.length) errs.push(['tables', 'tables: list at least one schema.table']);
   else if (req.mode === 'outbox' && tables.length !== 1) errs.push(['tables', 'tables: outbox mode takes exactly one outbox table']);
@@ -111,6 +127,7 @@ export function sourceNewPage(main, ctx) {
     database: h('input', { type: 'text', required: true, autocomplete: 'off', spellcheck: 'false' }),
     user: h('input', { type: 'text', required: true, autocomplete: 'off', spellcheck: 'false' }),
     password: h('input', { type: 'password', autocomplete: 'new-password' }),
+    password_secret: h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'env:NAME or file:/path' }),
     tables: h('textarea', { rows: 3, spellcheck: 'false' }),
     mode: h('select', {}, h('option', { value: 'tables' }, 'tables: one topic per table'), h('option', { value: 'outbox' }, 'outbox: one topic per aggregate type')),
     heartbeat_interval_s: h('input', { type: 'number', min: 0, max: 86400, value: '60', inputmode: 'numeric' }),
@@ -125,7 +142,8 @@ export function sourceNewPage(main, ctx) {
       field(F, 'port', 'Port', inp.port),
       field(F, 'database', 'Database', inp.database),
       field(F, 'user', 'User', inp.user, 'Needs the REPLICATION attribute (rds_replication on RDS) and SELECT on the tables.'),
-      field(F, 'password', 'Password', inp.password, 'Stored in Kafka Connect\'s connector config; never shown again.')),
+      field(F, 'password', 'Password', inp.password, 'Stored in Kafka Connect\'s connector config (not in Tumbleweed\'s registry); never shown again.'),
+      field(F, 'password_secret', 'Or: password secret', inp.password_secret, 'env:NAME or file:/path, read by the sink and the Connect workers: no one stores the password, and a lost connector can be re-created.')),
     field(F, 'tables', 'Tables', inp.tables, 'schema.table, one per line (each needs a primary key). In outbox mode: the outbox table, public.outbox when empty.'),
     field(F, 'mode', 'Mode', inp.mode),
     field(F, 'heartbeat_interval_s', 'Heartbeat interval (seconds)', inp.heartbeat_interval_s, '0 turns it off. The heartbeat keeps the slot moving when the captured tables are quiet.'),
@@ -142,6 +160,7 @@ export function sourceNewPage(main, ctx) {
       database: inp.database.value.trim(),
       user: inp.user.value.trim(),
       password: inp.password.value,
+      ...(inp.password_secret.value.trim() ? { password_secret: inp.password_secret.value.trim() } : {}),
       tables: parseTables(inp.tables.value),
       mode: inp.mode.value,
       heartbeat_interval_s: inp.heartbeat_interval_s.value === '' ? NaN : Number(inp.heartbeat_interval_s.value),
@@ -240,7 +259,11 @@ export async function sourceDetailPage(main, ctx) {
     h('dl', { class: 'kv', id: 'source-detail' },
       h('dt', {}, 'Connector'), h('dd', {}, h('code', {}, s.connector), ' ', badge(s.connector_state)),
       h('dt', {}, 'Tasks'), h('dd', {}, taskSummary(s.tasks)),
-      h('dt', {}, 'Database'), h('dd', {}, `${s.host}:${s.port}/${s.database} as ${s.user}`),
+      h('dt', {}, 'Declared'), h('dd', {}, s.declared === false
+        ? 'no: a deletion did not finish; delete the source again'
+        : 'yes: the reconciler keeps Kafka Connect in line with it'),
+      h('dt', {}, 'Reconciler'), h('dd', { id: 'reconciler' }, reconcilerSummary(s.reconciler)),
+      h('dt', {}, 'Database'), h('dd', {}, `${s.host}:${s.port}/${s.database} as ${s.user}${s.password_secret ? ` (password from ${s.password_secret})` : ''}`),
       h('dt', {}, 'Mode'), h('dd', {}, s.mode),
       h('dt', {}, 'Tables'), h('dd', {}, (s.tables || []).join(', ')),
       h('dt', {}, 'Replication slot'), h('dd', {}, h('code', {}, s.slot)),

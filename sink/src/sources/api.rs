@@ -177,7 +177,7 @@ pub async fn list(State(svc): Svc) -> ApiResult<Json<Value>> {
         Ok(all) => (all, None),
         Err(e) => (Default::default(), Some(format!("{e:#}"))),
     };
-    let sources: Vec<_> = declared
+    let mut sources: Vec<_> = declared
         .iter()
         .map(|s| {
             let status = statuses
@@ -186,6 +186,19 @@ pub async fn list(State(svc): Svc) -> ApiResult<Json<Value>> {
             svc.view(s, status)
         })
         .collect();
+    // Tumbleweed connectors without a declaration: deletions that did not finish.
+    for (name, (config, status)) in &statuses {
+        if !name.starts_with(super::model::CONNECTOR_PREFIX) {
+            continue;
+        }
+        if let Some(s) = StoredSource::from_config(config) {
+            if !declared.iter().any(|d| d.name == s.name) {
+                let mut view = s.view(status.as_ref());
+                view.declared = false;
+                sources.push(view);
+            }
+        }
+    }
     let mut body = json!({ "sources": sources });
     if let Some(e) = connect_error {
         body["connect_error"] = Value::String(e);
@@ -196,13 +209,30 @@ pub async fn list(State(svc): Svc) -> ApiResult<Json<Value>> {
 /// `GET /v1/sources/{name}`
 pub async fn get(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Response> {
     check_name(&name)?;
-    let stored = svc.stored(&name).await?;
     let status = svc
         .connect
         .status(&connector_name(&name))
         .await
         .unwrap_or(None);
-    Ok(Json(svc.view(&stored, status.as_ref())).into_response())
+    match svc.stored(&name).await {
+        Ok(stored) => Ok(Json(svc.view(&stored, status.as_ref())).into_response()),
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            // A deletion that did not finish leaves the stopped connector, not a declaration.
+            let config = svc
+                .connect
+                .config(&connector_name(&name))
+                .await
+                .ok()
+                .flatten();
+            let Some(stored) = config.as_ref().and_then(StoredSource::from_config) else {
+                return Err(e);
+            };
+            let mut view = stored.view(status.as_ref());
+            view.declared = false;
+            Ok(Json(view).into_response())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `DELETE /v1/sources/{name}`

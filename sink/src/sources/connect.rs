@@ -251,6 +251,7 @@ impl StoredSource {
                 .unwrap_or_else(|| "UNKNOWN".into()),
             tasks: status.map(|s| s.tasks.clone()).unwrap_or_default(),
             password_secret: self.db.secret.as_ref().map(ToString::to_string),
+            declared: true,
             reconciler: None,
         }
     }

@@ -446,6 +446,9 @@ pub struct SourceView {
     /// Where the password comes from when given by reference (`env:…`, `file:…`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<String>,
+    /// False for a Tumbleweed connector that Kafka Connect still has but no declaration
+    /// backs: a deletion that did not finish (DELETE it again).
+    pub declared: bool,
     /// What the reconciler last did to this source's connector.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconciler: Option<super::reconcile::SourceReconcile>,
@@ -556,9 +559,10 @@ mod tests {
     fn outbox_defaults_its_table_and_passwords_are_redacted() {
         let mut r = req("a", &[]);
         r.mode = Mode::Outbox;
+        r.password = "hunter2".into();
         let s = r.clone().validate().unwrap();
         assert_eq!(s.tables[0].dotted(), DEFAULT_OUTBOX_TABLE);
-        assert!(!format!("{r:?}").contains("secret"));
-        assert!(!format!("{s:?}").contains("secret"));
+        assert!(!format!("{r:?}").contains("hunter2"));
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

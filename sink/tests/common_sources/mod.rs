@@ -18,6 +18,11 @@ pub struct Api {
     pub service: std::sync::Arc<SourcesService>,
 }
 
+fn sources_topic() -> &'static str {
+    static TOPIC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOPIC.get_or_init(|| format!("_tw_test_sources_{}", tumbleweed_tests::unique_suffix()))
+}
+
 /// Default thresholds (1 GiB / 10 GiB).
 pub async fn serve(stack: &Stack) -> Api {
     serve_with(stack, 1 << 30, 10 << 30).await
@@ -31,7 +36,9 @@ pub async fn serve_with(stack: &Stack, warn: u64, critical: u64) -> Api {
         wal_warn_bytes: warn,
         wal_critical_bytes: critical,
         wal_check_interval: Duration::from_secs(1),
-        sources_topic: format!("_tw_test_sources_{}", tumbleweed_tests::unique_suffix()),
+        // One registry per test process: every service a test starts sees the same sources,
+        // as replicas do.
+        sources_topic: sources_topic().to_string(),
     };
     let tuning = SourcesTuning {
         slot_release_timeout: Duration::from_secs(5),
