@@ -4,6 +4,7 @@
 //! 1. The connector is deleted through Connect's REST API, behind the sink's back: the
 //!    reconciler creates it again (from the declaration, whose password is a `file:`
 //!    reference), and every row committed meanwhile reaches the SSE consumer.
+//!    Then its config is edited in Connect: the declared config is put back.
 //! 2. Connect is killed with SIGKILL: while it is away, `GET /v1/slots` still lists the
 //!    source's slot with its retained WAL and `GET /v1/sources` still lists the source; after
 //!    `scripts/stack up` the connector runs again and every row is delivered.
@@ -162,17 +163,60 @@ async fn sources_come_back_after_connect_loses_them_and_nothing_is_lost() -> Res
     // 1. The connector disappears behind the sink's back (after the reconciler's grace for
     // creations in progress, 5 s).
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let deleted_at = Instant::now();
     stack.connect().delete(&connector).await?;
-    let back = wait_running(&sink, &source, Duration::from_secs(30)).await?;
+    eventually(
+        "the reconciler to re-create the connector",
+        Duration::from_secs(30),
+        || async {
+            let v = source_view(&sink, &source).await?;
+            Ok(v["reconciler"]["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["action"] == "recreated")
+                .then_some(()))
+        },
+    )
+    .await?;
+    wait_running(&sink, &source, Duration::from_secs(30)).await?;
+    let back = deleted_at.elapsed();
     let v = source_view(&sink, &source).await?;
-    let actions: Vec<&str> = v["reconciler"]["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a["action"].as_str())
-        .collect();
-    assert!(actions.contains(&"recreated"), "reconciler actions: {v}");
-    assert!(v["reconciler"]["last_reconciled_ms"].as_u64().is_some());
+    assert!(
+        v["reconciler"]["last_reconciled_ms"].as_u64().is_some(),
+        "{v}"
+    );
+
+    // 1b. Someone edits the connector in Connect: the declared config is put back.
+    let http = reqwest::Client::new();
+    let config_url = format!("{}/connectors/{connector}/config", stack.connect_url);
+    let mut edited: Value = http.get(&config_url).send().await?.json().await?;
+    edited["poll.interval.ms"] = json!("5000");
+    let r = http.put(&config_url).json(&edited).send().await?;
+    ensure!(
+        r.status().is_success(),
+        "editing the connector: {}",
+        r.status()
+    );
+    eventually(
+        "the declared config to be back",
+        Duration::from_secs(30),
+        || async {
+            let now: Value = http.get(&config_url).send().await?.json().await?;
+            Ok((now["poll.interval.ms"] == "20").then_some(()))
+        },
+    )
+    .await?;
+    let v = source_view(&sink, &source).await?;
+    assert!(
+        v["reconciler"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "config_restored"),
+        "reconciler actions: {v}"
+    );
+    wait_running(&sink, &source, Duration::from_secs(30)).await?;
 
     // 2. Connect dies. The source and its slot stay visible.
     tokio::time::sleep(Duration::from_secs(2)).await;
