@@ -157,9 +157,36 @@ async fn create_consumer(
         }
         CreateError::Other(e) => ApiError::internal(e),
     })?;
+    // A consumer starts with no acknowledged position of its own (an earlier consumer of the
+    // same name may have left one), and `latest` is the end of every partition now, stored
+    // as if acknowledged, so the events written before the first connection are delivered.
+    if let Err(e) = start_fresh(&st, &created).await {
+        let _ = st.registry.delete(&created.name).await;
+        return Err(ApiError::unavailable(format!(
+            "could not set the consumer's start position, nothing was created: {e:#}"
+        )));
+    }
     let mut body = consumer_json(&created);
     body["token"] = json!(token);
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn start_fresh(st: &AppState, consumer: &ConsumerRecord) -> anyhow::Result<()> {
+    st.offsets.forget(&consumer.name).await?;
+    if consumer.start == StartFrom::Latest {
+        let mut ends = Vec::with_capacity(consumer.topics.len());
+        for (topic, n) in topic_partitions(st, &consumer.topics).await? {
+            let mut e = Vec::with_capacity(n);
+            for p in 0..n {
+                e.push(st.hub.meta().watermarks(&topic, p as i32).await?.1);
+            }
+            ends.push(e);
+        }
+        st.offsets
+            .commit(&consumer.name, &consumer.topics, &ends)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn list_consumers(State(st): Shared) -> Json<Value> {
@@ -194,7 +221,11 @@ async fn get_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<
 
 async fn delete_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {
     if st.registry.delete(&name).await? {
-        st.offsets.forget(&name);
+        // Its acknowledged position goes with it (a new consumer of the same name also starts
+        // afresh, should this fail).
+        if let Err(e) = st.offsets.forget(&name).await {
+            tracing::warn!(consumer = %name, error = format!("{e:#}"), "could not delete the consumer's group offsets");
+        }
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("unknown consumer {name:?}")))
@@ -334,7 +365,10 @@ async fn start_positions(
         for (p, a) in acked.into_iter().enumerate() {
             pos.push(match (a, start) {
                 (Some(o), _) => o,
-                (None, StartFrom::Latest) => feed.head(p),
+                // Only without an acknowledgement (the one stored at creation expired).
+                (None, StartFrom::Latest) => {
+                    st.hub.meta().watermarks(&feed.topic, p as i32).await?.1
+                }
                 (None, StartFrom::Earliest) => {
                     st.hub.meta().watermarks(&feed.topic, p as i32).await?.0
                 }

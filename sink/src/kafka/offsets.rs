@@ -50,9 +50,34 @@ impl GroupOffsets {
         Ok(client)
     }
 
-    /// Forgets the cached client of a deleted consumer.
-    pub fn forget(&self, consumer: &str) {
+    /// Forgets a consumer's acknowledged positions: deletes its group (the sink never joins
+    /// it, so the group has no members) and the cached client. A group that does not exist is
+    /// not an error.
+    pub async fn forget(&self, consumer: &str) -> Result<()> {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        use rdkafka::client::DefaultClientContext;
+        use rdkafka::types::RDKafkaErrorCode;
         self.clients.lock().remove(consumer);
+        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.bootstrap)
+            .create()
+            .context("creating an admin client")?;
+        let group = group_id(consumer);
+        let results = admin
+            .delete_groups(
+                &[&group],
+                &AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT)),
+            )
+            .await
+            .with_context(|| format!("deleting group {group}"))?;
+        for r in results {
+            match r {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+                Err((g, e)) => anyhow::bail!("deleting group {g}: {e}"),
+            }
+        }
+        Ok(())
     }
 
     /// Stores `positions[topic][partition]` (next offsets) as the consumer's group offsets.
