@@ -5,7 +5,7 @@
 //! Declarative and idempotent, but never destructive. The file (JSON, YAML or TOML by
 //! extension) is parsed into a [`Pipeline`]; `${ENV_VAR}` references in credentials are
 //! resolved from the environment (a missing variable is named, a value never printed).
-//! After waiting for `GET /healthz` to answer 200, each entry is read back from the sink
+//! After waiting for `GET /readyz` to answer 200, each entry is read back from the sink
 //! (`GET /v1/{sources,consumers}/{name}`) and compared by the pure function [`decide`]:
 //!
 //! * absent → **create** (`POST`); a new consumer's token is shown once, or written to
@@ -316,9 +316,10 @@ impl SinkApi {
         format!("HTTP {status}: {msg}")
     }
 
-    /// Polls `/healthz` until it answers 200 or `timeout` passes.
+    /// Polls `/readyz` (Kafka and the consumer registry answer) until it says 200 or
+    /// `timeout` passes.
     pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
-        let url = format!("{}/healthz", self.base);
+        let url = format!("{}/readyz", self.base);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last;
         loop {

@@ -59,6 +59,7 @@ pub fn router(state: Arc<AppState>, admin: AdminToken, ui_dir: Option<PathBuf>) 
         .route("/v1/consumers/{name}/events", get(consumer_events))
         .route("/v1/consumers/{name}/ack", post(ack))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state);
     let mut app = Router::new().merge(admin_api).merge(consumer_api);
@@ -290,13 +291,12 @@ async fn authenticate_consumer(
             "missing consumer token: send `Authorization: Bearer <token>` or `?token=`",
         )
     })?;
-    let (record, closed) = st
-        .registry
-        .find(name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("unknown consumer {name:?}")))?;
+    // An unknown name and a wrong token get the same answer, so names cannot be probed; a
+    // miss costs at most one registry sync per second, whoever asks.
+    let denied = || ApiError::unauthorized("unknown consumer or invalid token");
+    let (record, closed) = st.registry.find_throttled(name).await?.ok_or_else(denied)?;
     if !auth::token_matches(token, &record.token_sha256) {
-        return Err(ApiError::unauthorized("invalid consumer token"));
+        return Err(denied());
     }
     Ok((record, closed))
 }
@@ -490,12 +490,29 @@ async fn ack(
     Ok(Json(json!({ "acked_offsets": acked })))
 }
 
-async fn healthz(State(st): Shared) -> Response {
-    match st.hub.meta().reachable(Duration::from_secs(2)).await {
-        Ok(()) => Json(json!({ "status": "ok", "broker": "reachable" })).into_response(),
-        Err(e) => (
+/// Liveness: the process serves HTTP. Asks nothing of Kafka, so a broker blip does not get
+/// healthy sink tasks replaced.
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the broker answers and the consumer registry is readable.
+async fn readyz(State(st): Shared) -> Response {
+    let broker = st.hub.meta().reachable(Duration::from_secs(2)).await;
+    let registry = match &broker {
+        Ok(()) => st.registry.sync().await.map_err(|e| format!("{e:#}")),
+        Err(_) => Err("not checked: the broker is unreachable".to_string()),
+    };
+    match (broker, registry) {
+        (Ok(()), Ok(())) => Json(json!({ "status": "ok", "broker": "reachable", "registry": "readable" })).into_response(),
+        (broker, registry) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "broker": format!("{e:#}") })),
+            [(axum::http::header::RETRY_AFTER, "5")],
+            Json(json!({
+                "status": "unavailable",
+                "broker": broker.map(|()| "reachable".to_string()).unwrap_or_else(|e| format!("{e:#}")),
+                "registry": registry.map(|()| "readable".to_string()).unwrap_or_else(|e| e),
+            })),
         )
             .into_response(),
     }

@@ -47,7 +47,12 @@ struct Entry {
 pub struct Registry {
     log: Arc<CompactedLog>,
     entries: Arc<RwLock<HashMap<String, Entry>>>,
+    /// When a lookup of an unknown name last synced the registry (see `find_throttled`).
+    last_miss_sync: parking_lot::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a lookup of an unknown consumer name may sync the registry with the broker.
+const MISS_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether `name` is a valid consumer name: `[a-z0-9][a-z0-9_-]{0,62}`.
 pub fn valid_name(name: &str) -> bool {
@@ -94,7 +99,11 @@ impl Registry {
             apply,
         )
         .await?;
-        Ok(Arc::new(Self { log, entries }))
+        Ok(Arc::new(Self {
+            log,
+            entries,
+            last_miss_sync: parking_lot::Mutex::new(None),
+        }))
     }
 
     /// Waits (up to 5 s) until this replica has applied everything written to the registry
@@ -114,6 +123,30 @@ impl Registry {
             return Ok(Some(found));
         }
         self.sync().await?;
+        Ok(self.get_with_close(name))
+    }
+
+    /// For unauthenticated callers: like [`Registry::find`], but a miss triggers at most one
+    /// registry sync per second for the whole process, so requests naming unknown consumers
+    /// cannot turn into a stream of broker calls.
+    pub async fn find_throttled(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Arc<ConsumerRecord>, CancellationToken)>> {
+        if let Some(found) = self.get_with_close(name) {
+            return Ok(Some(found));
+        }
+        let due = {
+            let mut last = self.last_miss_sync.lock();
+            let due = last.is_none_or(|t| t.elapsed() >= MISS_SYNC_EVERY);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            self.sync().await?;
+        }
         Ok(self.get_with_close(name))
     }
 

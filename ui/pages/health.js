@@ -20,9 +20,9 @@ export async function healthPage(main, ctx) {
     h('section', { 'aria-labelledby': 'h-connectors' }, h('h2', { id: 'h-connectors' }, 'Connectors'), connectors));
 
   async function loadBroker() {
-    // /healthz needs no token and answers 503 with a reason when the broker is unreachable.
+    // /readyz needs no token and answers 503 with a reason when the broker is unreachable.
     try {
-      const res = await fetch('/healthz', { cache: 'no-store', signal: ctx.signal, credentials: 'omit' });
+      const res = await fetch('/readyz', { cache: 'no-store', signal: ctx.signal, credentials: 'omit' });
       const b = await res.json().catch(() => ({}));
       replace(broker, h('p', { id: 'broker-state' },
         res.ok ? badge('reachable', 'ok') : badge('unreachable', 'bad'),
