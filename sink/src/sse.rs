@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SlowConsumerPolicy;
 use crate::cursor;
 use crate::event::{ChangeEvent, OpCode};
-use crate::kafka::catchup::CatchUp;
+use crate::kafka::catchup::{CatchUp, Hole};
 use crate::kafka::feed::{FeedHub, Read, TopicFeed};
 use crate::metrics::{Metrics, StreamStats};
 
@@ -104,8 +104,9 @@ struct Stream {
     spec: StreamSpec,
     tx: mpsc::Sender<Bytes>,
     fingerprint: u32,
-    /// Per topic: the catch-up reader and which partitions it serves.
-    catchups: Vec<Option<(CatchUp, Vec<bool>)>>,
+    /// Per topic: the catch-up reader, which partitions it serves, and the hole it reported
+    /// that was examined (see `read_catchup`).
+    catchups: Vec<Option<(CatchUp, Vec<bool>, Option<Hole>)>>,
     reached_head: bool,
     /// Set when the stream was found too slow while the client was not reading.
     slow: bool,
@@ -329,7 +330,7 @@ impl Stream {
     fn is_catching(&self, ti: usize, p: usize) -> bool {
         self.catchups[ti]
             .as_ref()
-            .is_some_and(|(_, parts)| parts.get(p).copied().unwrap_or(false))
+            .is_some_and(|(_, parts, _)| parts.get(p).copied().unwrap_or(false))
     }
 
     /// Partition `p` of topic `ti` is older than the shared buffer: report a gap if the broker
@@ -353,7 +354,7 @@ impl Stream {
             }
         }
         let mut parts = match self.catchups[ti].take() {
-            Some((_, parts)) => {
+            Some((_, parts, _)) => {
                 self.ctx
                     .metrics
                     .catchup_readers
@@ -374,13 +375,13 @@ impl Stream {
             .metrics
             .catchup_readers
             .fetch_add(1, Ordering::Relaxed);
-        self.catchups[ti] = Some((reader, parts));
+        self.catchups[ti] = Some((reader, parts, None));
         Ok(())
     }
 
     async fn read_catchup(&mut self, ti: usize, max: usize, may_wait: bool) -> Result<usize> {
         let feed = self.spec.feeds[ti].clone();
-        let Some((reader, parts)) = self.catchups[ti].as_mut() else {
+        let Some((reader, parts, accepted)) = self.catchups[ti].as_mut() else {
             return Ok(0);
         };
         self.events.clear();
@@ -389,16 +390,32 @@ impl Stream {
         } else {
             Duration::ZERO
         };
-        let read = reader
-            .read(max, wait, &mut self.spec.positions[ti], &mut self.events)
+        let outcome = reader
+            .read(
+                max,
+                wait,
+                &mut self.spec.positions[ti],
+                &mut self.events,
+                accepted.take(),
+            )
             .await?;
-        if read == 0 {
-            // Nothing came: offsets without records (compaction, markers) are skipped.
+        let mut hole = outcome.hole;
+        let mut reader_moved = false;
+        if outcome.taken == 0 && hole.is_none() {
+            // Nothing came: offsets without records (markers) are skipped, but a position that
+            // moved is examined as a hole first.
             for (p, catching) in parts.iter().enumerate() {
                 if *catching {
                     if let Some(at) = reader.position(p as i32) {
-                        let pos = &mut self.spec.positions[ti][p];
-                        *pos = (*pos).max(at);
+                        let pos = self.spec.positions[ti][p];
+                        if at > pos && hole.is_none() {
+                            reader_moved = true;
+                            hole = Some(Hole {
+                                partition: p,
+                                from: pos,
+                                to: at,
+                            });
+                        }
                     }
                 }
             }
@@ -407,8 +424,11 @@ impl Stream {
         // Positions were advanced by the reader; rewind them for the frames' cursors.
         let sent = self.write_catchup_events(ti, &events);
         self.events = events;
+        if let Some(h) = hole {
+            self.examine_hole(ti, h, reader_moved).await?;
+        }
         // Partitions that reached the shared buffer leave catch-up.
-        let Some((_, parts)) = self.catchups[ti].as_mut() else {
+        let Some((_, parts, _)) = self.catchups[ti].as_mut() else {
             return Ok(sent);
         };
         for (p, catching) in parts.iter_mut().enumerate() {
@@ -424,6 +444,43 @@ impl Stream {
                 .fetch_sub(1, Ordering::Relaxed);
         }
         Ok(sent)
+    }
+
+    /// A catch-up reader found no record in `[from, to)` of a partition. If the log start
+    /// has moved past `from`, those events are gone: one gap notice up to the log start.
+    /// Whatever is left of the hole (offsets without records, such as transaction markers) is
+    /// then accepted: the position moves to `to` now if the reader moved there without a
+    /// record (`reader_moved`), else with the record at `to` on the next read.
+    async fn examine_hole(&mut self, ti: usize, hole: Hole, reader_moved: bool) -> Result<()> {
+        let topic = self.spec.feeds[ti].topic.clone();
+        let (low, _) = self
+            .ctx
+            .hub
+            .meta()
+            .watermarks(&topic, hole.partition as i32)
+            .await?;
+        let p = hole.partition;
+        if low > hole.from {
+            let to = low.min(hole.to);
+            self.spec.positions[ti][p] = to;
+            self.encode_id();
+            let frame = gap_frame(&self.id, &topic, p, hole.from, to);
+            self.out.put_slice(frame.as_bytes());
+        }
+        if reader_moved {
+            let pos = &mut self.spec.positions[ti][p];
+            *pos = (*pos).max(hole.to);
+            return Ok(());
+        }
+        let pos = self.spec.positions[ti][p];
+        if let Some((_, _, accepted)) = self.catchups[ti].as_mut() {
+            *accepted = (pos < hole.to).then_some(Hole {
+                partition: p,
+                from: pos,
+                to: hole.to,
+            });
+        }
+        Ok(())
     }
 
     /// Writes frames for events read by a catch-up reader. The reader already moved the

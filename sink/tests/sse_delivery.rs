@@ -781,3 +781,54 @@ async fn a_deleted_consumers_acks_are_not_inherited() -> Result<()> {
     );
     Ok(())
 }
+
+/// A catch-up reader whose position was deleted under it (retention) never jumps to the end
+/// of the partition: it restarts at the log start and reports the hole, which the stream turns
+/// into a gap notice before anything after it. (Reported: librdkafka's default reset went to
+/// the end, skipping every retained event without a notice.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_reader_reports_deleted_records_as_a_hole_not_a_jump() -> Result<()> {
+    use tumbleweed_sink::kafka::catchup::{CatchUp, Hole};
+    use tumbleweed_sink::kafka::KafkaSettings;
+    let stack = stack();
+    let topic = format!("sse_hole_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts(0, 100, 1)).await?;
+    delete_records(&stack.kafka_bootstrap, &topic, 0, 60).await?;
+    let settings = KafkaSettings {
+        bootstrap: stack.kafka_bootstrap.clone(),
+        fetch_wait_max_ms: 100,
+    };
+    let mut reader = CatchUp::new(&settings, &topic, &[(0, 10)])?;
+    let mut positions = vec![10];
+    let mut out = Vec::new();
+    let first = reader
+        .read(100, Duration::from_secs(10), &mut positions, &mut out, None)
+        .await?;
+    assert_eq!(
+        first.hole,
+        Some(Hole {
+            partition: 0,
+            from: 10,
+            to: 60
+        }),
+        "{first:?}"
+    );
+    assert!(
+        out.is_empty(),
+        "nothing is delivered past the hole before it is examined"
+    );
+    // The stream declared the gap and moved to the log start: the rest follows, in order.
+    positions[0] = 60;
+    let mut got = Vec::new();
+    while got.len() < 40 {
+        let r = reader
+            .read(100, Duration::from_secs(10), &mut positions, &mut got, None)
+            .await?;
+        assert_eq!(r.hole, None);
+        ensure!(r.taken > 0, "no more records after {}", got.len());
+    }
+    let offsets: Vec<i64> = got.iter().map(|e| e.offset).collect();
+    assert_eq!(offsets, (60..100).collect::<Vec<_>>());
+    Ok(())
+}

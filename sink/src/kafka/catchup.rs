@@ -5,6 +5,12 @@
 //! dropped as soon as every partition has reached the shared buffer again, so the number of
 //! Kafka consumers grows with the number of streams that are behind, never with the number of
 //! connections.
+//!
+//! No silent jumps: if retention deletes the records under the reader, it restarts at the log
+//! start (`auto.offset.reset=earliest`, never the end), and any record whose offset is past the
+//! stream's position stops the read there and is reported as a [`Hole`]. The caller decides
+//! whether the hole is a loss (the log start moved past the position: a gap notice) or just
+//! offsets without records (transaction markers), before anything after it is delivered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaSettings;
@@ -21,6 +27,25 @@ use crate::event::{self, ChangeEvent};
 pub struct CatchUp {
     topic: String,
     consumer: StreamConsumer,
+    /// The record that revealed a hole, delivered by the next read.
+    pending: Option<OwnedMessage>,
+}
+
+/// Offsets `[from, to)` of `partition` held no record for this reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hole {
+    pub partition: usize,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// What one read did.
+#[derive(Debug, Default)]
+pub struct ReadOutcome {
+    /// Records taken (tombstones included).
+    pub taken: usize,
+    /// The read stopped before a record past the stream's position.
+    pub hole: Option<Hole>,
 }
 
 impl CatchUp {
@@ -29,6 +54,7 @@ impl CatchUp {
         let consumer: StreamConsumer = settings
             .consumer_config()
             .set("queued.max.messages.kbytes", "4096")
+            .set("auto.offset.reset", "earliest")
             .create()
             .context("creating a catch-up reader")?;
         let mut tpl = TopicPartitionList::new();
@@ -41,27 +67,49 @@ impl CatchUp {
         Ok(Self {
             topic: topic.to_string(),
             consumer,
+            pending: None,
         })
     }
 
     /// Waits up to `wait` for the first record, then takes what else is ready, up to `max`.
     /// Every record read (tombstones included) advances `positions[partition]`; deliverable
     /// events are appended to `out`. Records of partitions whose position is already past
-    /// them (they rejoined the shared buffer) are ignored.
+    /// them (they rejoined the shared buffer) are ignored. A record past its partition's
+    /// position ends the read with a [`Hole`] (and is kept for the next read), unless
+    /// `accept_hole` says that hole was already examined.
     pub async fn read(
-        &self,
+        &mut self,
         max: usize,
         wait: Duration,
         positions: &mut [i64],
         out: &mut Vec<Arc<ChangeEvent>>,
-    ) -> Result<usize> {
-        let mut taken = 0;
-        let mut next = tokio::time::timeout(wait, self.consumer.recv()).await.ok();
-        while let Some(msg) = next.take() {
-            let m = msg.with_context(|| format!("catch-up read of {}", self.topic))?;
-            taken += 1;
+        accept_hole: Option<Hole>,
+    ) -> Result<ReadOutcome> {
+        let mut outcome = ReadOutcome::default();
+        let mut next = match self.pending.take() {
+            Some(m) => Some(m),
+            None => tokio::time::timeout(wait, self.consumer.recv())
+                .await
+                .ok()
+                .map(|r| r.map(|m| m.detach()))
+                .transpose()
+                .with_context(|| format!("catch-up read of {}", self.topic))?,
+        };
+        while let Some(m) = next.take() {
             let p = m.partition() as usize;
             if p < positions.len() && m.offset() >= positions[p] {
+                if m.offset() > positions[p] {
+                    let hole = Hole {
+                        partition: p,
+                        from: positions[p],
+                        to: m.offset(),
+                    };
+                    if accept_hole != Some(hole) {
+                        self.pending = Some(m);
+                        outcome.hole = Some(hole);
+                        return Ok(outcome);
+                    }
+                }
                 positions[p] = m.offset() + 1;
                 let ts = m.timestamp().to_millis().unwrap_or(0);
                 if let Some(ev) = event::from_record(
@@ -75,12 +123,19 @@ impl CatchUp {
                     out.push(Arc::new(ev));
                 }
             }
-            if taken >= max {
+            outcome.taken += 1;
+            if outcome.taken >= max {
                 break;
             }
-            next = self.consumer.recv().now_or_never();
+            next = self
+                .consumer
+                .recv()
+                .now_or_never()
+                .map(|r| r.map(|m| m.detach()))
+                .transpose()
+                .with_context(|| format!("catch-up read of {}", self.topic))?;
         }
-        Ok(taken)
+        Ok(outcome)
     }
 
     /// The reader's fetch position in partition `p` (next offset it will return), if known.
