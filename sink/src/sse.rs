@@ -106,7 +106,7 @@ struct Stream {
     fingerprint: u32,
     /// Per topic: the catch-up reader, which partitions it serves, and the hole it reported
     /// that was examined (see `read_catchup`).
-    catchups: Vec<Option<(CatchUp, Vec<bool>, Option<Hole>)>>,
+    catchups: Vec<Option<Catching>>,
     reached_head: bool,
     /// Set when the stream was found too slow while the client was not reading.
     slow: bool,
@@ -116,6 +116,10 @@ struct Stream {
     scratch: Vec<u8>,
     id: String,
 }
+
+/// A topic's catch-up reader, the partitions it serves, and the hole it reported that the
+/// stream already examined.
+type Catching = (CatchUp, Vec<bool>, Option<Hole>);
 
 impl Stream {
     fn new(ctx: Arc<SseContext>, spec: StreamSpec, tx: mpsc::Sender<Bytes>) -> Self {
