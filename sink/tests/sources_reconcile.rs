@@ -9,6 +9,10 @@
 //!    source's slot with its retained WAL and `GET /v1/sources` still lists the source; after
 //!    `scripts/stack up` the connector runs again and every row is delivered.
 //!
+//! Against a distributed worker (as on ECS) Connect itself keeps the connector across the
+//! kill; against a standalone one (`TW_CONNECT_MODE=standalone`, which `scripts/test` also
+//! runs) the restarted worker has none, and the reconciler brings it back.
+//!
 //! One test on purpose: Connect's outage must not hit other tests (cargo runs test files one
 //! after another).
 
@@ -259,6 +263,17 @@ async fn sources_come_back_after_connect_loses_them_and_nothing_is_lost() -> Res
     tokio::task::spawn_blocking(|| stack_command(&["up"])).await??;
     wait_running(&sink, &source, Duration::from_secs(30)).await?;
     let back_after_kill = killed_at.elapsed();
+    if stack.connect_mode == "standalone" {
+        // The restarted worker had no connector: the reconciler made it again.
+        let v = source_view(&sink, &source).await?;
+        let recreated = v["reconciler"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["action"] == "recreated")
+            .count();
+        assert_eq!(recreated, 2, "after the delete and after the kill: {v}");
+    }
 
     // Writing stops; every committed row must arrive.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -280,8 +295,9 @@ async fn sources_come_back_after_connect_loses_them_and_nothing_is_lost() -> Res
     }
     let (delivered, lost, duplicated) = count(&all, committed);
     println!(
-        "connector deleted then Connect killed: committed={committed} delivered={delivered} lost={lost} duplicated={duplicated} \
+        "connector deleted then Connect ({}) killed: committed={committed} delivered={delivered} lost={lost} duplicated={duplicated} \
          running again {:.1}s after the delete and {:.1}s after the kill (Connect restarted 2 s after it), reconnections={reconnects}",
+        stack.connect_mode,
         back.as_secs_f64(),
         back_after_kill.as_secs_f64()
     );

@@ -34,6 +34,8 @@ pub struct Stack {
     pub replication_factor: i32,
     /// Base URL of the Kafka Connect REST API.
     pub connect_url: String,
+    /// `distributed` (as on ECS) or `standalone` (forgets its connectors when it restarts).
+    pub connect_mode: String,
 }
 
 /// The repository root (the workspace directory).
@@ -83,6 +85,7 @@ fn start_stack() -> Result<Stack> {
             .parse()
             .context("TW_KAFKA_REPLICATION_FACTOR")?,
         connect_url: get("TW_CONNECT_URL")?,
+        connect_mode: get("TW_CONNECT_MODE")?,
     })
 }
 

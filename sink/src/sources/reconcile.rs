@@ -89,11 +89,17 @@ impl ReconcileState {
             }
             _ => tracing::info!(source, action, %detail, "reconciler"),
         }
+        *self
+            .counts
+            .lock()
+            .entry((source.to_string(), action))
+            .or_default() += 1;
         let mut all = self.sources.lock();
         let s = all.entry(source.to_string()).or_default();
-        // A repeated complaint is kept once, with its latest time.
+        // A repeated complaint is kept once, with its latest time (and counted every time).
+        let complaint = matches!(action, "failed" | "cannot_recreate");
         if let Some(last) = s.actions.back_mut() {
-            if last.action == action && last.detail == detail {
+            if complaint && last.action == action && last.detail == detail {
                 last.at_ms = now_ms();
                 return;
             }
@@ -106,12 +112,6 @@ impl ReconcileState {
         while s.actions.len() > KEPT_ACTIONS {
             s.actions.pop_front();
         }
-        drop(all);
-        *self
-            .counts
-            .lock()
-            .entry((source.to_string(), action))
-            .or_default() += 1;
     }
 
     fn touch(&self, source: &str) {
@@ -264,5 +264,67 @@ impl SourcesService {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expire(state: &ReconcileState, source: &str) {
+        state.sources.lock().get_mut(source).unwrap().next_restart = Some(Instant::now());
+    }
+
+    #[test]
+    fn restarts_back_off_exponentially_up_to_a_cap_and_health_resets_them() {
+        let s = ReconcileState::default();
+        assert!(s.restart_due("a"), "the first failure is restarted at once");
+        assert!(!s.restart_due("a"), "not again within the backoff");
+        let backoff = |s: &ReconcileState| s.sources.lock()["a"].backoff.unwrap();
+        assert_eq!(backoff(&s), FIRST_BACKOFF);
+        for want in [10, 20, 40, 80, 160, 300, 300] {
+            expire(&s, "a");
+            assert!(s.restart_due("a"));
+            assert_eq!(backoff(&s), Duration::from_secs(want));
+        }
+        s.healthy("a");
+        assert!(s.restart_due("a"));
+        assert_eq!(
+            backoff(&s),
+            FIRST_BACKOFF,
+            "a running connector starts over"
+        );
+    }
+
+    #[test]
+    fn actions_are_kept_newest_first_and_counted() {
+        let s = ReconcileState::default();
+        for i in 0..(KEPT_ACTIONS + 3) {
+            s.record("a", "restarted", format!("try {i}"));
+        }
+        s.record("a", "failed", "Connect is away".into());
+        s.record("a", "failed", "Connect is away".into());
+        let v = s.view("a");
+        assert_eq!(v.actions.len(), KEPT_ACTIONS);
+        assert_eq!(
+            v.actions[0].action, "failed",
+            "newest first; a repeated complaint once"
+        );
+        assert_eq!(v.actions[1].detail, format!("try {}", KEPT_ACTIONS + 2));
+        let mut out = String::new();
+        s.write_metrics(&mut out);
+        assert!(
+            out.contains(&format!(
+                "tumbleweed_source_reconcile_actions_total{{source=\"a\",action=\"restarted\"}} {}",
+                KEPT_ACTIONS + 3
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "tumbleweed_source_reconcile_actions_total{source=\"a\",action=\"failed\"} 2"
+            ),
+            "{out}"
+        );
     }
 }
