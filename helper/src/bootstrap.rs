@@ -72,7 +72,14 @@ pub struct SourceDecl {
     pub port: u16,
     pub database: String,
     pub user: String,
+    /// The password itself (`${ENV}` references are resolved here), or leave it out and give
+    /// `password_secret`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub password: String,
+    /// The password by reference (`env:NAME` or `file:/path`), resolved by the sink and the
+    /// Connect workers: then no one stores the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<String>,
     #[serde(default)]
     pub tables: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -549,6 +556,7 @@ mod tests {
             database: "app".into(),
             user: "debezium".into(),
             password: "s3cret".into(),
+            password_secret: None,
             tables: vec!["public.orders".into(), "public.items".into()],
             mode: Some("tables".into()),
             heartbeat_interval_s: None,
@@ -632,6 +640,26 @@ mod tests {
         assert_eq!(crate::exit_code_for(&e), 2);
         let bad = r#"{"consumers":[{"name":"c","topics":[],"start":"now"}]}"#;
         assert!(parse_pipeline(Path::new("p.json"), bad).is_err());
+    }
+
+    #[test]
+    fn a_password_secret_is_sent_instead_of_a_password_and_compared() {
+        let yaml = "sources:\n  - name: s\n    host: h\n    database: d\n    user: u\n    password_secret: env:TUMBLEWEED_SOURCE_DB_PASSWORD\n    tables: [public.t]\n";
+        let p = parse_pipeline(Path::new("p.yaml"), yaml).unwrap();
+        let body = source_body(&p.sources[0]);
+        assert_eq!(body["password_secret"], "env:TUMBLEWEED_SOURCE_DB_PASSWORD");
+        assert!(body.get("password").is_none(), "{body}");
+        // The sink shows the reference back; a different one is a difference.
+        let mut cur = body.clone();
+        assert_eq!(
+            decide_source(&p.sources[0], Some(&cur)),
+            Decision::Unchanged
+        );
+        cur["password_secret"] = serde_json::json!("env:OTHER");
+        assert_eq!(
+            decide_source(&p.sources[0], Some(&cur)),
+            Decision::Differs(vec!["password_secret".into()])
+        );
     }
 
     #[test]
