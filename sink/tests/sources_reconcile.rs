@@ -145,21 +145,7 @@ async fn sources_come_back_after_connect_loses_them_and_nothing_is_lost() -> Res
     let committed = Arc::new(AtomicI32::new(0));
     let writer = start_writer(stack, db.clone(), stop.clone(), committed.clone());
     let topic = format!("{source}.public.ledger");
-    eventually("the table's topic", Duration::from_secs(60), || async {
-        let v: Value = sink
-            .admin(Method::GET, "/v1/topics")
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(v["topics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == topic.as_str())
-            .then_some(()))
-    })
-    .await?;
+    sink.wait_topic(&topic, Duration::from_secs(60)).await?;
     let token = sink
         .create_consumer(json!({"name": "auditor", "topics": [topic], "start": "earliest"}))
         .await?;

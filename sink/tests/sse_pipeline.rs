@@ -8,7 +8,7 @@ use anyhow::{ensure, Result};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tumbleweed_tests::sink::SinkProcess;
-use tumbleweed_tests::{eventually, slot_active, stack, unique_suffix};
+use tumbleweed_tests::{slot_active, stack, unique_suffix};
 
 const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
 
@@ -46,21 +46,7 @@ async fn row_changes_reach_an_sse_consumer_through_a_source_created_by_the_api()
 
     // The snapshot of the existing row creates the topic.
     let topic = format!("{source}.public.orders");
-    eventually("the source's topic", Duration::from_secs(60), || async {
-        let v: Value = sink
-            .admin(Method::GET, "/v1/topics")
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(v["topics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == topic.as_str())
-            .then_some(()))
-    })
-    .await?;
+    sink.wait_topic(&topic, Duration::from_secs(60)).await?;
     let token = sink
         .create_consumer(json!({"name": "orders", "topics": [topic], "start": "earliest"}))
         .await?;

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use tumbleweed_tests::sink::SinkProcess;
-use tumbleweed_tests::{eventually, stack, stack_command, unique_suffix};
+use tumbleweed_tests::{stack, stack_command, unique_suffix};
 
 const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
 const T: Duration = Duration::from_secs(60);
@@ -49,21 +49,7 @@ async fn everything_survives_stack_down_and_up() -> Result<()> {
         pg.execute("INSERT INTO public.notes VALUES ($1, 'before')", &[&i])
             .await?;
     }
-    eventually("the source's topic", T, || async {
-        let v: Value = sink
-            .admin(Method::GET, "/v1/topics")
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(v["topics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == topic.as_str())
-            .then_some(()))
-    })
-    .await?;
+    sink.wait_topic(&topic, T).await?;
     let token = sink
         .create_consumer(json!({"name": "keeper", "topics": [topic], "start": "earliest"}))
         .await?;

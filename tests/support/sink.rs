@@ -168,6 +168,23 @@ impl SinkProcess {
             .bearer_auth(ADMIN_TOKEN)
     }
 
+    /// Waits until the sink lists `topic` (a source's topic appears with its first record).
+    pub async fn wait_topic(&self, topic: &str, timeout: Duration) -> Result<()> {
+        crate::eventually(&format!("topic {topic}"), timeout, || async {
+            let v: Value = self
+                .admin(reqwest::Method::GET, "/v1/topics")
+                .send()
+                .await?
+                .json()
+                .await?;
+            Ok(v["topics"]
+                .as_array()
+                .is_some_and(|ts| ts.iter().any(|t| t["name"] == topic))
+                .then_some(()))
+        })
+        .await
+    }
+
     /// Creates a consumer and returns its token.
     pub async fn create_consumer(&self, body: Value) -> Result<String> {
         let r = self
