@@ -60,6 +60,39 @@ pub struct Config {
     #[arg(long, env = "TUMBLEWEED_BUFFER_EVENTS", default_value_t = 20_000)]
     pub buffer_events_per_partition: usize,
 
+    /// Bytes of events kept in memory per topic by its shared reader (JSON plus bookkeeping),
+    /// at most.
+    #[arg(long, env = "TUMBLEWEED_BUFFER_BYTES_PER_TOPIC", default_value_t = 64 << 20)]
+    pub buffer_bytes_per_topic: usize,
+
+    /// Bytes of events kept in memory by all topic readers together, at most: each open topic
+    /// gets an equal share (capped by the per-topic budget).
+    #[arg(long, env = "TUMBLEWEED_BUFFER_BYTES", default_value_t = 512 << 20)]
+    pub buffer_bytes: usize,
+
+    /// A topic reader nobody has used for this many seconds is closed.
+    #[arg(long, env = "TUMBLEWEED_FEED_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub feed_idle_secs: u64,
+
+    /// Dedicated catch-up readers (Kafka consumers for streams behind the shared buffer) that
+    /// may exist at once; a stream that needs one while all are taken waits for one.
+    #[arg(long, env = "TUMBLEWEED_MAX_CATCHUP_READERS", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_catchup_readers: u64,
+
+    /// SSE streams this sink serves at once; more are answered 503 with `Retry-After`.
+    #[arg(long, env = "TUMBLEWEED_MAX_STREAMS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_streams: u64,
+
+    /// SSE streams one consumer may hold open at once; more are answered 429 with
+    /// `Retry-After`.
+    #[arg(long, env = "TUMBLEWEED_MAX_STREAMS_PER_CONSUMER", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_streams_per_consumer: u64,
+
+    /// HTTP connections kept open at once; a connection over the limit gets one 503 with
+    /// `Retry-After` and is closed.
+    #[arg(long, env = "TUMBLEWEED_MAX_CONNECTIONS", default_value_t = 25_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
     /// Lag (events behind the head, summed over partitions) past which a stream is slow.
     #[arg(long, env = "TUMBLEWEED_MAX_LAG_EVENTS", default_value_t = 100_000)]
     pub max_lag_events: u64,
@@ -90,6 +123,15 @@ pub struct Config {
         default_value = "_tumbleweed_consumers"
     )]
     pub consumers_topic: String,
+
+    /// Compacted topic holding each consumer's acknowledged cursor (shared by all sink
+    /// replicas; a cursor lives as long as its consumer, it never expires).
+    #[arg(
+        long,
+        env = "TUMBLEWEED_CURSORS_TOPIC",
+        default_value = "_tumbleweed_cursors"
+    )]
+    pub cursors_topic: String,
 
     /// Compacted topic holding the declared sources (shared by all sink replicas).
     #[arg(
@@ -145,6 +187,10 @@ impl Config {
         anyhow::ensure!(
             self.buffer_events_per_partition >= 16,
             "TUMBLEWEED_BUFFER_EVENTS must be at least 16"
+        );
+        anyhow::ensure!(
+            self.buffer_bytes_per_topic >= 1 << 20 && self.buffer_bytes >= 1 << 20,
+            "TUMBLEWEED_BUFFER_BYTES_PER_TOPIC and TUMBLEWEED_BUFFER_BYTES must be at least 1 MiB (1048576)"
         );
         anyhow::ensure!(
             self.max_chunk_events >= 1,

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field the error is about, rendered as `"field"` when set.
     pub field: Option<String>,
+    /// Seconds after which a retry may succeed, sent as `Retry-After`.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             status,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
     /// Names the request field the error concerns (`{"error": ..., "field": ...}`).
@@ -43,6 +46,11 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
+    /// Adds `Retry-After: secs`.
+    pub fn retry_after(mut self, secs: u32) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
     /// An unexpected failure: logged with its whole chain, reported as one line.
     pub fn internal(err: anyhow::Error) -> Self {
         tracing::error!(error = format!("{err:#}"), "request failed");
@@ -62,7 +70,14 @@ impl IntoResponse for ApiError {
             Some(field) => json!({ "error": self.message, "field": field }),
             None => json!({ "error": self.message }),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 

@@ -23,8 +23,9 @@ use crate::auth::{self, AdminToken};
 use crate::cursor::{self, CursorError};
 use crate::error::{ApiError, ApiResult};
 use crate::event;
+use crate::kafka::cursors::CursorStore;
 use crate::kafka::feed::{FeedHub, TopicFeed};
-use crate::kafka::offsets::GroupOffsets;
+use crate::limits::{LimitError, StreamLimits};
 use crate::metrics::Metrics;
 use crate::registry::{self, ConsumerRecord, CreateError, Registry, StartFrom};
 use crate::sources::SourcesService;
@@ -34,7 +35,8 @@ use crate::sse::{self, SseContext, StreamSpec};
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub hub: Arc<FeedHub>,
-    pub offsets: Arc<GroupOffsets>,
+    pub cursors: Arc<CursorStore>,
+    pub limits: Arc<StreamLimits>,
     pub sse: Arc<SseContext>,
     pub metrics: Arc<Metrics>,
     pub sources: Arc<SourcesService>,
@@ -173,19 +175,19 @@ async fn create_consumer(
 }
 
 async fn start_fresh(st: &AppState, consumer: &ConsumerRecord) -> anyhow::Result<()> {
-    st.offsets.forget(&consumer.name).await?;
-    if consumer.start == StartFrom::Latest {
-        let mut ends = Vec::with_capacity(consumer.topics.len());
-        for (topic, n) in topic_partitions(st, &consumer.topics).await? {
-            let mut e = Vec::with_capacity(n);
-            for p in 0..n {
-                e.push(st.hub.meta().watermarks(&topic, p as i32).await?.1);
+    match consumer.start {
+        StartFrom::Latest => {
+            let mut ends = Vec::with_capacity(consumer.topics.len());
+            for (topic, n) in topic_partitions(st, &consumer.topics).await? {
+                let mut e = Vec::with_capacity(n);
+                for p in 0..n {
+                    e.push(st.hub.meta().watermarks(&topic, p as i32).await?.1);
+                }
+                ends.push(e);
             }
-            ends.push(e);
+            st.cursors.store(consumer, &consumer.topics, &ends).await?;
         }
-        st.offsets
-            .commit(&consumer.name, &consumer.topics, &ends)
-            .await?;
+        StartFrom::Earliest => st.cursors.forget(&consumer.name).await?,
     }
     Ok(())
 }
@@ -214,18 +216,27 @@ async fn get_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<
     let mut v = consumer_json(&r);
     v["live_lag_events"] = json!(st.metrics.consumer_lag().get(&name));
     let parts = topic_partitions(&st, &r.topics).await?;
-    let acked = st.offsets.fetch(&name, &parts).await?;
+    let cursor = st
+        .cursors
+        .load(&r)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+    let acked = cursor
+        .as_ref()
+        .map(|c| c.for_partitions(&parts))
+        .unwrap_or_else(|| parts.iter().map(|(_, n)| vec![None; *n]).collect());
     let acked: BTreeMap<&String, &Vec<Option<i64>>> = r.topics.iter().zip(acked.iter()).collect();
     v["acked_offsets"] = json!(acked);
+    v["acked_at_ms"] = json!(cursor.map(|c| c.acked_at_ms));
     Ok(Json(v))
 }
 
 async fn delete_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {
     if st.registry.delete(&name).await? {
         // Its acknowledged position goes with it (a new consumer of the same name also starts
-        // afresh, should this fail).
-        if let Err(e) = st.offsets.forget(&name).await {
-            tracing::warn!(consumer = %name, error = format!("{e:#}"), "could not delete the consumer's group offsets");
+        // afresh should this fail: a cursor names the registration it belongs to).
+        if let Err(e) = st.cursors.forget(&name).await {
+            tracing::warn!(consumer = %name, error = format!("{e:#}"), "could not delete the consumer's cursor");
         }
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -305,16 +316,60 @@ fn cursor_error(e: CursorError) -> ApiError {
     ApiError::bad_request(format!("Last-Event-ID: {e}"))
 }
 
+/// Where a stream starts: positions per topic and partition, and the `event: reset` frames
+/// for positions that belonged to a log that is gone.
+struct Start {
+    positions: Vec<Vec<i64>>,
+    preamble: Vec<String>,
+}
+
+/// Makes the feed know every partition the broker has now (a cursor or an ack from another
+/// replica may already cover partitions added a moment ago).
+async fn refresh_feed(feed: &Arc<TopicFeed>) -> ApiResult<()> {
+    let f = feed.clone();
+    tokio::task::spawn_blocking(move || f.refresh())
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("feed refresh task: {e}")))?
+        .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(5))
+}
+
+/// Checks `positions` against each partition's end: a position past the end belonged to a log
+/// that restarted (the topic was deleted and recreated). It moves to the new log's start, with
+/// a reset frame saying so, rather than waiting past records it would never deliver.
+async fn check_ends(
+    st: &AppState,
+    topics: &[String],
+    positions: &mut [Vec<i64>],
+) -> ApiResult<Vec<String>> {
+    let mut preamble = Vec::new();
+    let fp = cursor::fingerprint(topics);
+    for (ti, topic) in topics.iter().enumerate() {
+        for p in 0..positions[ti].len() {
+            let (low, high) = st.hub.meta().watermarks(topic, p as i32).await?;
+            let o = positions[ti][p];
+            if o > high {
+                positions[ti][p] = low;
+                let id = cursor::encode(fp, positions);
+                preamble.push(sse::reset_frame(&id, topic, p, o, low));
+            }
+        }
+    }
+    Ok(preamble)
+}
+
 /// Positions from a cursor, checked against the topics as they are now.
 async fn positions_from_cursor(
     st: &AppState,
     cursor_text: &str,
     topics: &[String],
     feeds: &[Arc<TopicFeed>],
-) -> ApiResult<Vec<Vec<i64>>> {
+) -> ApiResult<Start> {
     let fp = cursor::fingerprint(topics);
     let mut positions = cursor::decode(cursor_text, fp, topics.len()).map_err(cursor_error)?;
     for (ti, feed) in feeds.iter().enumerate() {
+        if positions[ti].len() > feed.partition_count() {
+            refresh_feed(feed).await?;
+        }
         let n = feed.partition_count();
         let pos = &mut positions[ti];
         if pos.len() > n {
@@ -322,50 +377,63 @@ async fn positions_from_cursor(
                 "more partitions than the topic has",
             )));
         }
-        for p in 0..n {
-            let (low, high) = st.hub.meta().watermarks(&feed.topic, p as i32).await?;
-            match pos.get(p) {
-                // A partition added after the cursor was issued starts at its beginning.
-                None => pos.push(low),
-                // A cursor only ever holds offsets the broker had (a record's offset + 1 is at
-                // most the high watermark), so one past the end means the topic was recreated.
-                Some(&o) if o > high => {
-                    return Err(ApiError::bad_request(format!(
-                        "Last-Event-ID is ahead of {}[{p}] (offset {o}, end {high}): was the topic recreated? Reconnect without Last-Event-ID",
-                        feed.topic
-                    )))
-                }
-                Some(_) => {}
-            }
+        for p in pos.len()..n {
+            // A partition added after the cursor was issued starts at its beginning.
+            pos.push(st.hub.meta().watermarks(&feed.topic, p as i32).await?.0);
         }
     }
-    Ok(positions)
+    let preamble = check_ends(st, topics, &mut positions).await?;
+    Ok(Start {
+        positions,
+        preamble,
+    })
 }
 
 /// Start positions without a cursor: the last acknowledgement, else the consumer's `start`.
 async fn start_positions(
     st: &AppState,
-    consumer: Option<&str>,
+    consumer: Option<&ConsumerRecord>,
     start: StartFrom,
     topics: &[String],
     feeds: &[Arc<TopicFeed>],
-) -> ApiResult<Vec<Vec<i64>>> {
+) -> ApiResult<Start> {
+    let acked = match consumer {
+        Some(c) => st
+            .cursors
+            .load(c)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(5))?,
+        None => None,
+    };
+    if let Some(a) = &acked {
+        for (t, feed) in topics.iter().zip(feeds) {
+            if a.positions.get(t).map_or(0, Vec::len) > feed.partition_count() {
+                refresh_feed(feed).await?;
+            }
+        }
+    }
     let parts: Vec<(String, usize)> = topics
         .iter()
         .zip(feeds)
         .map(|(t, f)| (t.clone(), f.partition_count()))
         .collect();
-    let acked = match consumer {
-        Some(c) => st.offsets.fetch(c, &parts).await?,
+    // Partitions the cursor does not cover were added after the consumer was created (or
+    // acked): everything in them is new to it, so they start at their beginning.
+    let start = if acked.is_some() {
+        StartFrom::Earliest
+    } else {
+        start
+    };
+    let acked = match acked {
+        Some(a) => a.for_partitions(&parts),
         None => parts.iter().map(|(_, n)| vec![None; *n]).collect(),
     };
-    let mut out = Vec::with_capacity(feeds.len());
+    let mut positions = Vec::with_capacity(feeds.len());
     for (feed, acked) in feeds.iter().zip(acked) {
         let mut pos = Vec::with_capacity(feed.partition_count());
         for (p, a) in acked.into_iter().enumerate() {
             pos.push(match (a, start) {
                 (Some(o), _) => o,
-                // Only without an acknowledgement (the one stored at creation expired).
                 (None, StartFrom::Latest) => {
                     st.hub.meta().watermarks(&feed.topic, p as i32).await?.1
                 }
@@ -374,9 +442,24 @@ async fn start_positions(
                 }
             });
         }
-        out.push(pos);
+        positions.push(pos);
     }
-    Ok(out)
+    let preamble = check_ends(st, topics, &mut positions).await?;
+    Ok(Start {
+        positions,
+        preamble,
+    })
+}
+
+/// A place for one more stream, or the answer that says whose limit was reached.
+fn admit(st: &AppState, consumer: Option<&str>) -> ApiResult<crate::limits::StreamPermit> {
+    st.limits.admit(consumer).map_err(|e| {
+        let status = match e {
+            LimitError::PerConsumer { .. } => StatusCode::TOO_MANY_REQUESTS,
+            LimitError::Total { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, e.to_string()).retry_after(5)
+    })
 }
 
 async fn consumer_events(
@@ -396,10 +479,11 @@ async fn consumer_events(
         .transpose()?
         .or(q.last_event_id.clone())
         .filter(|s| !s.is_empty());
+    let permit = admit(&st, Some(&name))?;
     let feeds = feeds(&st.hub, &record.topics).await?;
-    let positions = match &last_id {
+    let start = match &last_id {
         Some(c) => positions_from_cursor(&st, c, &record.topics, &feeds).await?,
-        None => start_positions(&st, Some(&name), record.start, &record.topics, &feeds).await?,
+        None => start_positions(&st, Some(&record), record.start, &record.topics, &feeds).await?,
     };
     let ops = record
         .ops
@@ -414,8 +498,10 @@ async fn consumer_events(
             topics: record.topics.clone(),
             feeds,
             ops,
-            positions,
+            positions: start.positions,
             closed,
+            preamble: start.preamble,
+            permit: Some(permit),
         },
     ))
 }
@@ -426,7 +512,8 @@ async fn tail_topic(
     Path(topic): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Response> {
-    if st.hub.meta().partition_count(&topic).await?.is_none() {
+    // Internal topics (Connect's configs, the sink's registries) are never streamed.
+    if topic.starts_with('_') || st.hub.meta().partition_count(&topic).await?.is_none() {
         let known: Vec<String> = st
             .hub
             .meta()
@@ -438,9 +525,10 @@ async fn tail_topic(
             "unknown topic {topic:?}; topics that exist: {known:?}"
         )));
     }
+    let permit = admit(&st, None)?;
     let topics = vec![topic];
     let feeds = feeds(&st.hub, &topics).await?;
-    let positions = match q.last_event_id.as_deref().filter(|s| !s.is_empty()) {
+    let start = match q.last_event_id.as_deref().filter(|s| !s.is_empty()) {
         Some(c) => positions_from_cursor(&st, c, &topics, &feeds).await?,
         None => {
             start_positions(
@@ -460,8 +548,10 @@ async fn tail_topic(
             topics,
             feeds,
             ops: None,
-            positions,
+            positions: start.positions,
             closed: tokio_util::sync::CancellationToken::new(),
+            preamble: start.preamble,
+            permit: Some(permit),
         },
     ))
 }
@@ -485,9 +575,14 @@ async fn ack(
     let fp = cursor::fingerprint(&record.topics);
     let positions = cursor::decode(&body.cursor, fp, record.topics.len())
         .map_err(|e| ApiError::bad_request(format!("cursor: {e}")))?;
-    st.offsets.commit(&name, &record.topics, &positions).await?;
-    let acked: BTreeMap<&String, &Vec<i64>> = record.topics.iter().zip(positions.iter()).collect();
-    Ok(Json(json!({ "acked_offsets": acked })))
+    let stored = st
+        .cursors
+        .store(&record, &record.topics, &positions)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+    Ok(Json(
+        json!({ "acked_offsets": stored.positions, "acked_at_ms": stored.acked_at_ms }),
+    ))
 }
 
 /// Liveness: the process serves HTTP. Asks nothing of Kafka, so a broker blip does not get
@@ -521,6 +616,31 @@ async fn readyz(State(st): Shared) -> Response {
 async fn metrics(State(st): Shared) -> Response {
     let mut out = String::with_capacity(4096);
     st.metrics.render(&mut out);
+    let feeds = st.hub.started();
+    let buffered: usize = feeds.iter().map(|f| f.buffered_bytes()).sum();
+    let limits = st.hub.limits();
+    {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP tumbleweed_topic_readers Shared topic readers open.\n# TYPE tumbleweed_topic_readers gauge\ntumbleweed_topic_readers {}",
+            feeds.len()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tumbleweed_buffer_bytes Bytes of events held by the shared buffers.\n# TYPE tumbleweed_buffer_bytes gauge\ntumbleweed_buffer_bytes {buffered}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tumbleweed_buffer_budget_bytes The global byte budget of the shared buffers.\n# TYPE tumbleweed_buffer_budget_bytes gauge\ntumbleweed_buffer_budget_bytes {}",
+            limits.bytes_total
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tumbleweed_sse_streams_refused_total Streams refused by the stream limits (429/503).\n# TYPE tumbleweed_sse_streams_refused_total counter\ntumbleweed_sse_streams_refused_total {}",
+            st.limits.refused.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     st.sources.write_metrics(&mut out);
     (
         [(

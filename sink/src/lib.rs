@@ -7,8 +7,9 @@
 //! - [`registry`]: consumer registrations in a compacted Kafka topic, shared by replicas;
 //! - [`cursor`]: the opaque SSE event id (a position in every subscribed partition);
 //! - [`kafka`]: Kafka consumption: shared per-topic readers with a recent-event buffer, catch-up
-//!   reads for streams that are behind, offsets and group commits;
+//!   reads for streams that are behind, acknowledged cursors (a compacted topic);
 //! - [`event`]: turning a Debezium record into the JSON object a consumer receives;
+//! - [`limits`]: how many streams and connections are admitted;
 //! - [`sse`]: SSE delivery: framing, keepalive, resume, gap notices, slow consumers;
 //! - [`sources`]: PostgreSQL sources: Kafka Connect and PostgreSQL administration, WAL guard;
 //! - [`metrics`]: Prometheus counters and gauges;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod event;
 pub mod http;
 pub mod kafka;
+pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod server;

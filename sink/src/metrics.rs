@@ -20,6 +20,8 @@ pub struct Metrics {
     pub bytes_sent: AtomicU64,
     pub slow_disconnects: AtomicU64,
     pub catchup_readers: AtomicI64,
+    /// Times a stream found every catch-up reader taken and waited.
+    pub catchup_waits: AtomicU64,
     next_stream: AtomicU64,
     streams: Mutex<HashMap<u64, Arc<StreamStats>>>,
 }
@@ -131,6 +133,12 @@ impl Metrics {
             "Dedicated Kafka readers serving streams that are behind the shared buffer.",
             "gauge",
             self.catchup_readers.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "tumbleweed_catchup_reader_waits_total",
+            "Times a stream behind the shared buffer waited because every catch-up reader was taken.",
+            "counter",
+            self.catchup_waits.load(Ordering::Relaxed).to_string(),
         );
         let _ = writeln!(
             out,

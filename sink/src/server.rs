@@ -3,6 +3,7 @@
 //! telling clients to reconnect with `Last-Event-ID`, then the server stops accepting and
 //! drains.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::AdminToken;
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::kafka::feed::FeedHub;
-use crate::kafka::offsets::GroupOffsets;
+use crate::kafka::cursors::CursorStore;
+use crate::kafka::feed::{BufferLimits, FeedHub};
 use crate::kafka::{KafkaMeta, KafkaSettings};
+use crate::limits::StreamLimits;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::sources::{SourcesConfig, SourcesService, SourcesTuning};
@@ -64,11 +66,23 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         i32::from(config.topic_replication_factor),
     )
     .await?;
+    let cursors = CursorStore::open(
+        &settings,
+        &meta,
+        &config.cursors_topic,
+        i32::from(config.topic_replication_factor),
+    )
+    .await?;
     let hub = Arc::new(FeedHub::new(
         settings.clone(),
         meta,
-        config.buffer_events_per_partition,
+        BufferLimits::new(
+            config.buffer_events_per_partition,
+            config.buffer_bytes_per_topic,
+            config.buffer_bytes,
+        ),
     ));
+    hub.spawn_idle_closer(Duration::from_secs(config.feed_idle_secs), shutdown.clone());
     let metrics = Arc::new(Metrics::default());
     let sse = Arc::new(SseContext {
         hub: hub.clone(),
@@ -81,6 +95,9 @@ pub async fn start(config: Config) -> Result<RunningSink> {
             slow_policy: config.slow_consumer_policy,
         },
         shutdown: shutdown.clone(),
+        catchup_readers: Arc::new(tokio::sync::Semaphore::new(
+            config.max_catchup_readers as usize,
+        )),
     });
     let sources = SourcesService::open_with_tuning(
         SourcesConfig {
@@ -106,7 +123,11 @@ pub async fn start(config: Config) -> Result<RunningSink> {
     let state = Arc::new(AppState {
         registry: registry.clone(),
         hub: hub.clone(),
-        offsets: Arc::new(GroupOffsets::new(settings)),
+        cursors: cursors.clone(),
+        limits: StreamLimits::new(
+            config.max_streams as usize,
+            config.max_streams_per_consumer as usize,
+        ),
         sse,
         metrics,
         sources,
@@ -118,8 +139,9 @@ pub async fn start(config: Config) -> Result<RunningSink> {
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        serve_http1(listener, app, stop).await;
+        serve_http1(listener, app, stop, config.max_connections as usize).await;
         registry.shutdown();
+        cursors.shutdown();
         sources_for_shutdown.shutdown();
         for feed in hub.started() {
             feed.shutdown();
@@ -137,12 +159,19 @@ pub async fn start(config: Config) -> Result<RunningSink> {
 /// more; without HTTP/2 detection a connection's state is much smaller). On `stop` it stops
 /// accepting, asks open connections to close after their current response (SSE streams end
 /// on the same signal), and waits up to 10 s for them.
-async fn serve_http1(listener: TcpListener, app: axum::Router, stop: CancellationToken) {
+async fn serve_http1(
+    listener: TcpListener,
+    app: axum::Router,
+    stop: CancellationToken,
+    max_connections: usize,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
 
     let graceful = GracefulShutdown::new();
+    // Each open connection holds a clone: the strong count is the number open, plus one.
+    let connections = Arc::new(());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
@@ -160,10 +189,27 @@ async fn serve_http1(listener: TcpListener, app: axum::Router, stop: Cancellatio
             _ = stop.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
+        // One over the limit: answer its first request with 503 and close it.
+        if Arc::strong_count(&connections) > max_connections {
+            let refuse = hyper::service::service_fn(|_req| async {
+                Ok::<_, Infallible>(connection_limit_response())
+            });
+            let mut once = hyper::server::conn::http1::Builder::new();
+            once.keep_alive(false)
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5));
+            let conn = once.serve_connection(TokioIo::new(stream), refuse);
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            continue;
+        }
+        let held = connections.clone();
         let service = TowerToHyperService::new(app.clone());
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = conn.await;
+            drop(held);
         });
     }
     drop(listener);
@@ -173,4 +219,22 @@ async fn serve_http1(listener: TcpListener, app: axum::Router, stop: Cancellatio
     {
         tracing::warn!("connections still open after 10 s; closing them");
     }
+}
+
+/// The answer to a connection over `max_connections`.
+fn connection_limit_response() -> hyper::Response<axum::body::Body> {
+    let mut r = hyper::Response::new(axum::body::Body::from(
+        r#"{"error":"this sink has its maximum of open connections (TUMBLEWEED_MAX_CONNECTIONS); retry later or through another replica"}"#,
+    ));
+    *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from(5u32),
+    );
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
 }

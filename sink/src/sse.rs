@@ -12,6 +12,11 @@
 //! - a stream that had reached the head and falls more than `max_lag` events behind is ended
 //!   with a final comment (policy `disconnect`) and resumes later from its cursor; with
 //!   policy `catch-up` it is served from a dedicated reader instead;
+//! - a partition whose log restarted under the stream (topic deleted and recreated, or
+//!   truncated) produces `event: reset` stating where the stream was and where it continues;
+//!   partitions added to a topic are delivered from their beginning;
+//! - catch-up readers are capped (`max_catchup_readers`): a stream that needs one while all
+//!   are taken waits for one, with keepalives, and loses nothing;
 //! - deleting the consumer or shutting the server down ends the stream with a comment.
 
 use std::convert::Infallible;
@@ -25,7 +30,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SlowConsumerPolicy;
@@ -33,6 +38,7 @@ use crate::cursor;
 use crate::event::{ChangeEvent, OpCode};
 use crate::kafka::catchup::{CatchUp, Hole};
 use crate::kafka::feed::{FeedHub, Read, TopicFeed};
+use crate::limits::StreamPermit;
 use crate::metrics::{Metrics, StreamStats};
 
 /// Delivery settings, from the configuration.
@@ -58,6 +64,10 @@ pub struct StreamSpec {
     pub positions: Vec<Vec<i64>>,
     /// Cancelled when the consumer is deleted.
     pub closed: CancellationToken,
+    /// Frames written before any event (e.g. a reset found while computing positions).
+    pub preamble: Vec<String>,
+    /// The stream's place under the stream limits, released when it ends.
+    pub permit: Option<StreamPermit>,
 }
 
 /// Shared context of all streams.
@@ -66,6 +76,8 @@ pub struct SseContext {
     pub metrics: Arc<Metrics>,
     pub settings: SseSettings,
     pub shutdown: CancellationToken,
+    /// Catch-up readers that may exist at once (one per topic of a stream that is behind).
+    pub catchup_readers: Arc<Semaphore>,
 }
 
 /// Starts the stream's task and returns the `text/event-stream` response.
@@ -107,6 +119,11 @@ struct Stream {
     /// Per topic: the catch-up reader, which partitions it serves, and the hole it reported
     /// that was examined (see `read_catchup`).
     catchups: Vec<Option<Catching>>,
+    /// Per topic and partition: the generation of the partition's log that the position
+    /// belongs to (see [`Read::Restarted`]).
+    generations: Vec<Vec<u64>>,
+    /// Some partition is behind but every catch-up reader is taken: try again shortly.
+    waiting_for_reader: bool,
     reached_head: bool,
     /// Set when the stream was found too slow while the client was not reading.
     slow: bool,
@@ -117,20 +134,28 @@ struct Stream {
     id: String,
 }
 
-/// A topic's catch-up reader, the partitions it serves, and the hole it reported that the
-/// stream already examined.
-type Catching = (CatchUp, Vec<bool>, Option<Hole>);
+/// A topic's catch-up reader, the partitions it serves, the hole it reported that the
+/// stream already examined, and its place under the cap on catch-up readers.
+type Catching = (CatchUp, Vec<bool>, Option<Hole>, OwnedSemaphorePermit);
 
 impl Stream {
     fn new(ctx: Arc<SseContext>, spec: StreamSpec, tx: mpsc::Sender<Bytes>) -> Self {
         let fingerprint = cursor::fingerprint(&spec.topics);
         let catchups = spec.topics.iter().map(|_| None).collect();
+        let generations = spec
+            .feeds
+            .iter()
+            .zip(&spec.positions)
+            .map(|(f, pos)| (0..pos.len()).map(|p| f.generation(p)).collect())
+            .collect();
         Self {
             ctx,
             spec,
             tx,
             fingerprint,
             catchups,
+            generations,
+            waiting_for_reader: false,
             reached_head: false,
             slow: false,
             stats: None,
@@ -151,6 +176,9 @@ impl Stream {
         let mut changed: Vec<_> = self.spec.feeds.iter().map(|f| f.subscribe()).collect();
         self.out
             .put_slice(format!("retry: {}\n\n", self.ctx.settings.retry_ms).as_bytes());
+        for frame in std::mem::take(&mut self.spec.preamble) {
+            self.out.put_slice(frame.as_bytes());
+        }
         if let Outcome::End = self.flush().await {
             return Ok(());
         }
@@ -300,18 +328,33 @@ impl Stream {
         let max = self.ctx.settings.max_chunk_events;
         let mut sent = 0;
         let mut catching = false;
+        self.waiting_for_reader = false;
         for ti in 0..self.spec.feeds.len() {
             let feed = self.spec.feeds[ti].clone();
+            // Partitions added to the topic since the stream started: from their beginning.
+            for p in self.spec.positions[ti].len()..feed.partition_count() {
+                self.spec.positions[ti].push(feed.origin(p));
+                self.generations[ti].push(feed.generation(p));
+            }
             for p in 0..feed.partition_count() {
                 if sent >= max {
                     break;
+                }
+                if self.generations[ti][p] != feed.generation(p) {
+                    self.restarted(ti, p);
                 }
                 if self.is_catching(ti, p) {
                     continue;
                 }
                 self.events.clear();
                 let from = self.spec.positions[ti][p];
-                match feed.read(p, from, max - sent, &mut self.events) {
+                match feed.read(
+                    p,
+                    from,
+                    self.generations[ti][p],
+                    max - sent,
+                    &mut self.events,
+                ) {
                     Read::Events { next, .. } => {
                         let events = std::mem::take(&mut self.events);
                         sent += self.write_events(ti, p, &events);
@@ -319,6 +362,8 @@ impl Stream {
                         self.spec.positions[ti][p] = next;
                     }
                     Read::Behind { .. } => self.start_catchup(ti, p).await?,
+                    // Raced with a restart after the check above: handled on the next pass.
+                    Read::Restarted { .. } => {}
                 }
             }
             if self.catchups[ti].is_some() {
@@ -328,13 +373,34 @@ impl Stream {
                 }
             }
         }
-        Ok((sent, catching))
+        Ok((sent, catching || self.waiting_for_reader))
+    }
+
+    /// Partition `p` of topic `ti` restarted under the stream (topic recreated or truncated):
+    /// tell the client where it was and where it continues, and read the new log. A catch-up
+    /// reader of the topic is dropped (it read the old log); partitions still behind start
+    /// another.
+    fn restarted(&mut self, ti: usize, p: usize) {
+        let feed = self.spec.feeds[ti].clone();
+        let from = self.spec.positions[ti][p];
+        let to = feed.origin(p);
+        self.generations[ti][p] = feed.generation(p);
+        self.spec.positions[ti][p] = to;
+        if self.catchups[ti].take().is_some() {
+            self.ctx
+                .metrics
+                .catchup_readers
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        self.encode_id();
+        let frame = reset_frame(&self.id, &feed.topic, p, from, to);
+        self.out.put_slice(frame.as_bytes());
     }
 
     fn is_catching(&self, ti: usize, p: usize) -> bool {
         self.catchups[ti]
             .as_ref()
-            .is_some_and(|(_, parts, _)| parts.get(p).copied().unwrap_or(false))
+            .is_some_and(|(_, parts, _, _)| parts.get(p).copied().unwrap_or(false))
     }
 
     /// Partition `p` of topic `ti` is older than the shared buffer: report a gap if the broker
@@ -357,16 +423,28 @@ impl Stream {
                 return Ok(());
             }
         }
-        let mut parts = match self.catchups[ti].take() {
-            Some((_, parts, _)) => {
+        let (mut parts, permit) = match self.catchups[ti].take() {
+            Some((_, parts, _, permit)) => {
                 self.ctx
                     .metrics
                     .catchup_readers
                     .fetch_sub(1, Ordering::Relaxed);
-                parts
+                (parts, permit)
             }
-            None => vec![false; feed.partition_count()],
+            None => match self.ctx.catchup_readers.clone().try_acquire_owned() {
+                Ok(permit) => (vec![false; feed.partition_count()], permit),
+                Err(_) => {
+                    // Every catch-up reader is taken: stay where we are and ask again soon.
+                    self.waiting_for_reader = true;
+                    self.ctx
+                        .metrics
+                        .catchup_waits
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            },
         };
+        parts.resize(feed.partition_count(), false);
         parts[p] = true;
         let starts: Vec<(i32, i64)> = parts
             .iter()
@@ -379,13 +457,13 @@ impl Stream {
             .metrics
             .catchup_readers
             .fetch_add(1, Ordering::Relaxed);
-        self.catchups[ti] = Some((reader, parts, None));
+        self.catchups[ti] = Some((reader, parts, None, permit));
         Ok(())
     }
 
     async fn read_catchup(&mut self, ti: usize, max: usize, may_wait: bool) -> Result<usize> {
         let feed = self.spec.feeds[ti].clone();
-        let Some((reader, parts, accepted)) = self.catchups[ti].as_mut() else {
+        let Some((reader, parts, accepted, _)) = self.catchups[ti].as_mut() else {
             return Ok(0);
         };
         self.events.clear();
@@ -432,7 +510,7 @@ impl Stream {
             self.examine_hole(ti, h, reader_moved).await?;
         }
         // Partitions that reached the shared buffer leave catch-up.
-        let Some((_, parts, _)) = self.catchups[ti].as_mut() else {
+        let Some((_, parts, _, _)) = self.catchups[ti].as_mut() else {
             return Ok(sent);
         };
         for (p, catching) in parts.iter_mut().enumerate() {
@@ -477,7 +555,7 @@ impl Stream {
             return Ok(());
         }
         let pos = self.spec.positions[ti][p];
-        if let Some((_, _, accepted)) = self.catchups[ti].as_mut() {
+        if let Some((_, _, accepted, _)) = self.catchups[ti].as_mut() {
             *accepted = (pos < hole.to).then_some(Hole {
                 partition: p,
                 from: pos,
@@ -557,6 +635,20 @@ pub fn gap_frame(id: &str, topic: &str, partition: usize, from: i64, to: i64) ->
         "lost": to - from,
     });
     format!("event: gap\nid: {id}\ndata: {data}\n\n")
+}
+
+/// The `event: reset` frame telling a consumer that a partition's log restarted (the topic
+/// was deleted and recreated, or truncated): its position `from` belonged to the old log, and
+/// delivery continues at `to` of the new one; `id` resumes there.
+pub fn reset_frame(id: &str, topic: &str, partition: usize, from: i64, to: i64) -> String {
+    let data = serde_json::json!({
+        "topic": topic,
+        "partition": partition,
+        "from": from,
+        "to": to,
+        "reason": "the partition's log restarted below this position (topic deleted and recreated, or truncated)",
+    });
+    format!("event: reset\nid: {id}\ndata: {data}\n\n")
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use anyhow::{ensure, Result};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tumbleweed_tests::sink::{
-    create_topic, debezium_value, delete_records, parse_events, produce, read_raw_until,
-    SinkProcess, SseEvent, SseStream,
+    create_topic, debezium_value, delete_group, delete_records, parse_events, produce,
+    read_raw_until, SinkProcess, SseEvent, SseStream,
 };
 use tumbleweed_tests::{stack, unique_suffix};
 
@@ -160,6 +160,57 @@ async fn acknowledged_cursor_is_where_a_new_connection_starts() -> Result<()> {
         .send()
         .await?;
     assert_eq!(r.status(), 400);
+    Ok(())
+}
+
+/// An acknowledged cursor does not expire while its consumer exists. (Reported: acks were the
+/// offsets of consumer group `tumbleweed.<name>`, which the broker drops after
+/// `offsets.retention.minutes` without a member; the consumer then reconnected at `latest` and
+/// silently skipped everything still retained.) The broker's expiry is reproduced by deleting
+/// that group, and the sink is restarted so nothing it remembers can hide the loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_cursor_outlives_the_brokers_group_offset_expiry() -> Result<()> {
+    let stack = stack();
+    let topic = format!("sse_expiry_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 2).await?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts(0, 6, 2)).await?;
+    let mut sink = SinkProcess::start(SINK, stack, &[]).await?;
+    let token = sink
+        .create_consumer(json!({"name": "traveller", "topics": [topic], "start": "latest"}))
+        .await?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts(6, 20, 2)).await?;
+    let mut s = sink.events("traveller", &token, None).await?;
+    let first = s.take(8, T).await?;
+    drop(s);
+    let r = sink
+        .http
+        .post(sink.url("/v1/consumers/traveller/ack"))
+        .bearer_auth(&token)
+        .json(&json!({"cursor": first.last().unwrap().id}))
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "ack: {} {}", r.status(), r.text().await?);
+    let acked: Value = r.json().await?;
+    assert!(acked["acked_at_ms"].as_u64().is_some(), "{acked}");
+
+    delete_group(&stack.kafka_bootstrap, "tumbleweed.traveller").await?;
+    sink.terminate()?;
+    sink.restart().await?;
+    let mut s = sink.events("traveller", &token, None).await?;
+    let rest = s.take(12, T).await?;
+    let mut all = first;
+    all.extend(rest);
+    let mut seqs: Vec<i64> = all.iter().map(seq).collect();
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (6..26).collect::<Vec<_>>(),
+        "everything after the creation, once"
+    );
+    assert!(
+        s.next(Duration::from_millis(800)).await.is_err(),
+        "nothing older follows"
+    );
     Ok(())
 }
 

@@ -56,6 +56,15 @@ impl SinkProcess {
             args.push("--consumers-topic".into());
             args.push(format!("_tw_test_consumers_{id}"));
         }
+        // Replicas that share a consumer registry share its cursors too.
+        if !extra.iter().any(|(k, _)| *k == "--cursors-topic") {
+            let cursors = match extra.iter().find(|(k, _)| *k == "--consumers-topic") {
+                Some((_, consumers)) => format!("{consumers}_cursors"),
+                None => format!("_tw_test_cursors_{id}"),
+            };
+            args.push("--cursors-topic".into());
+            args.push(cursors);
+        }
         if !extra.iter().any(|(k, _)| *k == "--sources-topic") {
             args.push("--sources-topic".into());
             args.push(format!("_tw_test_sources_{id}"));
@@ -421,6 +430,30 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Resu
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Deletes consumer group `group` with its committed offsets, as the broker does on its own
+/// once a group has had no member for `offsets.retention.minutes`. A group that does not exist
+/// is not an error.
+pub async fn delete_group(bootstrap: &str, group: &str) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::types::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    for r in admin
+        .delete_groups(&[group], &AdminOptions::new())
+        .await
+        .with_context(|| format!("DeleteGroups {group}"))?
+    {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+            Err((g, e)) => bail!("DeleteGroups {g}: {e}"),
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the records of `topic`[`partition`] before `offset` (Kafka's DeleteRecords, what

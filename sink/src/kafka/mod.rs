@@ -4,15 +4,15 @@
 //!   wakes the streams that wait on it;
 //! - [`catchup`]: a dedicated reader only for a stream whose position is older than that
 //!   buffer, until it has caught up;
-//! - [`offsets`]: consumer-group offsets, where acknowledged cursors are stored;
+//! - [`cursors`]: acknowledged cursors, in the sink's own compacted topic;
 //! - [`compacted`]: a key-value log in a compacted topic (the consumer and source registries);
 //! - this module: client settings, metadata and watermarks (blocking librdkafka calls are
 //!   run on tokio's blocking pool).
 
 pub mod catchup;
 pub mod compacted;
+pub mod cursors;
 pub mod feed;
-pub mod offsets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
