@@ -432,6 +432,54 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Resu
     }
 }
 
+/// Grows `topic` to `total` partitions (Kafka's CreatePartitions).
+pub async fn add_partitions(bootstrap: &str, topic: &str, total: usize) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    for r in admin
+        .create_partitions([&NewPartitions::new(topic, total)], &AdminOptions::new())
+        .await
+        .with_context(|| format!("CreatePartitions {topic} to {total}"))?
+    {
+        r.map_err(|(t, e)| anyhow::anyhow!("CreatePartitions {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Deletes `topic` and waits until a topic of the same name can be created again (then
+/// creates it with `partitions` partitions): a topic deleted and recreated, as an operator
+/// might do to "reset" it.
+pub async fn recreate_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    for r in admin
+        .delete_topics(&[topic], &AdminOptions::new())
+        .await
+        .with_context(|| format!("DeleteTopics {topic}"))?
+    {
+        r.map_err(|(t, e)| anyhow::anyhow!("DeleteTopics {t}: {e}"))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match create_topic(bootstrap, topic, partitions).await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e; // still being deleted
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.context(format!("recreating {topic} after its deletion"))),
+        }
+    }
+}
+
 /// Deletes consumer group `group` with its committed offsets, as the broker does on its own
 /// once a group has had no member for `offsets.retention.minutes`. A group that does not exist
 /// is not an error.

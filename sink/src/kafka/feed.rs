@@ -122,6 +122,16 @@ impl PartitionBuffer {
         }
     }
 
+    /// Drops the oldest events until at most `capacity` events and `budget` bytes remain
+    /// (but keeps one, so a stream at the head always finds its place).
+    fn evict(&mut self, capacity: usize, budget: usize) {
+        while self.events.len() > capacity || (self.bytes > budget && self.events.len() > 1) {
+            let old = self.events.pop_front().expect("non-empty");
+            self.bytes -= old.json.len() + EVENT_OVERHEAD;
+            self.start = old.offset + 1;
+        }
+    }
+
     /// Drops everything and restarts at `at`.
     fn restart_at(&mut self, at: i64) {
         self.events.clear();
@@ -224,6 +234,16 @@ impl TopicFeed {
             buf.events[idx + count].offset
         };
         Read::Events { count, next }
+    }
+
+    /// Evicts down to this feed's current share of the budget (which shrinks when another
+    /// feed opens).
+    pub fn trim(&self) {
+        let parts = self.partitions.read();
+        let budget = self.limits.partition_bytes(parts.len());
+        for buf in parts.iter() {
+            buf.write().evict(self.limits.events_per_partition, budget);
+        }
     }
 
     /// Bytes held by the buffers of this topic.
@@ -364,12 +384,7 @@ impl TopicFeed {
             while let Some(ev) = events.next_if(|e| e.partition as usize == p) {
                 push(&mut buf, ev);
             }
-            // Keep at least one event so a stream at the head always finds its place.
-            while buf.events.len() > capacity || (buf.bytes > budget && buf.events.len() > 1) {
-                let old = buf.events.pop_front().expect("non-empty");
-                buf.bytes -= old.json.len() + EVENT_OVERHEAD;
-                buf.start = old.offset + 1;
-            }
+            buf.evict(capacity, budget);
         }
         // Records that were not delivered (tombstones) still move the head.
         for (p, head) in heads.iter_mut().enumerate() {
@@ -498,11 +513,19 @@ impl FeedHub {
             entry.1 = Instant::now();
             entry.0.clone()
         };
+        let mut opened = false;
         let feed = cell
             .get_or_try_init(|| {
+                opened = true;
                 TopicFeed::open(&self.settings, &self.meta, topic, self.limits.clone())
             })
             .await?;
+        if opened {
+            // One more feed shares the global budget: the others give their excess back.
+            for other in self.started() {
+                other.trim();
+            }
+        }
         Ok(feed.clone())
     }
 
