@@ -27,17 +27,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tumbleweed_tests::bench::{cpu_secs, env_or, rss_kib};
 use tumbleweed_tests::sink::{create_topic, SinkProcess};
 use tumbleweed_tests::{stack, unique_suffix};
 
 const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn now_us() -> i64 {
     SystemTime::now()
@@ -64,25 +58,6 @@ fn producer(bootstrap: &str, linger_ms: &str) -> Result<FutureProducer> {
         .set("linger.ms", linger_ms)
         .set("batch.num.messages", "1000")
         .create()?)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// User + system CPU seconds of a process so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
 }
 
 /// Opens a raw HTTP/1.1 SSE request and returns the socket after the response headers.
@@ -144,6 +119,10 @@ async fn main() -> Result<()> {
         stack,
         &[
             ("--buffer-events-per-partition", "50000"),
+            // One consumer holds every stream here; lift the per-consumer and total limits.
+            ("--max-streams-per-consumer", "1000000"),
+            ("--max-streams", "1000000"),
+            ("--max-connections", "1000000"),
             ("--fetch-wait-max-ms", &fetch_wait),
         ],
     )

@@ -8,6 +8,7 @@
 //! Tests isolate themselves by name, not by stack: each one creates its own database, slot,
 //! publication and topic prefix from [`unique_suffix`], so they can run in parallel.
 
+pub mod bench;
 pub mod sink;
 
 use std::collections::HashMap;

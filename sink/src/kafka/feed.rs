@@ -89,10 +89,10 @@ impl BufferLimits {
     }
 
     /// librdkafka's prefetch queue for a new feed: a quarter of its share of the global
-    /// budget, between 1 and 16 MiB.
+    /// budget, between 256 KiB and 16 MiB.
     fn prefetch_kbytes(&self) -> usize {
         let feeds = self.open_feeds.load(Ordering::Relaxed) + 1;
-        (self.bytes_total / 4 / feeds / 1024).clamp(1024, 16 * 1024)
+        (self.bytes_total / 4 / feeds / 1024).clamp(256, 16 * 1024)
     }
 }
 
