@@ -292,6 +292,7 @@ describe('operator UI', { concurrency: false }, () => {
     await page.locator('#consumer-acks').waitFor();
     assert.equal((await page.locator('#consumer-acks [data-k=acked]').first().textContent()).trim(), String(acked));
     assert.match(await page.locator('#consumer-detail [data-k=lag]').textContent(), /not connected|\d+ event/);
+    assert.notEqual((await page.locator('#consumer-detail [data-k=acked-at]').textContent()).trim(), 'never', 'the ack time is shown');
     await screenshot(page, 'consumer-detail');
   });
 

@@ -235,6 +235,7 @@ export async function consumerDetailPage(main, ctx) {
       h('dt', {}, 'Operations'), h('dd', {}, opsText(c.ops)),
       h('dt', {}, 'Live lag'), h('dd', { 'data-k': 'lag' }, lagText(c.live_lag_events)),
       h('dt', {}, 'Created'), h('dd', {}, when(c.created_at_ms)),
+      h('dt', {}, 'Last ack'), h('dd', { 'data-k': 'acked-at' }, c.acked_at_ms ? when(c.acked_at_ms) : 'never'),
       h('dt', {}, 'Events endpoint'), h('dd', {}, h('code', {}, c.events_path))),
     h('h2', {}, 'Last acknowledged position'),
     rows.length
