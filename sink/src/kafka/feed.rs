@@ -598,3 +598,66 @@ impl FeedHub {
         &self.limits
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(offset: i64, bytes: usize) -> Arc<ChangeEvent> {
+        Arc::new(ChangeEvent {
+            partition: 0,
+            offset,
+            op: b'c',
+            timestamp_ms: 0,
+            json: bytes::Bytes::from(vec![b'x'; bytes]),
+        })
+    }
+
+    fn filled(n: i64, bytes: usize) -> PartitionBuffer {
+        let mut buf = PartitionBuffer::new(0, 16);
+        for o in 0..n {
+            buf.events.push_back(event(o, bytes));
+            buf.bytes += bytes + EVENT_OVERHEAD;
+            buf.next = o + 1;
+        }
+        buf
+    }
+
+    #[test]
+    fn eviction_keeps_to_the_event_count_and_the_byte_budget() {
+        let mut buf = filled(10, 100);
+        buf.evict(6, usize::MAX);
+        assert_eq!((buf.start, buf.events.len()), (4, 6));
+        // Three events' worth of bytes.
+        buf.evict(6, 3 * (100 + EVENT_OVERHEAD));
+        assert_eq!((buf.start, buf.events.len(), buf.next), (7, 3, 10));
+        assert_eq!(buf.bytes, 3 * (100 + EVENT_OVERHEAD));
+        // A budget smaller than one event still keeps the newest one.
+        buf.evict(6, 1);
+        assert_eq!((buf.start, buf.events.len()), (9, 1));
+    }
+
+    #[test]
+    fn the_global_budget_is_shared_by_the_open_feeds() {
+        let limits = BufferLimits::new(1000, 64 << 20, 100 << 20);
+        limits.open_feeds.store(1, Ordering::Relaxed);
+        assert_eq!(
+            limits.partition_bytes(4),
+            (64 << 20) / 4,
+            "capped per topic"
+        );
+        limits.open_feeds.store(10, Ordering::Relaxed);
+        assert_eq!(
+            limits.partition_bytes(2),
+            (10 << 20) / 2,
+            "a tenth of the total"
+        );
+        assert_eq!(
+            limits.prefetch_kbytes(),
+            2327,
+            "a quarter of a feed's share, in KiB"
+        );
+        limits.open_feeds.store(1000, Ordering::Relaxed);
+        assert_eq!(limits.prefetch_kbytes(), 256, "never below 256 KiB");
+    }
+}
