@@ -1,6 +1,6 @@
 //! The API's error type: a status code and one human-readable line, rendered as
 //! `{"error": "..."}`. Handlers return `Result<_, ApiError>`; unexpected failures become 500s
-//! whose full context chain is logged but only summarised to the client.
+//! whose full context chain is logged under a reference that is all the client sees.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -51,10 +51,16 @@ impl ApiError {
         self.retry_after = Some(secs);
         self
     }
-    /// An unexpected failure: logged with its whole chain, reported as one line.
+    /// An unexpected failure: logged with its whole chain under a reference, and reported to
+    /// the client by that reference only. The chain can name hosts, topics and databases,
+    /// which are not the caller's business.
     pub fn internal(err: anyhow::Error) -> Self {
-        tracing::error!(error = format!("{err:#}"), "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{err:#}"))
+        let reference = format!("{:08x}", rand::random::<u32>());
+        tracing::error!(%reference, error = format!("{err:#}"), "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error (reference {reference}; the sink's log has the details)"),
+        )
     }
 }
 
@@ -91,3 +97,23 @@ impl std::error::Error for ApiError {}
 
 /// Result type of API handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_500_carries_a_reference_not_the_internal_chain() {
+        let err = anyhow::anyhow!("connecting to db.internal:5432 as tumbleweed")
+            .context("reading slot tumbleweed_orders");
+        let r = ApiError::internal(err).into_response();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("internal error (reference "), "{text}");
+        assert!(
+            !text.contains("db.internal") && !text.contains("slot"),
+            "{text}"
+        );
+    }
+}
