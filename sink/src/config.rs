@@ -133,6 +133,24 @@ pub struct Config {
     )]
     pub cursors_topic: String,
 
+    /// Log topic of stream tickets (single-use credentials for EventSource; shared by all
+    /// sink replicas, kept one hour).
+    #[arg(
+        long,
+        env = "TUMBLEWEED_TICKETS_TOPIC",
+        default_value = "_tumbleweed_tickets"
+    )]
+    pub tickets_topic: String,
+
+    /// Seconds a stream ticket stays valid (it opens one stream).
+    #[arg(long, env = "TUMBLEWEED_TICKET_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ticket_ttl_secs: u64,
+
+    /// Accept a consumer token in `?token=` (off: URLs end up in access logs and browser
+    /// history; browsers use `?ticket=`).
+    #[arg(long, env = "TUMBLEWEED_ALLOW_QUERY_TOKEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_query_token: bool,
+
     /// Compacted topic holding the declared sources (shared by all sink replicas).
     #[arg(
         long,

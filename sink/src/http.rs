@@ -3,7 +3,9 @@
 //!
 //! Authentication is applied per route group: the admin API sits behind
 //! [`auth::require_admin`]; consumer endpoints check the consumer's own token, taken from
-//! `Authorization: Bearer` or `?token=` (browsers' EventSource cannot set headers).
+//! `Authorization: Bearer`. Browsers' EventSource cannot set headers: it opens a stream with a
+//! single-use `?ticket=` (see [`crate::tickets`]). `?token=` is refused unless the operator
+//! turns it on (`TUMBLEWEED_ALLOW_QUERY_TOKEN`), since URLs end up in access logs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::registry::{self, ConsumerRecord, CreateError, Registry, StartFrom};
 use crate::sources::SourcesService;
 use crate::sse::{self, SseContext, StreamSpec};
+use crate::tickets::TicketStore;
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -37,6 +40,9 @@ pub struct AppState {
     pub hub: Arc<FeedHub>,
     pub cursors: Arc<CursorStore>,
     pub limits: Arc<StreamLimits>,
+    pub tickets: Arc<TicketStore>,
+    /// Whether `?token=` is accepted (off by default: URLs are logged).
+    pub allow_query_token: bool,
     pub sse: Arc<SseContext>,
     pub metrics: Arc<Metrics>,
     pub sources: Arc<SourcesService>,
@@ -60,6 +66,7 @@ pub fn router(state: Arc<AppState>, admin: AdminToken, ui_dir: Option<PathBuf>) 
     let consumer_api = Router::new()
         .route("/v1/consumers/{name}/events", get(consumer_events))
         .route("/v1/consumers/{name}/ack", post(ack))
+        .route("/v1/consumers/{name}/tickets", post(issue_ticket))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -286,30 +293,115 @@ async fn feeds(hub: &FeedHub, topics: &[String]) -> ApiResult<Vec<Arc<TopicFeed>
 #[derive(Deserialize, Default)]
 struct EventsQuery {
     token: Option<String>,
+    ticket: Option<String>,
     last_event_id: Option<String>,
     start: Option<StartFrom>,
 }
 
-/// Checks the consumer's token (header or query) and returns its registration.
+/// How a consumer request proves who it is.
+enum Credential<'a> {
+    /// `Authorization: Bearer <token>`.
+    Token(&'a str),
+    /// `?token=` (only when the operator allows it).
+    QueryToken(&'a str),
+    /// `?ticket=`: single-use, short-lived (streams only).
+    Ticket(&'a str),
+}
+
+fn credential<'a>(
+    headers: &'a HeaderMap,
+    q: &'a EventsQuery,
+    tickets_accepted: bool,
+) -> ApiResult<Credential<'a>> {
+    if let Some(t) = auth::bearer(headers) {
+        return Ok(Credential::Token(t));
+    }
+    if let (Some(t), true) = (q.ticket.as_deref(), tickets_accepted) {
+        return Ok(Credential::Ticket(t));
+    }
+    if let Some(t) = q.token.as_deref() {
+        return Ok(Credential::QueryToken(t));
+    }
+    Err(ApiError::unauthorized(if tickets_accepted {
+        "missing consumer credential: send `Authorization: Bearer <token>`, or from a browser open the stream with `?ticket=` (POST /v1/consumers/{name}/tickets issues one)"
+    } else {
+        "missing consumer token: send `Authorization: Bearer <token>`"
+    }))
+}
+
+/// Checks the consumer's credential and returns its registration.
 async fn authenticate_consumer(
     st: &AppState,
     name: &str,
-    headers: &HeaderMap,
-    query_token: Option<&str>,
+    credential: Credential<'_>,
 ) -> ApiResult<(Arc<ConsumerRecord>, tokio_util::sync::CancellationToken)> {
-    let token = auth::bearer(headers).or(query_token).ok_or_else(|| {
-        ApiError::unauthorized(
-            "missing consumer token: send `Authorization: Bearer <token>` or `?token=`",
-        )
-    })?;
     // An unknown name and a wrong token get the same answer, so names cannot be probed; a
     // miss costs at most one registry sync per second, whoever asks.
     let denied = || ApiError::unauthorized("unknown consumer or invalid token");
+    let token = match credential {
+        Credential::Token(t) => t,
+        Credential::QueryToken(_) if !st.allow_query_token => {
+            return Err(ApiError::unauthorized(
+                "?token= is turned off on this sink because URLs end up in access logs: send `Authorization: Bearer <token>`, or from a browser open the stream with `?ticket=` (POST /v1/consumers/{name}/tickets issues one). An operator can allow ?token= with TUMBLEWEED_ALLOW_QUERY_TOKEN=true",
+            ))
+        }
+        Credential::QueryToken(t) => t,
+        Credential::Ticket(ticket) => {
+            let refused = || {
+                ApiError::unauthorized(
+                    "unknown consumer, or a ticket that is unknown, expired or already used: a ticket opens one stream within its lifetime; get a new one with POST /v1/consumers/{name}/tickets",
+                )
+            };
+            let (record, closed) = st.registry.find_throttled(name).await?.ok_or_else(refused)?;
+            return match st
+                .tickets
+                .redeem(ticket, &record)
+                .await
+                .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(5))?
+            {
+                Ok(()) => Ok((record, closed)),
+                Err(why) => {
+                    tracing::info!(consumer = %name, reason = ?why, "ticket refused");
+                    Err(refused())
+                }
+            };
+        }
+    };
     let (record, closed) = st.registry.find_throttled(name).await?.ok_or_else(denied)?;
     if !auth::token_matches(token, &record.token_sha256) {
         return Err(denied());
     }
     Ok((record, closed))
+}
+
+/// `POST /v1/consumers/{name}/tickets` (consumer token in the header): a single-use ticket
+/// for opening one stream from a browser.
+async fn issue_ticket(
+    State(st): Shared,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let token = auth::bearer(&headers).ok_or_else(|| {
+        ApiError::unauthorized(
+            "a ticket is issued only for `Authorization: Bearer <consumer token>`",
+        )
+    })?;
+    let (record, _) = authenticate_consumer(&st, &name, Credential::Token(token)).await?;
+    let issued = st
+        .tickets
+        .issue(&record)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(5))?;
+    let events_path = format!("/v1/consumers/{name}/events?ticket={}", issued.ticket);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "ticket": issued.ticket,
+            "expires_at_ms": issued.expires_at_ms,
+            "events_path": events_path,
+        })),
+    )
+        .into_response())
 }
 
 fn cursor_error(e: CursorError) -> ApiError {
@@ -468,7 +560,8 @@ async fn consumer_events(
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (record, closed) = authenticate_consumer(&st, &name, &headers, q.token.as_deref()).await?;
+    let (record, closed) =
+        authenticate_consumer(&st, &name, credential(&headers, &q, true)?).await?;
     let last_id = headers
         .get("last-event-id")
         .map(|v| {
@@ -569,7 +662,7 @@ async fn ack(
     headers: HeaderMap,
     body: Result<Json<AckBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let (record, _) = authenticate_consumer(&st, &name, &headers, q.token.as_deref()).await?;
+    let (record, _) = authenticate_consumer(&st, &name, credential(&headers, &q, false)?).await?;
     let Json(body) = body
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
     let fp = cursor::fingerprint(&record.topics);

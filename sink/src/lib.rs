@@ -5,6 +5,7 @@
 //! - [`config`]: settings (flags and `TUMBLEWEED_*` environment);
 //! - [`auth`]: admin and consumer tokens;
 //! - [`registry`]: consumer registrations in a compacted Kafka topic, shared by replicas;
+//! - [`tickets`]: single-use stream tickets for browsers' EventSource;
 //! - [`cursor`]: the opaque SSE event id (a position in every subscribed partition);
 //! - [`kafka`]: Kafka consumption: shared per-topic readers with a recent-event buffer, catch-up
 //!   reads for streams that are behind, acknowledged cursors (a compacted topic);
@@ -29,3 +30,4 @@ pub mod registry;
 pub mod server;
 pub mod sources;
 pub mod sse;
+pub mod tickets;

@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::sources::{SourcesConfig, SourcesService, SourcesTuning};
 use crate::sse::{SseContext, SseSettings};
+use crate::tickets::TicketStore;
 
 /// A started sink: its address and the task serving it.
 pub struct RunningSink {
@@ -71,6 +72,14 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         &meta,
         &config.cursors_topic,
         i32::from(config.topic_replication_factor),
+    )
+    .await?;
+    let tickets = TicketStore::open(
+        &settings,
+        &meta,
+        &config.tickets_topic,
+        i32::from(config.topic_replication_factor),
+        Duration::from_secs(config.ticket_ttl_secs),
     )
     .await?;
     let hub = Arc::new(FeedHub::new(
@@ -124,6 +133,8 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         registry: registry.clone(),
         hub: hub.clone(),
         cursors: cursors.clone(),
+        tickets: tickets.clone(),
+        allow_query_token: config.allow_query_token,
         limits: StreamLimits::new(
             config.max_streams as usize,
             config.max_streams_per_consumer as usize,
@@ -142,6 +153,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         serve_http1(listener, app, stop, config.max_connections as usize).await;
         registry.shutdown();
         cursors.shutdown();
+        tickets.shutdown();
         sources_for_shutdown.shutdown();
         for feed in hub.started() {
             feed.shutdown();

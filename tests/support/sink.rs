@@ -65,6 +65,14 @@ impl SinkProcess {
             args.push("--cursors-topic".into());
             args.push(cursors);
         }
+        if !extra.iter().any(|(k, _)| *k == "--tickets-topic") {
+            let tickets = match extra.iter().find(|(k, _)| *k == "--consumers-topic") {
+                Some((_, consumers)) => format!("{consumers}_tickets"),
+                None => format!("_tw_test_tickets_{id}"),
+            };
+            args.push("--tickets-topic".into());
+            args.push(tickets);
+        }
         if !extra.iter().any(|(k, _)| *k == "--sources-topic") {
             args.push("--sources-topic".into());
             args.push(format!("_tw_test_sources_{id}"));

@@ -19,6 +19,7 @@ describe('operator UI', { concurrency: false }, () => {
   const requestUrls = [];
   const pageErrors = [];
   let consumerSseUrl = '';
+  let consumerToken = '';
   let lastCursor = '';
 
   const insert = (marker) => psql(db, `INSERT INTO public.items (name) VALUES ('${marker}') RETURNING id`);
@@ -166,11 +167,15 @@ describe('operator UI', { concurrency: false }, () => {
     const url = page.locator('#consumer-sse-url');
     await url.waitFor();
     consumerSseUrl = (await url.textContent()).trim();
-    assert.match(consumerSseUrl, new RegExp(`/v1/consumers/${consumer}/events\\?token=`));
+    assert.match(consumerSseUrl, new RegExp(`/v1/consumers/${consumer}/events$`), 'no token in the URL');
     const token = (await page.locator('#consumer-token').textContent()).trim();
     assert.ok(token.length >= 16);
+    consumerToken = token;
     assert.match(await page.locator('#consumer-curl').textContent(), new RegExp(`^curl -N -H 'Authorization: Bearer ${token}'`));
-    assert.match(await page.locator('#consumer-js').textContent(), /new EventSource\(/);
+    const js = await page.locator('#consumer-js').textContent();
+    assert.match(js, /new EventSource\(/);
+    assert.match(js, /\/tickets/, 'the snippet opens the stream with a ticket');
+    assert.ok(!/[?&]token=/.test(js), 'the snippet never puts the token in a URL');
     await page.click('button:has-text("Copy SSE URL")');
     await page.locator('.copy-status', { hasText: 'Copied.' }).first().waitFor();
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), consumerSseUrl);
@@ -234,21 +239,25 @@ describe('operator UI', { concurrency: false }, () => {
     await page.click('#tail-stop');
   });
 
-  test('an EventSource with the consumer token resumes from ?last_event_id= after a reload without duplicates', async () => {
+  test('an EventSource opened with a ticket resumes from ?last_event_id= after a reload without duplicates', async () => {
     const es = await browser.context.newPage();
     es.on('pageerror', (e) => pageErrors.push(e.message));
     // Any page of the sink's origin will do; the UI itself is not used here.
     await es.goto(`${env.base}/#/sign-in`);
-    const open = (url) => es.evaluate((u) => {
+    // As the token panel's snippet does: a single-use ticket (token in the header), then the
+    // stream with it.
+    const open = (lastId) => es.evaluate(async ([name, token, resumeFrom]) => {
+      const r = await fetch(`/v1/consumers/${name}/tickets`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      const { events_path: path } = await r.json();
       window.__events = [];
-      window.__es = new EventSource(u);
+      window.__es = new EventSource(path + (resumeFrom ? `&last_event_id=${encodeURIComponent(resumeFrom)}` : ''));
       window.__es.onmessage = (e) => {
         const d = JSON.parse(e.data);
         window.__events.push({ id: e.lastEventId, offset: d.offset, name: d.after && d.after.name, op: d.op });
       };
-    }, url);
+    }, [consumer, consumerToken, lastId]);
     const events = () => es.evaluate(() => window.__events);
-    await open(consumerSseUrl);
+    await open(null);
     const m1 = `es-${rand}-1`;
     insert(m1);
     const first = await waitFor('the first row over EventSource', async () => {
@@ -263,7 +272,7 @@ describe('operator UI', { concurrency: false }, () => {
     lastCursor = last;
 
     await es.reload();
-    await open(`${consumerSseUrl}&last_event_id=${encodeURIComponent(last)}`);
+    await open(last);
     const m2 = `es-${rand}-2`;
     insert(m2);
     const second = await waitFor('the second row after the reload', async () => {
@@ -279,7 +288,7 @@ describe('operator UI', { concurrency: false }, () => {
   });
 
   test('the consumer detail shows its lag and last acknowledged position', async () => {
-    const token = new URL(consumerSseUrl).searchParams.get('token');
+    const token = consumerToken;
     const res = await fetch(`${env.base}/v1/consumers/${consumer}/ack`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },

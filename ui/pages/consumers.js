@@ -159,23 +159,34 @@ function sum(xs) {
 /** The one-time token with ready-to-paste ways to connect. */
 function tokenPanel(c) {
   const url = new URL(c.events_path, location.origin);
-  const withToken = new URL(url);
-  withToken.searchParams.set('token', c.token);
+  const tickets = new URL(c.events_path.replace(/\/events$/, '/tickets'), location.origin);
   const curl = `curl -N -H 'Authorization: Bearer ${c.token}' '${url.href}'`;
   const js = [
-    `// Browsers' EventSource cannot send headers: the consumer token goes in the URL.`,
-    `const es = new EventSource(${JSON.stringify(withToken.href)});`,
-    `es.onmessage = (e) => {`,
-    `  const change = JSON.parse(e.data); // {topic, partition, offset, key, op, table, before, after, source}`,
-    `  console.log(change.op, change.table, change.after);`,
-    `  // Store e.lastEventId; acknowledge it with POST ${c.events_path.replace(/\/events$/, '/ack')} {"cursor": e.lastEventId}`,
-    `};`,
+    `// Browsers' EventSource cannot send headers, and a token in a URL ends up in access logs.`,
+    `// Ask for a single-use ticket with the token in the header (best from your backend, which`,
+    `// keeps the token), then open the stream with it. A ticket opens one stream: on an error,`,
+    `// get a new one and resume from the last id.`,
+    `let lastId = localStorage.getItem('lastId');`,
+    `async function connect() {`,
+    `  const r = await fetch(${JSON.stringify(tickets.href)}, { method: 'POST', headers: { Authorization: 'Bearer ${c.token}' } });`,
+    `  const { events_path } = await r.json();`,
+    `  const resume = lastId ? '&last_event_id=' + encodeURIComponent(lastId) : '';`,
+    `  const es = new EventSource(new URL(events_path + resume, ${JSON.stringify(location.origin)}));`,
+    `  es.onmessage = (e) => {`,
+    `    const change = JSON.parse(e.data); // {topic, partition, offset, key, op, table, before, after, source}`,
+    `    console.log(change.op, change.table, change.after);`,
+    `    lastId = e.lastEventId; localStorage.setItem('lastId', lastId);`,
+    `    // Acknowledge now and then: POST ${c.events_path.replace(/\/events$/, '/ack')} {"cursor": lastId}`,
+    `  };`,
+    `  es.onerror = () => { es.close(); setTimeout(connect, 2000); };`,
+    `}`,
+    `connect();`,
   ].join('\n');
   return h('section', { class: 'token-panel', 'aria-labelledby': 'token-title' },
     h('h2', { id: 'token-title', tabindex: -1 }, 'Token (shown once)'),
     h('p', { class: 'warn-box' }, 'Copy the token now: the sink stores only its hash and cannot show it again. Deleting and recreating the consumer issues a new one.'),
     copyBlock('token', c.token, 'consumer-token'),
-    copyBlock('SSE URL', withToken.href, 'consumer-sse-url'),
+    copyBlock('SSE URL (send the token in the Authorization header)', url.href, 'consumer-sse-url'),
     copyBlock('curl command', curl, 'consumer-curl'),
     copyBlock('JavaScript EventSource snippet', js, 'consumer-js'),
     h('p', {}, 'Resume after a restart with the ', h('code', {}, 'Last-Event-ID'), ' header or ', h('code', {}, '?last_event_id='), '.'),

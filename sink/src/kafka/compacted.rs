@@ -45,7 +45,30 @@ impl CompactedLog {
         what: &'static str,
         apply: ApplyFn,
     ) -> Result<Arc<Self>> {
-        meta.ensure_compacted_topic(topic, replication)
+        Self::open_with(
+            settings,
+            meta,
+            topic,
+            replication,
+            &[("cleanup.policy", "compact")],
+            what,
+            apply,
+        )
+        .await
+    }
+
+    /// Like [`CompactedLog::open`], with the topic's configs given (for a log whose records
+    /// only matter for a while, e.g. `cleanup.policy=compact,delete` with a `retention.ms`).
+    pub async fn open_with(
+        settings: &KafkaSettings,
+        meta: &KafkaMeta,
+        topic: &str,
+        replication: i32,
+        configs: &[(&str, &str)],
+        what: &'static str,
+        apply: ApplyFn,
+    ) -> Result<Arc<Self>> {
+        meta.ensure_log_topic(topic, replication, configs)
             .await
             .with_context(|| format!("preparing the {what} topic {topic}"))?;
         let (_, high) = meta.watermarks(topic, 0).await?;

@@ -165,11 +165,24 @@ impl KafkaMeta {
 
     /// Creates a single-partition compacted topic unless it exists.
     pub async fn ensure_compacted_topic(&self, topic: &str, replication: i32) -> Result<()> {
+        self.ensure_log_topic(topic, replication, &[("cleanup.policy", "compact")])
+            .await
+    }
+
+    /// Creates a single-partition topic with `configs` unless it exists.
+    pub async fn ensure_log_topic(
+        &self,
+        topic: &str,
+        replication: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<()> {
         if self.partition_count(topic).await?.is_some() {
             return Ok(());
         }
-        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(replication))
-            .set("cleanup.policy", "compact");
+        let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(replication));
+        for (k, v) in configs {
+            new = new.set(k, v);
+        }
         let results = self
             .admin
             .create_topics(
