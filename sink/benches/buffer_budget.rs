@@ -113,12 +113,18 @@ async fn main() -> Result<()> {
                 .await?
                 .error_for_status()?;
             let mut body = resp.bytes_stream();
-            let finder = memchr::memmem::Finder::new(b"\ndata: ");
+            let needle = b"\ndata: ";
+            let finder = memchr::memmem::Finder::new(needle);
             let mut seen = 0u64;
-            // Count frames; keep the connection open afterwards (returned to the caller).
+            // Count frames (a marker can straddle two chunks: keep the last bytes); keep the
+            // connection open afterwards (returned to the caller).
+            let mut window: Vec<u8> = Vec::new();
             while seen < want {
                 let chunk = body.next().await.context("stream ended")??;
-                let n = finder.find_iter(&chunk).count() as u64;
+                window.extend_from_slice(&chunk);
+                let n = finder.find_iter(&window).count() as u64;
+                let keep = window.len().min(needle.len() - 1);
+                window.drain(..window.len() - keep);
                 seen += n;
                 delivered.fetch_add(n, Ordering::Relaxed);
             }

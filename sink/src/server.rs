@@ -102,6 +102,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
             max_chunk_events: config.max_chunk_events,
             max_lag_events: config.max_lag_events,
             slow_policy: config.slow_consumer_policy,
+            max_catchup_readers: config.max_catchup_readers as usize,
         },
         shutdown: shutdown.clone(),
         catchup_readers: Arc::new(tokio::sync::Semaphore::new(

@@ -49,6 +49,9 @@ pub struct SseSettings {
     pub max_chunk_events: usize,
     pub max_lag_events: u64,
     pub slow_policy: SlowConsumerPolicy,
+    /// Catch-up readers that may exist at once (their prefetch shares a quarter of the
+    /// buffer budget).
+    pub max_catchup_readers: usize,
 }
 
 /// What one stream delivers and from where.
@@ -452,7 +455,15 @@ impl Stream {
             .filter(|(_, c)| **c)
             .map(|(q, _)| (q as i32, self.spec.positions[ti][q]))
             .collect();
-        let reader = CatchUp::new(self.ctx.hub.settings(), &feed.topic, &starts)?;
+        let reader = CatchUp::new(
+            self.ctx.hub.settings(),
+            &feed.topic,
+            &starts,
+            self.ctx
+                .hub
+                .limits()
+                .catchup_prefetch_kbytes(self.ctx.settings.max_catchup_readers),
+        )?;
         self.ctx
             .metrics
             .catchup_readers

@@ -850,7 +850,7 @@ async fn a_catch_up_reader_reports_deleted_records_as_a_hole_not_a_jump() -> Res
         bootstrap: stack.kafka_bootstrap.clone(),
         fetch_wait_max_ms: 100,
     };
-    let mut reader = CatchUp::new(&settings, &topic, &[(0, 10)])?;
+    let mut reader = CatchUp::new(&settings, &topic, &[(0, 10)], 1024)?;
     let mut positions = vec![10];
     let mut out = Vec::new();
     let first = reader

@@ -49,11 +49,21 @@ pub struct ReadOutcome {
 }
 
 impl CatchUp {
-    /// Starts reading `topic` at `starts` (partition, offset).
-    pub fn new(settings: &KafkaSettings, topic: &str, starts: &[(i32, i64)]) -> Result<Self> {
+    /// Starts reading `topic` at `starts` (partition, offset), prefetching at most
+    /// `prefetch_kbytes` (librdkafka's queue; a fetch asks for at most that per partition).
+    pub fn new(
+        settings: &KafkaSettings,
+        topic: &str,
+        starts: &[(i32, i64)],
+        prefetch_kbytes: usize,
+    ) -> Result<Self> {
         let consumer: StreamConsumer = settings
             .consumer_config()
-            .set("queued.max.messages.kbytes", "4096")
+            .set("queued.max.messages.kbytes", prefetch_kbytes.to_string())
+            .set(
+                "max.partition.fetch.bytes",
+                (prefetch_kbytes * 1024).to_string(),
+            )
             .set("auto.offset.reset", "earliest")
             .create()
             .context("creating a catch-up reader")?;

@@ -89,10 +89,16 @@ impl BufferLimits {
     }
 
     /// librdkafka's prefetch queue for a new feed: a quarter of its share of the global
-    /// budget, between 256 KiB and 16 MiB.
+    /// budget, between 64 KiB and 16 MiB.
     fn prefetch_kbytes(&self) -> usize {
         let feeds = self.open_feeds.load(Ordering::Relaxed) + 1;
-        (self.bytes_total / 4 / feeds / 1024).clamp(256, 16 * 1024)
+        (self.bytes_total / 4 / feeds / 1024).clamp(64, 16 * 1024)
+    }
+
+    /// librdkafka's prefetch queue for each of `readers` catch-up readers: together a quarter
+    /// of the global budget, each between 256 KiB and 4 MiB.
+    pub fn catchup_prefetch_kbytes(&self, readers: usize) -> usize {
+        (self.bytes_total / 4 / readers.max(1) / 1024).clamp(256, 4 * 1024)
     }
 }
 
@@ -264,6 +270,7 @@ impl TopicFeed {
             .await?
             .with_context(|| format!("topic {topic} does not exist"))?;
         let capacity = limits.events_per_partition;
+        let prefetch = limits.prefetch_kbytes();
         let mut partitions = Vec::with_capacity(count);
         let mut tpl = TopicPartitionList::new();
         for p in 0..count as i32 {
@@ -274,10 +281,8 @@ impl TopicFeed {
         }
         let consumer: BaseConsumer = settings
             .consumer_config()
-            .set(
-                "queued.max.messages.kbytes",
-                limits.prefetch_kbytes().to_string(),
-            )
+            .set("queued.max.messages.kbytes", prefetch.to_string())
+            .set("max.partition.fetch.bytes", (prefetch * 1024).to_string())
             // Never jump: an out-of-range position is examined (see `reposition`).
             .set("auto.offset.reset", "error")
             .create()
@@ -658,6 +663,7 @@ mod tests {
             "a quarter of a feed's share, in KiB"
         );
         limits.open_feeds.store(1000, Ordering::Relaxed);
-        assert_eq!(limits.prefetch_kbytes(), 256, "never below 256 KiB");
+        assert_eq!(limits.prefetch_kbytes(), 64, "never below 64 KiB");
+        assert_eq!(limits.catchup_prefetch_kbytes(64), 400);
     }
 }
