@@ -140,8 +140,7 @@ async fn main() -> Result<()> {
     sampler.await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let metrics = sink
-        .http
-        .get(sink.url("/metrics"))
+        .admin(reqwest::Method::GET, "/metrics")
         .send()
         .await?
         .text()

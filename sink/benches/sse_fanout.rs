@@ -150,8 +150,7 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(pid);
     let metrics = sink
-        .http
-        .get(sink.url("/metrics"))
+        .admin(reqwest::Method::GET, "/metrics")
         .send()
         .await?
         .text()

@@ -83,6 +83,42 @@ pub async fn require_admin(
     }
 }
 
+/// Who may scrape `/metrics`: the admin token, or a token of its own (so Prometheus need not
+/// hold the admin token). Metrics name consumers, sources and databases: never public.
+#[derive(Clone)]
+pub struct MetricsTokens {
+    admin: String,
+    metrics: Option<String>,
+}
+
+impl MetricsTokens {
+    pub fn new(admin: &str, metrics: Option<&str>) -> Self {
+        Self {
+            admin: token_digest(admin),
+            metrics: metrics.map(token_digest),
+        }
+    }
+}
+
+/// Middleware guarding `/metrics`.
+pub async fn require_metrics(
+    State(tokens): State<MetricsTokens>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    match bearer(request.headers()) {
+        Some(t)
+            if token_matches(t, &tokens.admin)
+                || tokens.metrics.as_ref().is_some_and(|m| token_matches(t, m)) =>
+        {
+            Ok(next.run(request).await)
+        }
+        _ => Err(ApiError::unauthorized(
+            "metrics need `Authorization: Bearer <token>`: the metrics token (TUMBLEWEED_METRICS_TOKEN) or the admin token",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

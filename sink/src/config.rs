@@ -48,6 +48,10 @@ pub struct Config {
     #[arg(long, env = "TUMBLEWEED_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: String,
 
+    /// Token that may scrape `/metrics` (besides the admin token), for Prometheus.
+    #[arg(long, env = "TUMBLEWEED_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Comment keepalive interval on idle SSE streams, in seconds.
     #[arg(long, env = "TUMBLEWEED_SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::auth::{self, AdminToken};
+use crate::auth::{self, AdminToken, MetricsTokens};
 use crate::cursor::{self, CursorError};
 use crate::error::{ApiError, ApiResult};
 use crate::event;
@@ -51,7 +51,12 @@ pub struct AppState {
 type Shared = State<Arc<AppState>>;
 
 /// The whole HTTP surface of the sink.
-pub fn router(state: Arc<AppState>, admin: AdminToken, ui_dir: Option<PathBuf>) -> Router {
+pub fn router(
+    state: Arc<AppState>,
+    admin: AdminToken,
+    metrics_tokens: MetricsTokens,
+    ui_dir: Option<PathBuf>,
+) -> Router {
     let admin_api = Router::new()
         .route("/v1/consumers", post(create_consumer).get(list_consumers))
         .route(
@@ -69,14 +74,50 @@ pub fn router(state: Arc<AppState>, admin: AdminToken, ui_dir: Option<PathBuf>) 
         .route("/v1/consumers/{name}/tickets", post(issue_ticket))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(state.clone());
+    let metrics_api = Router::new()
         .route("/metrics", get(metrics))
-        .with_state(state);
-    let mut app = Router::new().merge(admin_api).merge(consumer_api);
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            metrics_tokens,
+            auth::require_metrics,
+        ));
+    let mut app = Router::new()
+        .merge(admin_api)
+        .merge(consumer_api)
+        .merge(metrics_api);
     if let Some(dir) = ui_dir {
         let index = dir.join("index.html");
         app = app.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)));
     }
-    app
+    with_security_headers(app)
+}
+
+/// The UI's content security policy: its own scripts, styles and API only, no inline code,
+/// never framed.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Headers every response carries (a handler's own value wins): the CSP above, no framing, no
+/// content sniffing, no referrer.
+fn with_security_headers(app: Router) -> Router {
+    use axum::http::{header, HeaderValue};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    app.layer(SetResponseHeaderLayer::if_not_present(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    ))
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("DENY"),
+    ))
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::AdminToken;
+use crate::auth::{AdminToken, MetricsTokens};
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::kafka::cursors::CursorStore;
@@ -144,7 +144,12 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         metrics,
         sources,
     });
-    let app = http::router(state, AdminToken::new(&config.admin_token), ui_dir(&config));
+    let app = http::router(
+        state,
+        AdminToken::new(&config.admin_token),
+        MetricsTokens::new(&config.admin_token, config.metrics_token.as_deref()),
+        ui_dir(&config),
+    );
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -50,8 +50,7 @@ fn seq(e: &SseEvent) -> i64 {
 /// A metric's value from the sink's `/metrics`.
 async fn metric(sink: &SinkProcess, name: &str) -> Result<f64> {
     let text = sink
-        .http
-        .get(sink.url("/metrics"))
+        .admin(reqwest::Method::GET, "/metrics")
         .send()
         .await?
         .text()

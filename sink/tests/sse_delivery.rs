@@ -508,8 +508,7 @@ async fn slow_consumer_is_disconnected_then_resumes_without_loss() -> Result<()>
     all.extend(rest);
     assert_exactly_once_in_order(&all, 3010);
     let metrics = sink
-        .http
-        .get(sink.url("/metrics"))
+        .admin(reqwest::Method::GET, "/metrics")
         .send()
         .await?
         .text()
@@ -555,8 +554,7 @@ async fn metrics_and_health_report_streams_and_lag() -> Result<()> {
     let mut s = sink.events("watched", &token, None).await?;
     s.take(5, T).await?;
     let metrics = sink
-        .http
-        .get(sink.url("/metrics"))
+        .admin(reqwest::Method::GET, "/metrics")
         .send()
         .await?
         .text()
