@@ -114,6 +114,11 @@ pub struct Config {
     #[arg(long, env = "TUMBLEWEED_MAX_CHUNK_EVENTS", default_value_t = 512)]
     pub max_chunk_events: usize,
 
+    /// Bytes written to a stream in one chunk, about (bounds memory per connection: a stream
+    /// holds at most three chunks — one being sent, two queued).
+    #[arg(long, env = "TUMBLEWEED_MAX_CHUNK_BYTES", default_value_t = 128 << 10, value_parser = clap::value_parser!(u64).range(1024..=(64 << 20)))]
+    pub max_chunk_bytes: u64,
+
     /// librdkafka `fetch.wait.max.ms` for the topic readers: how long the broker may hold a
     /// fetch while a partition has nothing new. Apache Kafka answers as soon as data arrives,
     /// so this bounds idle polling, not latency.

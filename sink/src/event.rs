@@ -66,7 +66,10 @@ pub fn from_record(
             0
         }
     };
-    let json = serde_json::to_vec(&Value::Object(out)).expect("a Value always serialises");
+    let mut json = serde_json::to_vec(&Value::Object(out)).expect("a Value always serialises");
+    // The vector grew by doubling: give the slack back, since the event may stay buffered
+    // for a long time and the buffer budget counts its length.
+    json.shrink_to_fit();
     Some(ChangeEvent {
         partition,
         offset,

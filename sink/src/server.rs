@@ -100,6 +100,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
             keepalive: config.keepalive(),
             retry_ms: config.sse_retry_ms,
             max_chunk_events: config.max_chunk_events,
+            max_chunk_bytes: config.max_chunk_bytes as usize,
             max_lag_events: config.max_lag_events,
             slow_policy: config.slow_consumer_policy,
             max_catchup_readers: config.max_catchup_readers as usize,

@@ -47,6 +47,7 @@ pub struct SseSettings {
     pub keepalive: Duration,
     pub retry_ms: u64,
     pub max_chunk_events: usize,
+    pub max_chunk_bytes: usize,
     pub max_lag_events: u64,
     pub slow_policy: SlowConsumerPolicy,
     /// Catch-up readers that may exist at once (their prefetch shares a quarter of the
@@ -133,6 +134,8 @@ struct Stream {
     stats: Option<Arc<StreamStats>>,
     out: BytesMut,
     events: Vec<Arc<ChangeEvent>>,
+    /// Average size of a delivered event's JSON (moving average), to size chunks in bytes.
+    avg_event_bytes: usize,
     scratch: Vec<u8>,
     id: String,
 }
@@ -164,6 +167,7 @@ impl Stream {
             stats: None,
             out: BytesMut::new(),
             events: Vec::new(),
+            avg_event_bytes: 256,
             scratch: Vec::new(),
             id: String::new(),
         }
@@ -328,7 +332,11 @@ impl Stream {
     /// Writes up to one chunk of events into `out`. Returns (events delivered, whether some
     /// partition is still being caught up).
     async fn collect(&mut self) -> Result<(usize, bool)> {
-        let max = self.ctx.settings.max_chunk_events;
+        // Events per chunk: the count limit, or fewer when events are large, so a chunk stays
+        // near `max_chunk_bytes`.
+        let per_event = self.avg_event_bytes + 64;
+        let max = (self.ctx.settings.max_chunk_bytes / per_event)
+            .clamp(1, self.ctx.settings.max_chunk_events);
         let mut sent = 0;
         let mut catching = false;
         self.waiting_for_reader = false;
@@ -617,6 +625,7 @@ impl Stream {
                 }
             }
             self.encode_id();
+            self.avg_event_bytes = (self.avg_event_bytes * 7 + e.json.len()) / 8;
             self.out.reserve(e.json.len() + self.id.len() + 16);
             self.out.put_slice(b"id: ");
             self.out.put_slice(self.id.as_bytes());
