@@ -138,7 +138,9 @@ async fn main() -> Result<()> {
     let secs = read_start.elapsed().as_secs_f64();
     sampling.store(false, Ordering::Relaxed);
     sampler.await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the allocators give back what the catch-up phase freed (jemalloc decays dirty
+    // pages over 10 s).
+    tokio::time::sleep(Duration::from_secs(12)).await;
     let metrics = sink
         .admin(reqwest::Method::GET, "/metrics")
         .send()
