@@ -26,7 +26,8 @@ use crate::cursor::{self, CursorError};
 use crate::error::{ApiError, ApiResult};
 use crate::event;
 use crate::kafka::cursors::CursorStore;
-use crate::kafka::feed::{FeedHub, TopicFeed};
+use crate::kafka::feed::TopicFeed;
+use crate::kafka::hub::FeedHub;
 use crate::limits::{LimitError, StreamLimits};
 use crate::metrics::Metrics;
 use crate::registry::{self, ConsumerRecord, CreateError, Registry, StartFrom};
@@ -458,9 +459,9 @@ struct Start {
 
 /// Makes the feed know every partition the broker has now (a cursor or an ack from another
 /// replica may already cover partitions added a moment ago).
-async fn refresh_feed(feed: &Arc<TopicFeed>) -> ApiResult<()> {
-    let f = feed.clone();
-    tokio::task::spawn_blocking(move || f.refresh())
+async fn refresh_feed(hub: &Arc<FeedHub>, feed: &Arc<TopicFeed>) -> ApiResult<()> {
+    let (hub, f) = (hub.clone(), feed.clone());
+    tokio::task::spawn_blocking(move || hub.refresh(&f))
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("feed refresh task: {e}")))?
         .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(5))
@@ -501,7 +502,7 @@ async fn positions_from_cursor(
     let mut positions = cursor::decode(cursor_text, fp, topics.len()).map_err(cursor_error)?;
     for (ti, feed) in feeds.iter().enumerate() {
         if positions[ti].len() > feed.partition_count() {
-            refresh_feed(feed).await?;
+            refresh_feed(&st.hub, feed).await?;
         }
         let n = feed.partition_count();
         let pos = &mut positions[ti];
@@ -541,7 +542,7 @@ async fn start_positions(
     if let Some(a) = &acked {
         for (t, feed) in topics.iter().zip(feeds) {
             if a.positions.get(t).map_or(0, Vec::len) > feed.partition_count() {
-                refresh_feed(feed).await?;
+                refresh_feed(&st.hub, feed).await?;
             }
         }
     }

@@ -17,7 +17,8 @@ use crate::auth::{AdminToken, MetricsTokens};
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::kafka::cursors::CursorStore;
-use crate::kafka::feed::{BufferLimits, FeedHub};
+use crate::kafka::feed::BufferLimits;
+use crate::kafka::hub::FeedHub;
 use crate::kafka::{KafkaMeta, KafkaSettings};
 use crate::limits::StreamLimits;
 use crate::metrics::Metrics;
@@ -82,7 +83,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         Duration::from_secs(config.ticket_ttl_secs),
     )
     .await?;
-    let hub = Arc::new(FeedHub::new(
+    let hub = Arc::new(FeedHub::start(
         settings.clone(),
         meta,
         BufferLimits::new(
@@ -90,7 +91,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
             config.buffer_bytes_per_topic,
             config.buffer_bytes,
         ),
-    ));
+    )?);
     hub.spawn_idle_closer(Duration::from_secs(config.feed_idle_secs), shutdown.clone());
     let metrics = Arc::new(Metrics::default());
     let sse = Arc::new(SseContext {
@@ -162,9 +163,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         cursors.shutdown();
         tickets.shutdown();
         sources_for_shutdown.shutdown();
-        for feed in hub.started() {
-            feed.shutdown();
-        }
+        hub.shutdown();
         Ok(())
     });
     Ok(RunningSink {

@@ -37,7 +37,8 @@ use crate::config::SlowConsumerPolicy;
 use crate::cursor;
 use crate::event::{ChangeEvent, OpCode};
 use crate::kafka::catchup::{CatchUp, Hole};
-use crate::kafka::feed::{FeedHub, Read, TopicFeed};
+use crate::kafka::feed::{Read, TopicFeed};
+use crate::kafka::hub::FeedHub;
 use crate::limits::StreamPermit;
 use crate::metrics::{Metrics, StreamStats};
 

@@ -293,7 +293,7 @@ async fn errors_are_clear_and_carry_the_right_status() -> Result<()> {
     };
     let (st, msg) = error_of(events("a").send().await?).await;
     assert_eq!(
-        (st, msg.contains("missing consumer token")),
+        (st, msg.contains("missing consumer credential")),
         (401, true),
         "{msg}"
     );

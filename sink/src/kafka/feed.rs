@@ -1,12 +1,11 @@
-//! The shared reader of one topic, and the hub that owns one per topic.
+//! The recent-event buffer of one topic, shared by every stream of that topic.
 //!
-//! A [`TopicFeed`] runs one librdkafka consumer (no group, every partition assigned) on a
-//! dedicated thread. It turns each record into a [`ChangeEvent`] once and appends it to a
-//! bounded per-partition buffer of recent events, then bumps a `watch` counter. Streams keep
-//! their own position per partition, copy what is new out of the buffer under a short read
-//! lock, and sleep on the counter when there is nothing new: an event costs one parse however
-//! many streams receive it, and waking is batched because the reader drains everything that
-//! is ready before it notifies.
+//! The hub's shared reader (`hub.rs`) turns each record into a [`ChangeEvent`] once and
+//! appends it to a bounded per-partition buffer of recent events, then bumps the feed's
+//! `watch` counter. Streams keep their own position per partition, copy what is new out of the
+//! buffer under a short read lock, and sleep on the counter when there is nothing new: an event
+//! costs one parse however many streams receive it, and waking is batched because the reader
+//! drains everything that is ready before it notifies.
 //!
 //! A buffer covers the offset range `[start, next)`; events inside it are the deliverable ones
 //! (tombstones are skipped, so offsets can have holes). A stream whose position is below
@@ -14,45 +13,26 @@
 //!
 //! Bounded: a buffer holds at most `events_per_partition` events and its share of a byte
 //! budget: the smaller of the per-topic budget and the global budget divided among the open
-//! feeds, split over the topic's partitions. A feed nobody has used for [`IDLE_CLOSE`] is
-//! closed by the hub (its thread and Kafka client go away).
+//! feeds, split over the topic's partitions. When another feed opens, the others [`trim`] to
+//! their smaller share.
 //!
-//! The topic may change under the reader, and no change is a silent jump:
-//! - partitions added to the topic are found by a metadata check every [`REFRESH_EVERY`] (or
-//!   on demand, [`TopicFeed::refresh`]) and read from their beginning;
-//! - the reader never lets librdkafka reset its position (`auto.offset.reset=error`). When a
-//!   position is out of range, the partition's watermarks say what happened: records deleted
-//!   under the reader (the buffer restarts at the log start, and streams that were behind get
-//!   a gap notice from the catch-up path), or a log that restarted below what was read (the
-//!   topic was deleted and recreated, or truncated). The latter bumps the partition's
-//!   *generation*: a stream still holding a position of the old log gets [`Read::Restarted`]
-//!   and tells its client before it continues.
+//! The topic may change under the reader, and no change is a silent jump: partitions added to
+//! the topic get buffers of their own (streams read them from their [`origin`]), and a
+//! partition whose log restarted below what was read (the topic was deleted and recreated, or
+//! truncated) gets a new *generation*: a stream still holding a position of the old log gets
+//! [`Read::Restarted`] and tells its client before it continues.
+//!
+//! [`trim`]: TopicFeed::trim
+//! [`origin`]: TopicFeed::origin
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use parking_lot::{Mutex, RwLock};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
+use parking_lot::RwLock;
 use tokio::sync::watch;
 
-use super::{KafkaMeta, KafkaSettings, METADATA_TIMEOUT};
-use crate::event::{self, ChangeEvent};
-
-/// Most records the reader takes in one batch before it notifies the streams.
-const READER_BATCH: usize = 4096;
-
-/// How often a reader checks the topic's metadata for added partitions.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
-
-/// A feed unused (no stream, no request) for this long is closed.
-pub const IDLE_CLOSE: Duration = Duration::from_secs(60);
+use crate::event::ChangeEvent;
 
 /// Memory an event costs in a buffer beyond its JSON: the `ChangeEvent`, its `Arc` and the
 /// queue slot (an estimate; the byte budget counts this plus the JSON's length).
@@ -68,7 +48,7 @@ pub struct BufferLimits {
     /// Most bytes kept by all topics together.
     pub bytes_total: usize,
     /// Feeds open now (the global budget is divided among them).
-    open_feeds: AtomicUsize,
+    pub(crate) open_feeds: AtomicUsize,
 }
 
 impl BufferLimits {
@@ -88,11 +68,10 @@ impl BufferLimits {
         (topic / partitions.max(1)).max(1)
     }
 
-    /// librdkafka's prefetch queue for a new feed: a quarter of its share of the global
-    /// budget, between 64 KiB and 16 MiB.
-    fn prefetch_kbytes(&self) -> usize {
-        let feeds = self.open_feeds.load(Ordering::Relaxed) + 1;
-        (self.bytes_total / 4 / feeds / 1024).clamp(64, 16 * 1024)
+    /// librdkafka's prefetch queue of the hub's shared reader: an eighth of the budget,
+    /// between 1 and 64 MiB.
+    pub fn reader_prefetch_kbytes(&self) -> usize {
+        (self.bytes_total / 8 / 1024).clamp(1024, 64 * 1024)
     }
 
     /// librdkafka's prefetch queue for each of `readers` catch-up readers: together a quarter
@@ -159,19 +138,43 @@ pub enum Read {
     Restarted { generation: u64, to: i64 },
 }
 
-/// The shared reader and recent-event buffer of one topic.
+/// What the reader must do after examining a partition whose position was out of range.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Examined {
+    /// The log restarted below what was read: read again from its start.
+    Restarted { from: i64 },
+    /// Records were deleted before the reader got them: read from the log start.
+    Deleted { from: i64 },
+    /// Nothing wrong with this partition.
+    Fine,
+}
+
+/// The recent-event buffer of one topic.
 pub struct TopicFeed {
     pub topic: String,
     partitions: RwLock<Vec<RwLock<PartitionBuffer>>>,
     limits: Arc<BufferLimits>,
-    consumer: BaseConsumer,
     changed: watch::Sender<u64>,
-    stop: AtomicBool,
-    /// Serialises growth and repositioning (reader thread and [`TopicFeed::refresh`]).
-    assign: Mutex<()>,
 }
 
 impl TopicFeed {
+    /// A feed whose partitions begin at `begins`.
+    pub(crate) fn new(topic: &str, begins: &[i64], limits: Arc<BufferLimits>) -> Self {
+        let capacity = limits.events_per_partition;
+        let (changed, _) = watch::channel(0);
+        Self {
+            topic: topic.to_string(),
+            partitions: RwLock::new(
+                begins
+                    .iter()
+                    .map(|&b| RwLock::new(PartitionBuffer::new(b, capacity)))
+                    .collect(),
+            ),
+            limits,
+            changed,
+        }
+    }
+
     /// Number of partitions the feed reads now (it grows when partitions are added).
     pub fn partition_count(&self) -> usize {
         self.partitions.read().len()
@@ -180,6 +183,11 @@ impl TopicFeed {
     /// A receiver that changes whenever new events were appended.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// Wakes the streams of this feed.
+    pub(crate) fn notify(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Next offset of partition `p` (what a stream starting at "latest" begins with).
@@ -242,6 +250,11 @@ impl TopicFeed {
         Read::Events { count, next }
     }
 
+    /// Bytes held by the buffers of this topic.
+    pub fn buffered_bytes(&self) -> usize {
+        self.partitions.read().iter().map(|b| b.read().bytes).sum()
+    }
+
     /// Evicts down to this feed's current share of the budget (which shrinks when another
     /// feed opens).
     pub fn trim(&self) {
@@ -252,126 +265,10 @@ impl TopicFeed {
         }
     }
 
-    /// Bytes held by the buffers of this topic.
-    pub fn buffered_bytes(&self) -> usize {
-        self.partitions.read().iter().map(|b| b.read().bytes).sum()
-    }
-
-    /// Starts the reader of `topic` at `max(low, high - capacity)` of every partition, so the
-    /// buffer is warm from the first subscriber on.
-    async fn open(
-        settings: &KafkaSettings,
-        meta: &KafkaMeta,
-        topic: &str,
-        limits: Arc<BufferLimits>,
-    ) -> Result<Arc<Self>> {
-        let count = meta
-            .partition_count(topic)
-            .await?
-            .with_context(|| format!("topic {topic} does not exist"))?;
-        let capacity = limits.events_per_partition;
-        let prefetch = limits.prefetch_kbytes();
-        let mut partitions = Vec::with_capacity(count);
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..count as i32 {
-            let (low, high) = meta.watermarks(topic, p).await?;
-            let begin = low.max(high - capacity as i64);
-            partitions.push(RwLock::new(PartitionBuffer::new(begin, capacity)));
-            tpl.add_partition_offset(topic, p, Offset::Offset(begin))?;
-        }
-        let consumer: BaseConsumer = settings
-            .consumer_config()
-            .set("queued.max.messages.kbytes", prefetch.to_string())
-            .set("max.partition.fetch.bytes", (prefetch * 1024).to_string())
-            // Never jump: an out-of-range position is examined (see `reposition`).
-            .set("auto.offset.reset", "error")
-            .create()
-            .context("creating a topic reader")?;
-        consumer
-            .assign(&tpl)
-            .with_context(|| format!("assigning the partitions of {topic}"))?;
-        let (changed, _) = watch::channel(0);
-        limits.open_feeds.fetch_add(1, Ordering::Relaxed);
-        let feed = Arc::new(Self {
-            topic: topic.to_string(),
-            partitions: RwLock::new(partitions),
-            limits,
-            consumer,
-            changed,
-            stop: AtomicBool::new(false),
-            assign: Mutex::new(()),
-        });
-        let reader = feed.clone();
-        std::thread::Builder::new()
-            .name(format!("feed-{topic}"))
-            .spawn(move || reader.run())
-            .context("starting a topic reader thread")?;
-        Ok(feed)
-    }
-
-    fn run(&self) {
-        let mut batch: Vec<ChangeEvent> = Vec::with_capacity(256);
-        let mut heads: Vec<Option<i64>> = Vec::new();
-        let mut last_warning: Option<Instant> = None;
-        let mut last_refresh = Instant::now();
-        while !self.stop.load(Ordering::Relaxed) {
-            if last_refresh.elapsed() >= REFRESH_EVERY {
-                last_refresh = Instant::now();
-                if let Err(e) = self.refresh() {
-                    tracing::warn!(topic = %self.topic, error = format!("{e:#}"), "topic metadata check failed");
-                }
-            }
-            heads.resize(self.partition_count(), None);
-            let mut timeout = Duration::from_millis(100);
-            let mut taken = 0;
-            while taken < READER_BATCH {
-                match self.consumer.poll(timeout) {
-                    None => break,
-                    Some(Err(KafkaError::MessageConsumption(
-                        RDKafkaErrorCode::AutoOffsetReset,
-                    ))) => {
-                        // Flush what was read before the reset, then examine every partition.
-                        self.append(&mut batch, &mut heads);
-                        if let Err(e) = self.reposition() {
-                            tracing::warn!(topic = %self.topic, error = format!("{e:#}"), "could not reposition the topic reader");
-                        }
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        // A deleted topic or an unreachable broker repeats on every poll:
-                        // log it at most every 10 s.
-                        if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                            tracing::warn!(topic = %self.topic, error = %e, "topic reader error");
-                            last_warning = Some(Instant::now());
-                        }
-                        break;
-                    }
-                    Some(Ok(m)) => {
-                        taken += 1;
-                        let p = m.partition();
-                        if p < 0 || p as usize >= heads.len() {
-                            continue; // not assigned yet: read once `refresh` adds it
-                        }
-                        heads[p as usize] = Some(m.offset() + 1);
-                        let ts = m.timestamp().to_millis().unwrap_or(0);
-                        if let Some(ev) =
-                            event::from_record(&self.topic, p, m.offset(), ts, m.key(), m.payload())
-                        {
-                            batch.push(ev);
-                        }
-                    }
-                }
-                timeout = Duration::ZERO;
-            }
-            if taken == 0 {
-                continue;
-            }
-            self.append(&mut batch, &mut heads);
-            self.changed.send_modify(|v| *v = v.wrapping_add(1));
-        }
-    }
-
-    fn append(&self, batch: &mut Vec<ChangeEvent>, heads: &mut [Option<i64>]) {
+    /// Appends a batch read from Kafka (in offset order per partition), then applies `heads`:
+    /// the next offset of each partition that delivered records, tombstones included. Records
+    /// at or below what a partition already has are ignored (a stale fetch).
+    pub(crate) fn append(&self, batch: &mut Vec<ChangeEvent>, heads: &mut [Option<i64>]) {
         let parts = self.partitions.read();
         let capacity = self.limits.events_per_partition;
         let budget = self.limits.partition_bytes(parts.len());
@@ -379,9 +276,13 @@ impl TopicFeed {
         let mut events = batch.drain(..).peekable();
         while let Some(first) = events.next() {
             let p = first.partition as usize;
-            let mut buf = parts[p].write();
+            let Some(slot) = parts.get(p) else { continue };
+            let mut buf = slot.write();
             let push = |buf: &mut PartitionBuffer, ev: ChangeEvent| {
-                buf.next = buf.next.max(ev.offset + 1);
+                if ev.offset < buf.next {
+                    return;
+                }
+                buf.next = ev.offset + 1;
                 buf.bytes += ev.json.len() + EVENT_OVERHEAD;
                 buf.events.push_back(Arc::new(ev));
             };
@@ -393,214 +294,51 @@ impl TopicFeed {
         }
         // Records that were not delivered (tombstones) still move the head.
         for (p, head) in heads.iter_mut().enumerate() {
-            if let Some(next) = head.take() {
-                let mut buf = parts[p].write();
+            if let (Some(next), Some(slot)) = (head.take(), parts.get(p)) {
+                let mut buf = slot.write();
                 buf.next = buf.next.max(next);
             }
         }
     }
 
-    /// Checks the topic's partition count and starts reading partitions added since the last
-    /// check, from their beginning. Blocking (metadata request); safe from any thread.
-    pub fn refresh(&self) -> Result<()> {
-        let md = self
-            .consumer
-            .fetch_metadata(Some(&self.topic), METADATA_TIMEOUT)
-            .with_context(|| format!("reading metadata of topic {}", self.topic))?;
-        let count = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == self.topic && t.error().is_none())
-            .map(|t| t.partitions().len())
-            .unwrap_or(0);
-        let _serial = self.assign.lock();
-        let known = self.partition_count();
-        if count <= known {
-            return Ok(());
-        }
+    /// Adds partitions `partition_count()..` beginning at `begins`. Returns the first new
+    /// partition's index.
+    pub(crate) fn add_partitions(&self, begins: &[i64]) -> usize {
         let capacity = self.limits.events_per_partition;
-        let mut added = Vec::new();
-        for p in known..count {
-            let (low, _) = self
-                .consumer
-                .fetch_watermarks(&self.topic, p as i32, METADATA_TIMEOUT)
-                .with_context(|| format!("reading watermarks of {}[{p}]", self.topic))?;
-            added.push(RwLock::new(PartitionBuffer::new(low, capacity)));
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (i, _) in added.iter().enumerate() {
-            let p = known + i;
-            let begin = added[i].read().start;
-            tpl.add_partition_offset(&self.topic, p as i32, Offset::Offset(begin))?;
-        }
-        self.partitions.write().extend(added);
-        self.consumer
-            .incremental_assign(&tpl)
-            .with_context(|| format!("assigning the new partitions of {}", self.topic))?;
-        tracing::info!(topic = %self.topic, from = known, to = count, "partitions added to the topic are now read");
-        self.changed.send_modify(|v| *v = v.wrapping_add(1));
-        Ok(())
+        let mut parts = self.partitions.write();
+        let first = parts.len();
+        parts.extend(
+            begins
+                .iter()
+                .map(|&b| RwLock::new(PartitionBuffer::new(b, capacity))),
+        );
+        first
     }
 
-    /// The reader's position was out of range in some partition: compare each partition with
-    /// its watermarks and move the reader where the log now is, saying why.
-    fn reposition(&self) -> Result<()> {
-        let _serial = self.assign.lock();
+    /// Partition `p`'s position is out of range; `low`/`high` are its watermarks now. Decides
+    /// what happened and resets the buffer accordingly.
+    pub(crate) fn examine(&self, p: usize, low: i64, high: i64) -> Examined {
         let parts = self.partitions.read();
-        let mut tpl = TopicPartitionList::new();
-        for (p, buf) in parts.iter().enumerate() {
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(&self.topic, p as i32, METADATA_TIMEOUT)
-                .with_context(|| format!("reading watermarks of {}[{p}]", self.topic))?;
-            let mut buf = buf.write();
-            if high < buf.next {
-                // The log restarted below what we read: the topic was deleted and recreated,
-                // or truncated. Positions of the old log mean nothing in the new one.
-                tracing::warn!(topic = %self.topic, partition = p, read_up_to = buf.next, end_now = high,
-                    "the partition's log restarted (topic recreated or truncated); streams are told and continue on the new log");
-                buf.restart_at(low);
-                buf.origin = low;
-                buf.generation += 1;
-            } else if low > buf.next {
-                // Retention deleted records before the reader got them. Streams positioned
-                // there are behind the buffer and get a gap notice from the catch-up path.
-                tracing::warn!(topic = %self.topic, partition = p, from = buf.next, to = low,
-                    "records were deleted before the topic reader read them");
-                buf.restart_at(low);
-            }
-            tpl.add_partition_offset(&self.topic, p as i32, Offset::Offset(buf.next))?;
+        let mut buf = parts[p].write();
+        if high < buf.next {
+            // The log restarted below what we read: the topic was deleted and recreated, or
+            // truncated. Positions of the old log mean nothing in the new one.
+            tracing::warn!(topic = %self.topic, partition = p, read_up_to = buf.next, end_now = high,
+                "the partition's log restarted (topic recreated or truncated); streams are told and continue on the new log");
+            buf.restart_at(low);
+            buf.origin = low;
+            buf.generation += 1;
+            Examined::Restarted { from: low }
+        } else if low > buf.next {
+            // Retention deleted records before the reader got them. Streams positioned there
+            // are behind the buffer and get a gap notice from the catch-up path.
+            tracing::warn!(topic = %self.topic, partition = p, from = buf.next, to = low,
+                "records were deleted before the topic reader read them");
+            buf.restart_at(low);
+            Examined::Deleted { from: low }
+        } else {
+            Examined::Fine
         }
-        drop(parts);
-        self.consumer
-            .assign(&tpl)
-            .with_context(|| format!("reassigning the partitions of {}", self.topic))?;
-        self.changed.send_modify(|v| *v = v.wrapping_add(1));
-        Ok(())
-    }
-
-    /// Stops the reader thread (at shutdown, or when the hub closes an unused feed).
-    pub fn shutdown(&self) {
-        if !self.stop.swap(true, Ordering::Relaxed) {
-            self.limits.open_feeds.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
-type FeedCell = Arc<tokio::sync::OnceCell<Arc<TopicFeed>>>;
-
-/// Owns the topic feeds: one per topic, started on first use and closed after
-/// [`IDLE_CLOSE`] without a user.
-pub struct FeedHub {
-    settings: KafkaSettings,
-    meta: KafkaMeta,
-    limits: Arc<BufferLimits>,
-    feeds: Mutex<HashMap<String, (FeedCell, Instant)>>,
-}
-
-impl FeedHub {
-    pub fn new(settings: KafkaSettings, meta: KafkaMeta, limits: BufferLimits) -> Self {
-        Self {
-            settings,
-            meta,
-            limits: Arc::new(limits),
-            feeds: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The feed of `topic`, starting its reader if this is the first use.
-    pub async fn feed(&self, topic: &str) -> Result<Arc<TopicFeed>> {
-        let cell = {
-            let mut feeds = self.feeds.lock();
-            let entry = feeds
-                .entry(topic.to_string())
-                .or_insert_with(|| (FeedCell::default(), Instant::now()));
-            entry.1 = Instant::now();
-            entry.0.clone()
-        };
-        let mut opened = false;
-        let feed = cell
-            .get_or_try_init(|| {
-                opened = true;
-                TopicFeed::open(&self.settings, &self.meta, topic, self.limits.clone())
-            })
-            .await?;
-        if opened {
-            // One more feed shares the global budget: the others give their excess back.
-            for other in self.started() {
-                other.trim();
-            }
-        }
-        Ok(feed.clone())
-    }
-
-    /// Closes the feeds that no stream or request has held for [`IDLE_CLOSE`]. Returns how
-    /// many were closed.
-    pub fn close_idle(&self, idle: Duration) -> usize {
-        let mut closed = 0;
-        self.feeds.lock().retain(|_, (cell, last_used)| {
-            // Held elsewhere: by a request that is opening it (the cell), or by streams (the
-            // feed; the map's cell and the reader thread hold one reference each).
-            let in_use =
-                Arc::strong_count(cell) > 1 || cell.get().is_some_and(|f| Arc::strong_count(f) > 2);
-            if in_use {
-                *last_used = Instant::now();
-                return true;
-            }
-            if cell.get().is_none() || last_used.elapsed() < idle {
-                return true;
-            }
-            if let Some(f) = cell.get() {
-                f.shutdown();
-            }
-            closed += 1;
-            false
-        });
-        closed
-    }
-
-    /// Closes idle feeds every few seconds until `stop`.
-    pub fn spawn_idle_closer(
-        self: &Arc<Self>,
-        idle: Duration,
-        stop: tokio_util::sync::CancellationToken,
-    ) {
-        let hub = self.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval((idle / 4).max(Duration::from_millis(250)));
-            loop {
-                tokio::select! {
-                    _ = every.tick() => {
-                        let n = hub.close_idle(idle);
-                        if n > 0 {
-                            tracing::info!(closed = n, "closed unused topic readers");
-                        }
-                    }
-                    _ = stop.cancelled() => return,
-                }
-            }
-        });
-    }
-
-    /// The feeds started so far (for metrics).
-    pub fn started(&self) -> Vec<Arc<TopicFeed>> {
-        self.feeds
-            .lock()
-            .values()
-            .filter_map(|(c, _)| c.get().cloned())
-            .collect()
-    }
-
-    pub fn meta(&self) -> &KafkaMeta {
-        &self.meta
-    }
-
-    pub fn settings(&self) -> &KafkaSettings {
-        &self.settings
-    }
-
-    pub fn limits(&self) -> &BufferLimits {
-        &self.limits
     }
 }
 
@@ -658,12 +396,15 @@ mod tests {
             "a tenth of the total"
         );
         assert_eq!(
-            limits.prefetch_kbytes(),
-            2327,
-            "a quarter of a feed's share, in KiB"
+            limits.reader_prefetch_kbytes(),
+            12_800,
+            "an eighth of the budget, in KiB"
         );
-        limits.open_feeds.store(1000, Ordering::Relaxed);
-        assert_eq!(limits.prefetch_kbytes(), 64, "never below 64 KiB");
         assert_eq!(limits.catchup_prefetch_kbytes(64), 400);
+        assert_eq!(
+            limits.catchup_prefetch_kbytes(10_000),
+            256,
+            "never below 256 KiB"
+        );
     }
 }

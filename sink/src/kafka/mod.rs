@@ -1,7 +1,8 @@
 //! Kafka consumption and administration. The sink never gives each SSE connection a Kafka
 //! consumer of its own:
-//! - [`feed`]: one shared reader per topic keeps a buffer of recent events per partition and
-//!   wakes the streams that wait on it;
+//! - [`hub`]: one shared Kafka reader for every open topic, and the feeds' lifecycle;
+//! - [`feed`]: each topic's buffer of recent events per partition, which wakes the streams
+//!   that wait on it;
 //! - [`catchup`]: a dedicated reader only for a stream whose position is older than that
 //!   buffer, until it has caught up;
 //! - [`cursors`]: acknowledged cursors, in the sink's own compacted topic;
@@ -13,6 +14,7 @@ pub mod catchup;
 pub mod compacted;
 pub mod cursors;
 pub mod feed;
+pub mod hub;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
