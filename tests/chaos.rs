@@ -27,14 +27,24 @@
 //!   after every break (replica killed, stream ended, dropped by the suite, no event for 20 s)
 //!   reconnects to the *other* replica with `Last-Event-ID`. It never acknowledges: the
 //!   cursor is the only thing that carries its position.
-//! - **Faults.** A seeded RNG (the seed is printed; `--seed` repeats the same schedule, targets
-//!   and outage lengths) places the faults at random times, one after another, each held for
-//!   2–6 s then repaired; client connection drops happen independently. Every fault and
-//!   repair is printed with its time. The default run has one round of the four process
-//!   faults and three drops; `--long` three rounds and a drop about every 30 s.
-//! - **Verdict.** When the writer stops (after the last repair), the suite waits up to 90 s
-//!   for every committed change to be delivered (it stops earlier after 30 s without
-//!   progress), then 3 s more for stray copies, and prints for every table
+//! - **Faults.** A seeded RNG (the seed is printed; `--seed` with the same `--secs` repeats the
+//!   schedule, the targets and the outage lengths) places the faults at random times in the
+//!   writer's window, one after another: each is held 2–6 s, then repaired (`scripts/stack up`
+//!   returns when the part is healthy, a sink replica when it answers `/healthz`). Client
+//!   connection drops happen independently. Every fault and repair is printed with its time,
+//!   and a probe prints when a change committed after the repair first reaches the client
+//!   (`FLOWING after …`), without holding up the next fault. The default run has one round
+//!   of the four process faults in random order and three drops; `--long` three rounds and a
+//!   drop about every 30 s. The Connect kill comes in the first half of each round: a
+//!   SIGKILLed worker leaves its tasks' Kafka transactions open, and the restarted worker
+//!   reads its offsets topic with `read_committed`, so it waits for the broker to abort them
+//!   (`transaction.timeout.ms`, 60 s by default): every source stalls for about a minute
+//!   (measured 55–65 s after the REST API is back), and the rest of the round overlaps with
+//!   that wait instead of adding to the run.
+//! - **Verdict.** When the writer stops (3 s after the last repair at the earliest), the suite
+//!   waits up to 90 s: first for a change committed after the last repair to arrive, then for
+//!   every committed change (it gives up after 30 s without progress), then 3 s more for
+//!   stray copies, and prints for every table
 //!   `table=<db.table> committed=N delivered=N lost=L duplicated=D out_of_order=O` and a
 //!   summary line. `delivered` counts distinct changes, `duplicated` the extra copies of a
 //!   change, `out_of_order` the changes delivered for the first time after a later version of
@@ -51,9 +61,11 @@
 //! - **kill -9 of the sink replica serving the client**, restarted a few seconds later: the
 //!   cursor in `id:` is enough to resume on another replica (no server-side state is needed),
 //!   with no loss and no repeat.
-//! - **kill -9 of Kafka Connect**, then `scripts/stack up`: Debezium resumes from the source
-//!   offsets committed with its records (exactly-once source support), and the replication
-//!   slot kept every change meanwhile: no loss, and no duplicate from a replayed batch.
+//! - **kill -9 of Kafka Connect**, then `scripts/stack up`: the open transactions of the dead
+//!   tasks are aborted and never delivered (the sink reads `read_committed`); Debezium resumes
+//!   from the source offsets committed with its records (exactly-once source support), and
+//!   the replication slot kept every change meanwhile: no loss, and no duplicate from a
+//!   replayed batch.
 //! - **kill -9 of one broker of three**, restarted later: with replication factor 3 and
 //!   min.insync.replicas 2, Connect's transactional producer and the sink's readers fail over
 //!   to the new leaders without loss; aborted transactions are not delivered.
@@ -68,7 +80,16 @@
 //! On success, failure or Ctrl-C the suite restores every part it killed (`scripts/stack up`),
 //! deletes the consumer and the sources through the sink's API (connectors, slots and
 //! publications go with them), stops the sinks, drops the databases and deletes the topics it
-//! created. Sink logs are kept under the temporary directory when a run fails.
+//! created. Sink logs are kept under the temporary directory when a run fails, and lost
+//! changes are looked up in Kafka (`read_committed`) to say whether the sink or the part
+//! upstream of Kafka lost them.
+//!
+//! # In CI
+//!
+//! After the single-broker tests, with the stack restarted as a cluster (as `scripts/test`
+//! step 5 does): `scripts/stack down && TW_CONNECT_MODE=distributed scripts/stack up --cluster
+//! && scripts/chaos`. The short run takes about two minutes on two cores plus the build
+//! (seconds after `cargo test` built the workspace).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
