@@ -33,14 +33,16 @@
 //!   returns when the part is healthy, a sink replica when it answers `/healthz`). Client
 //!   connection drops happen independently. Every fault and repair is printed with its time,
 //!   and a probe prints when a change committed after the repair first reaches the client
-//!   (`FLOWING after …`), without holding up the next fault. The default run has one round
-//!   of the four process faults in random order and three drops; `--long` three rounds and a
-//!   drop about every 30 s. The Connect kill comes in the first half of each round: a
+//!   (`FLOWING after …`). The default run has one round of the four process faults in random
+//!   order and three drops, and a fault does not wait for the previous one to flow again, so
+//!   their effects may overlap. The Connect kill comes in the first half of that round: a
 //!   SIGKILLed worker leaves its tasks' Kafka transactions open, and the restarted worker
 //!   reads its offsets topic with `read_committed`, so it waits for the broker to abort them
 //!   (`transaction.timeout.ms`, 60 s by default): every source stalls for about a minute
 //!   (measured 55–65 s after the REST API is back), and the rest of the round overlaps with
-//!   that wait instead of adding to the run.
+//!   that wait instead of adding a minute to a run that must stay under three. `--long` runs
+//!   three rounds and a drop about every 30 s, and there each fault waits until changes flow
+//!   again before the next one starts, so each fault is seen on its own.
 //! - **Verdict.** When the writer stops (3 s after the last repair at the earliest), the suite
 //!   waits up to 90 s: first for a change committed after the last repair to arrive, then for
 //!   every committed change (it gives up after 30 s without progress), then 3 s more for
@@ -885,6 +887,7 @@ async fn inject_faults(
     start: Instant,
     current: Arc<AtomicUsize>,
     tally: Arc<Mutex<Tally>>,
+    isolate: bool,
 ) -> Vec<FaultRecord> {
     let mut log = Vec::new();
     for f in plan {
@@ -932,7 +935,7 @@ async fn inject_faults(
             ctx.last_repair_ms.fetch_max(repaired, Ordering::SeqCst);
             let tally = tally.clone();
             let label = f.kind.label();
-            tokio::spawn(async move {
+            let probe = tokio::spawn(async move {
                 match flowing_since(&tally, repaired, Duration::from_secs(180)).await {
                     Ok(d) => say!(
                         "FLOWING after {label}: a change committed after the repair reached the client {:.1}s after it ({:.1}s after the fault)",
@@ -942,6 +945,9 @@ async fn inject_faults(
                     Err(e) => say!("NOT FLOWING after {label}: {e:#}"),
                 }
             });
+            if isolate {
+                let _ = probe.await;
+            }
         }
         match result {
             Ok(detail) => {
@@ -1245,6 +1251,7 @@ async fn run(ctx: Arc<Ctx>, args: &Args, seed: u64, secs: u64) -> Result<Verdict
         start,
         current.clone(),
         tally.clone(),
+        args.long,
     ));
     let drop_task = tokio::spawn(inject_drops(drops, start, drop_tx));
 
