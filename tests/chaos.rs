@@ -39,8 +39,9 @@
 //!   SIGKILLed worker leaves its tasks' Kafka transactions open, and the restarted worker
 //!   reads its offsets topic with `read_committed`, so it waits for the broker to abort them
 //!   (`transaction.timeout.ms`, 60 s by default): every source usually stalls for about a
-//!   minute (5 of 6 kills measured: changes flowed again 71–82 s after the kill, 55–69 s
-//!   after the REST API was back; once after 15 s), and the rest of the round overlaps with
+//!   minute (of 9 kills measured on 2026-12-02, changes flowed again 71–82 s after 7 of them,
+//!   55–69 s after the REST API was back; 15 s and 45 s after the other two), and the rest
+//!   of the round overlaps with
 //!   that wait instead of adding a minute to a run that must stay under three. `--long` runs
 //!   three rounds and a drop about every 30 s, and there each fault waits until changes flow
 //!   again before the next one starts, so each fault is seen on its own.
