@@ -1162,6 +1162,8 @@ async fn run(ctx: Arc<Ctx>, args: &Args, seed: u64, secs: u64) -> Result<Verdict
     {
         let mut topics = ctx.topics.lock().unwrap();
         for s in 0..SOURCES {
+            // Debezium's heartbeat topic, and the heartbeat table's (if it ever gets a record).
+            topics.push(format!("__debezium-heartbeat.{}", db_name(id, s)));
             topics.push(format!("{}.public.tumbleweed_heartbeat", db_name(id, s)));
         }
         for t in 0..SOURCES * TABLES.len() {
