@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tumbleweed_tests::sink::{
     create_topic, debezium_value, delete_group, delete_records, parse_events, produce,
-    read_raw_until, SinkProcess, SseEvent, SseStream,
+    read_raw_until, SinkProcess, SseEvent,
 };
 use tumbleweed_tests::{stack, unique_suffix};
 
