@@ -133,6 +133,7 @@ module "sink" {
   desired_count                 = var.sink_desired_count
   cpu                           = var.sink_cpu
   memory                        = var.sink_memory
+  cpu_architecture              = var.sink_cpu_architecture
   sse_keepalive_seconds         = var.sse_keepalive_seconds
   lb_idle_timeout_seconds       = var.lb_idle_timeout_seconds
   kafka_bootstrap_servers       = module.kafka.bootstrap_servers

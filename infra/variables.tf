@@ -360,6 +360,17 @@ variable "sink_desired_count" {
   }
 }
 
+variable "sink_cpu_architecture" {
+  description = "CPU architecture of the sink tasks: X86_64 or ARM64. It must match the platform the sink image was built for: `tumbleweed image build` builds for the host unless given --platform (linux/amd64 = X86_64, linux/arm64 = ARM64)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.sink_cpu_architecture)
+    error_message = "The sink_cpu_architecture must be X86_64 or ARM64 (Fargate's names, not amd64/arm64)."
+  }
+}
+
 variable "sink_extra_environment" {
   description = "Additional non-secret environment variables of the sink container (no passwords: use source_db_password_secret_arn)."
   type        = map(string)

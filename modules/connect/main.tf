@@ -16,18 +16,22 @@ locals {
   group_id  = "${var.name}-connect"
 
   environment = {
-    BOOTSTRAP_SERVERS                  = var.bootstrap_servers
-    GROUP_ID                           = local.group_id
-    CONFIG_STORAGE_TOPIC               = "_${var.name}_connect_configs"
-    OFFSET_STORAGE_TOPIC               = "_${var.name}_connect_offsets"
-    STATUS_STORAGE_TOPIC               = "_${var.name}_connect_statuses"
-    CONFIG_STORAGE_REPLICATION_FACTOR  = tostring(var.replication_factor)
-    OFFSET_STORAGE_REPLICATION_FACTOR  = tostring(var.replication_factor)
-    STATUS_STORAGE_REPLICATION_FACTOR  = tostring(var.replication_factor)
-    REST_PORT                          = tostring(local.rest_port)
-    HEAP_OPTS                          = "-Xms${floor(var.memory / 2)}m -Xmx${floor(var.memory / 2)}m"
-    CONNECT_CONFIG_PROVIDERS           = "env"
-    CONNECT_CONFIG_PROVIDERS_ENV_CLASS = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
+    # Named variables the Debezium entrypoint (connect-base docker-entrypoint.sh) reads.
+    BOOTSTRAP_SERVERS    = var.bootstrap_servers
+    GROUP_ID             = local.group_id
+    CONFIG_STORAGE_TOPIC = "_${var.name}_connect_configs"
+    OFFSET_STORAGE_TOPIC = "_${var.name}_connect_offsets"
+    STATUS_STORAGE_TOPIC = "_${var.name}_connect_statuses"
+    REST_PORT            = tostring(local.rest_port)
+    HEAP_OPTS            = "-Xms${floor(var.memory / 2)}m -Xmx${floor(var.memory / 2)}m"
+    # Everything else is a worker property: the entrypoint turns CONNECT_FOO_BAR into
+    # foo.bar in connect-distributed.properties. The image's stock file sets the three
+    # internal topics' replication factor to 1, so these must be set here.
+    CONNECT_CONFIG_STORAGE_REPLICATION_FACTOR = tostring(var.replication_factor)
+    CONNECT_OFFSET_STORAGE_REPLICATION_FACTOR = tostring(var.replication_factor)
+    CONNECT_STATUS_STORAGE_REPLICATION_FACTOR = tostring(var.replication_factor)
+    CONNECT_CONFIG_PROVIDERS                  = "env"
+    CONNECT_CONFIG_PROVIDERS_ENV_CLASS        = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
     # Topics Debezium creates get the same durability as everything else.
     CONNECT_TOPIC_CREATION_ENABLE = "true"
     # Source records and their offsets in one Kafka transaction (KIP-618); the sink's
@@ -148,7 +152,7 @@ resource "aws_ecs_task_definition" "this" {
 
   runtime_platform {
     operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
+    cpu_architecture        = var.cpu_architecture
   }
 
   container_definitions = jsonencode([

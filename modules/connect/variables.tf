@@ -125,6 +125,17 @@ variable "log_retention_days" {
   }
 }
 
+variable "cpu_architecture" {
+  description = "CPU architecture of the task (runtime_platform): X86_64 or ARM64. It must match the image's platform (the Debezium image is published for both)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "The cpu_architecture must be X86_64 or ARM64 (Fargate's names, not amd64/arm64)."
+  }
+}
+
 variable "tags" {
   description = "Tags added to every resource of this module (on top of the provider's default_tags)."
   type        = map(string)

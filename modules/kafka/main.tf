@@ -82,14 +82,21 @@ locals {
 # start; replacing it makes the existing storage unusable, so never taint it.
 resource "random_id" "cluster_id" {
   byte_length = 16
+
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 ################################################################################
 # Durable storage: one EFS file system, one access point per node
 ################################################################################
 
+# Every node's log directory, including the controllers' metadata log, lives here. It is
+# protected from `terraform destroy` and from a replacement (a changed creation_token):
+# to really delete a deployment, remove prevent_destroy here first (see infra/README.md).
 resource "aws_efs_file_system" "this" {
-  #checkov:skip=CKV2_AWS_18:Kafka data is replicated across brokers (RF 3, min ISR 2); a file-level backup of live log segments is not a consistent restore point. Back up topics with MirrorMaker or a sink instead.
+  #checkov:skip=CKV2_AWS_18:Backed up by AWS Backup through aws_efs_backup_policy below (the service-managed daily plan, 35-day retention, default vault); checkov only recognises an aws_backup_selection.
   creation_token   = "${var.name}-kafka"
   encrypted        = true
   kms_key_id       = var.kms_key_arn
@@ -97,6 +104,21 @@ resource "aws_efs_file_system" "this" {
   throughput_mode  = "elastic"
 
   tags = merge(var.tags, { Name = "${var.name}-kafka" })
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+# Automatic backups (AWS Backup's daily EFS plan). Live log segments are not a consistent
+# snapshot of a topic, but a backup restores controller metadata and Connect's internal
+# topics after an accidental deletion, which replication across brokers cannot.
+resource "aws_efs_backup_policy" "this" {
+  file_system_id = aws_efs_file_system.this.id
+
+  backup_policy {
+    status = "ENABLED"
+  }
 }
 
 resource "aws_efs_mount_target" "this" {
@@ -289,7 +311,7 @@ resource "aws_ecs_task_definition" "node" {
 
   runtime_platform {
     operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
+    cpu_architecture        = var.cpu_architecture
   }
 
   volume {

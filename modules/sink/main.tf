@@ -6,7 +6,6 @@
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
-data "aws_elb_service_account" "current" {}
 
 locals {
   account_id = data.aws_caller_identity.current.account_id
@@ -37,6 +36,42 @@ locals {
   secret_arns = [for s in local.secrets : s.valueFrom]
 
   access_log_prefix = "lb"
+
+  # Regions opened before August 2022 deliver load balancer access logs as a regional
+  # ELB account (AWS docs, "Enable access logs for your Application Load Balancer"); newer
+  # regions deliver as the logdelivery.elasticloadbalancing.amazonaws.com service
+  # principal, which the bucket policy always allows. A map instead of
+  # data.aws_elb_service_account, which fails plan in any region missing from the
+  # provider's own map.
+  elb_log_account_ids = {
+    "af-south-1"     = "098369216593"
+    "ap-east-1"      = "754344448648"
+    "ap-northeast-1" = "582318560864"
+    "ap-northeast-2" = "600734575887"
+    "ap-northeast-3" = "383597477331"
+    "ap-south-1"     = "718504428378"
+    "ap-southeast-1" = "114774131450"
+    "ap-southeast-2" = "783225319266"
+    "ap-southeast-3" = "589379963580"
+    "ca-central-1"   = "985666609251"
+    "cn-north-1"     = "638102146993"
+    "cn-northwest-1" = "037604701340"
+    "eu-central-1"   = "054676820928"
+    "eu-north-1"     = "897822967062"
+    "eu-south-1"     = "635631232127"
+    "eu-west-1"      = "156460612806"
+    "eu-west-2"      = "652711504416"
+    "eu-west-3"      = "009996457667"
+    "me-south-1"     = "076674570225"
+    "sa-east-1"      = "507241528517"
+    "us-east-1"      = "127311923021"
+    "us-east-2"      = "033677994240"
+    "us-gov-east-1"  = "190560391635"
+    "us-gov-west-1"  = "048591011584"
+    "us-west-1"      = "027434742980"
+    "us-west-2"      = "797873946194"
+  }
+  elb_log_account_id = lookup(local.elb_log_account_ids, local.region, null)
 }
 
 ################################################################################
@@ -304,16 +339,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
 }
 
 data "aws_iam_policy_document" "access_logs" {
-  statement {
-    sid       = "ElbLogDelivery"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.access_logs.arn}/${local.access_log_prefix}/AWSLogs/${local.account_id}/*"]
+  # Regions opened before August 2022 deliver as the regional ELB account (only there),
+  # newer ones as the log delivery service; each only into this prefix.
+  dynamic "statement" {
+    for_each = local.elb_log_account_id == null ? [] : [local.elb_log_account_id]
 
-    # Regions opened before August 2022 deliver as the regional ELB account, newer
-    # ones as the log delivery service; both are allowed, each only into this prefix.
-    principals {
-      type        = "AWS"
-      identifiers = [data.aws_elb_service_account.current.arn]
+    content {
+      sid       = "ElbLogDelivery"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.access_logs.arn}/${local.access_log_prefix}/AWSLogs/${local.account_id}/*"]
+
+      principals {
+        type        = "AWS"
+        identifiers = ["arn:${local.partition}:iam::${statement.value}:root"]
+      }
     }
   }
 
@@ -385,7 +424,9 @@ resource "aws_lb" "this" {
 
 resource "aws_lb_target_group" "this" {
   #checkov:skip=CKV_AWS_378:TLS ends at the load balancer; the hop to the tasks stays inside the VPC's private subnets, admitted only from the load balancer's security group.
-  name        = "${var.name}-sink"
+  # name_prefix (at most 6 characters for a target group): create_before_destroy needs
+  # the replacement to get a new name. The Name tag carries the deployment's name.
+  name_prefix = "sink-"
   port        = var.container_port
   protocol    = "HTTP"
   target_type = "ip"
@@ -466,7 +507,7 @@ resource "aws_ecs_task_definition" "this" {
 
   runtime_platform {
     operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
+    cpu_architecture        = var.cpu_architecture
   }
 
   # Scratch space on task storage; the root file system is read-only.

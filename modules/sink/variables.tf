@@ -109,13 +109,13 @@ variable "container_port" {
 }
 
 variable "health_check_path" {
-  description = "HTTP path the load balancer probes."
+  description = "HTTP path the load balancer (and so ECS) probes: the sink's liveness route /healthz, which answers without asking Kafka. Never /readyz: a Kafka blip would then get every sink task replaced."
   type        = string
   default     = "/healthz"
 
   validation {
-    condition     = startswith(var.health_check_path, "/")
-    error_message = "The health_check_path must start with /."
+    condition     = startswith(var.health_check_path, "/") && var.health_check_path != "/readyz"
+    error_message = "The health_check_path must start with / and must not be the readiness route /readyz (it fails whenever Kafka is unreachable)."
   }
 }
 
@@ -231,6 +231,17 @@ variable "log_retention_days" {
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
     error_message = "The log_retention_days must be a retention period CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+}
+
+variable "cpu_architecture" {
+  description = "CPU architecture of the task (runtime_platform): X86_64 or ARM64. It must match the image's platform (tumbleweed image build --platform linux/amd64 for X86_64, linux/arm64 for ARM64)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "The cpu_architecture must be X86_64 or ARM64 (Fargate's names, not amd64/arm64)."
   }
 }
 
