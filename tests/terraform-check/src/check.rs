@@ -64,6 +64,9 @@ pub fn check_module_tree(root: &Path, extra: &[PathBuf], display_base: &Path) ->
         let module = &loaded[key];
         check_references(module, &mut report.findings);
         check_calls(module, &loaded, &mut report.findings);
+        let source = crate::rules::ModuleSource::load(key, &normalize(display_base))
+            .with_context(|| format!("loading module {}", key.display()))?;
+        crate::rules::check_module(&source, &mut report.findings);
     }
     report.modules_checked = order
         .iter()

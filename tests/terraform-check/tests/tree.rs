@@ -313,3 +313,151 @@ fn unparsable_file_is_an_error_naming_the_file() -> Result<()> {
     assert!(chain.contains("modules/sink/main.tf"), "{chain}");
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// Deployment rules over the real tree: each reverts one fix of issue #12 in a copy and
+// expects exactly the finding that names it.
+// ---------------------------------------------------------------------------------------
+
+fn kinds(c: &Copy) -> Result<Vec<FindingKind>> {
+    Ok(c.findings()?.into_iter().map(|f| f.kind).collect())
+}
+
+#[test]
+fn defect_1_unprefixed_connect_replication_factor_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/connect/main.tf",
+        "CONNECT_OFFSET_STORAGE_REPLICATION_FACTOR = tostring",
+        "OFFSET_STORAGE_REPLICATION_FACTOR = tostring",
+    )?;
+    let k = kinds(&c)?;
+    assert!(
+        k.contains(&FindingKind::UnreadContainerEnv {
+            container: "connect".into(),
+            name: "OFFSET_STORAGE_REPLICATION_FACTOR".into()
+        }),
+        "{k:?}"
+    );
+    assert!(
+        k.iter().any(|f| matches!(f, FindingKind::MissingContainerEnv { name, .. } if name == "CONNECT_OFFSET_STORAGE_REPLICATION_FACTOR")),
+        "{k:?}"
+    );
+    assert_eq!(k.len(), 2, "{k:?}");
+    Ok(())
+}
+
+#[test]
+fn defect_5_readiness_health_check_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/sink/variables.tf",
+        "default     = \"/healthz\"",
+        "default     = \"/readyz\"",
+    )?;
+    assert_eq!(
+        kinds(&c)?,
+        vec![FindingKind::HealthCheckNotLiveness {
+            path: "/readyz".into()
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn sink_liveness_path_is_the_sink_route_that_does_not_ask_kafka() -> Result<()> {
+    let http = fs::read_to_string(repo().join("sink/src/http.rs"))?;
+    let path = tumbleweed_terraform_check::rules::SINK_LIVENESS_PATH;
+    let route = format!(".route(\"{path}\", get(");
+    let at = http.find(&route).expect("the sink routes the liveness path");
+    let handler: String = http[at + route.len()..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let def = http
+        .find(&format!("async fn {handler}("))
+        .expect("the handler is defined in http.rs");
+    let doc = &http[http[..def].rfind("\n\n").unwrap_or(0)..def];
+    assert!(doc.contains("Liveness"), "{handler}: {doc}");
+    let body = &http[def..def + http[def..].find("\n}\n").expect("the handler ends")];
+    assert!(!body.contains("reachable"), "liveness must not call Kafka: {body}");
+    Ok(())
+}
+
+#[test]
+fn defect_6_elb_service_account_data_source_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.append("modules/sink/main.tf", "\ndata \"aws_elb_service_account\" \"current\" {}\n")?;
+    assert_eq!(kinds(&c)?, vec![FindingKind::ElbServiceAccountDataSource]);
+    Ok(())
+}
+
+#[test]
+fn defect_7_literal_cpu_architecture_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/sink/main.tf",
+        "cpu_architecture        = var.cpu_architecture",
+        "cpu_architecture        = \"X86_64\"",
+    )?;
+    assert_eq!(
+        kinds(&c)?,
+        vec![FindingKind::UnvalidatedCpuArchitecture {
+            resource: "aws_ecs_task_definition.this".into()
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn defect_8_unprotected_kafka_efs_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/kafka/main.tf",
+        "  tags = merge(var.tags, { Name = \"${var.name}-kafka\" })\n\n  lifecycle {\n    prevent_destroy = true\n  }\n",
+        "  tags = merge(var.tags, { Name = \"${var.name}-kafka\" })\n",
+    )?;
+    c.edit("modules/kafka/main.tf", "status = \"ENABLED\"", "status = \"DISABLED\"")?;
+    let k = kinds(&c)?;
+    assert_eq!(k.len(), 2, "{k:?}");
+    assert!(k
+        .iter()
+        .all(|f| matches!(f, FindingKind::UnprotectedStatefulResource { resource, .. } if resource == "aws_efs_file_system.this")));
+    Ok(())
+}
+
+#[test]
+fn defect_9_unwired_source_db_password_is_reported() -> Result<()> {
+    for module in ["sink", "connect"] {
+        let c = Copy::new()?;
+        c.edit(
+            &format!("modules/{module}/main.tf"),
+            "name = \"TUMBLEWEED_SOURCE_DB_PASSWORD\"",
+            "name = \"SOURCE_DB_PASSWORD\"",
+        )?;
+        let k = kinds(&c)?;
+        assert!(
+            k.iter().any(|f| matches!(f, FindingKind::SecretNotWired { .. })),
+            "{module}: {k:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn defect_10_fixed_name_with_create_before_destroy_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/security/main.tf",
+        "name_prefix = \"${var.name}-lb-\"",
+        "name        = \"${var.name}-lb\"",
+    )?;
+    assert_eq!(
+        kinds(&c)?,
+        vec![FindingKind::FixedNameWithCreateBeforeDestroy {
+            resource: "aws_security_group.lb".into(),
+            name_prefix_supported: true,
+        }]
+    );
+    Ok(())
+}
