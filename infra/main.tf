@@ -10,6 +10,14 @@ data "aws_availability_zones" "available" {
     name   = "opt-in-status"
     values = ["opt-in-not-required"]
   }
+
+  lifecycle {
+    # Fails plan with a message instead of slice() failing on a short list.
+    postcondition {
+      condition     = length(self.names) >= var.availability_zone_count
+      error_message = "The region has fewer available (non-opt-in) availability zones than availability_zone_count."
+    }
+  }
 }
 
 locals {

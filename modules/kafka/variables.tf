@@ -40,8 +40,13 @@ variable "subnet_ids" {
 }
 
 variable "availability_zones" {
-  description = "Availability zone of each entry of subnet_ids (same order); a broker's zone becomes its broker.rack."
+  description = "Availability zone of each entry of subnet_ids (same order); a broker's zone becomes its broker.rack. At least 3 distinct zones, so no zone holds two controllers or two replicas."
   type        = list(string)
+
+  validation {
+    condition     = length(distinct(var.availability_zones)) >= 3 && length(distinct(var.availability_zones)) == length(var.availability_zones)
+    error_message = "At least three distinct availability zones are required: with two, losing the zone of controller-1 and controller-3 loses the KRaft quorum."
+  }
 }
 
 variable "broker_security_group_id" {
