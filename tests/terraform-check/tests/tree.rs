@@ -461,3 +461,132 @@ fn defect_10_fixed_name_with_create_before_destroy_is_reported() -> Result<()> {
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// Validations, evaluated on inputs that plan or apply would reject (defects 4 and 10).
+// ---------------------------------------------------------------------------------------
+
+use tumbleweed_terraform_check::eval::Value;
+use tumbleweed_terraform_check::rules::{
+    data_postconditions_hold, failing_validations, ModuleSource,
+};
+
+fn root() -> Result<ModuleSource> {
+    ModuleSource::load(&repo().join("infra"), &repo())
+}
+
+fn num(n: f64) -> Value {
+    Value::Num(n)
+}
+
+fn rejected(m: &ModuleSource, inputs: &[(&str, Value)]) -> Result<bool> {
+    Ok(!failing_validations(m, inputs)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_empty())
+}
+
+#[test]
+fn defect_4_default_is_three_zones_and_two_are_refused() -> Result<()> {
+    let m = root()?;
+    assert!(!rejected(&m, &[("availability_zone_count", num(3.0))])?);
+    assert!(rejected(&m, &[("availability_zone_count", num(2.0))])?);
+    assert!(rejected(&m, &[("availability_zone_count", num(3.5))])?);
+    let defaults = failing_validations(&m, &[("availability_zone_count", num(3.0))]);
+    assert_eq!(defaults, Ok(vec![]));
+    let text = fs::read_to_string(repo().join("infra/variables.tf"))?;
+    let block = &text[text.find("variable \"availability_zone_count\"").unwrap()..];
+    assert!(block.contains("default     = 3\n"), "the default must be 3 zones");
+    // The kafka module refuses two zones on its own too.
+    let kafka = ModuleSource::load(&repo().join("modules/kafka"), &repo())?;
+    assert!(rejected(
+        &kafka,
+        &[("availability_zones", Value::list_of_str(&["a", "b", "a"]))]
+    )?);
+    assert!(!rejected(
+        &kafka,
+        &[("availability_zones", Value::list_of_str(&["a", "b", "c"]))]
+    )?);
+    Ok(())
+}
+
+#[test]
+fn defect_10_small_vpc_with_many_zones_is_refused() -> Result<()> {
+    let m = root()?;
+    let at = |cidr: &str, n: f64| [("vpc_cidr", Value::str(cidr)), ("availability_zone_count", num(n))];
+    assert!(!rejected(&m, &at("10.0.0.0/18", 3.0))?);
+    assert!(rejected(&m, &at("10.0.0.0/18", 4.0))?);
+    assert!(!rejected(&m, &at("10.0.0.0/16", 6.0))?);
+    // And what is accepted really fits: the network module's cidrsubnet calls succeed.
+    use tumbleweed_terraform_check::eval::{eval, Scope};
+    for (cidr, n) in [("10.0.0.0/18", 3.0), ("10.0.0.0/17", 6.0), ("10.0.0.0/16", 6.0)] {
+        let expr: hcl::edit::expr::Expression =
+            "[for i in range(n) : cidrsubnet(c, 20 - tonumber(split(\"/\", c)[1]), i + 1)]"
+                .parse()
+                .unwrap();
+        let scope = Scope::from([("n".into(), num(n)), ("c".into(), Value::str(cidr))]);
+        assert!(eval(&expr, &scope).is_ok(), "{cidr} with {n} zones");
+    }
+    Ok(())
+}
+
+#[test]
+fn defect_10_zone_count_above_the_region_fails_at_plan_with_a_message() -> Result<()> {
+    let m = root()?;
+    let zones = |names: &[&str]| {
+        Value::Obj(std::collections::BTreeMap::from([(
+            "names".to_string(),
+            Value::list_of_str(names),
+        )]))
+    };
+    let three = [("availability_zone_count", num(3.0))];
+    let hold = |z: Value| {
+        data_postconditions_hold(&m, "aws_availability_zones", z, &three)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    assert!(hold(zones(&["a", "b", "c"]))?);
+    assert!(!hold(zones(&["a", "b"]))?);
+    Ok(())
+}
+
+#[test]
+fn defect_10_fargate_cpu_memory_pairs_are_validated_together() -> Result<()> {
+    let m = root()?;
+    for (cpu, mem) in [
+        ("broker_cpu", "broker_memory"),
+        ("controller_cpu", "controller_memory"),
+        ("connect_cpu", "connect_memory"),
+        ("sink_cpu", "sink_memory"),
+    ] {
+        let pair = |c: f64, mm: f64| [(cpu, num(c)), (mem, num(mm))];
+        // The review's examples: 512/8192 and 8192/4096 pass separate range checks.
+        assert!(rejected(&m, &pair(512.0, 8192.0))?, "{cpu} 512 / {mem} 8192");
+        assert!(rejected(&m, &pair(1024.0, 2500.0))?, "{cpu} 1024 / {mem} 2500");
+        assert!(rejected(&m, &pair(8192.0, 4096.0))?, "{cpu} 8192 / {mem} 4096");
+        assert!(!rejected(&m, &pair(1024.0, 2048.0))?, "{cpu} 1024 / {mem} 2048");
+    }
+    // Every default is a valid pair.
+    assert_eq!(
+        failing_validations(
+            &m,
+            &[
+                ("broker_memory", num(4096.0)),
+                ("controller_memory", num(2048.0)),
+                ("connect_memory", num(2048.0)),
+                ("sink_memory", num(1024.0)),
+            ]
+        ),
+        Ok(vec![])
+    );
+    Ok(())
+}
+
+#[test]
+fn defect_7_cpu_architecture_accepts_fargate_names_only() -> Result<()> {
+    let m = root()?;
+    let arch = |a: &str| [("sink_cpu_architecture", Value::str(a))];
+    assert!(!rejected(&m, &arch("X86_64"))?);
+    assert!(!rejected(&m, &arch("ARM64"))?);
+    assert!(rejected(&m, &arch("arm64"))?);
+    assert!(rejected(&m, &arch("amd64"))?);
+    Ok(())
+}
