@@ -119,6 +119,7 @@ module "connect" {
   memory                        = var.connect_memory
   replication_factor            = module.kafka.replication_factor
   source_db_password_secret_arn = var.source_db_password_secret_arn
+  start_after                   = module.kafka.node_service_ids
   log_retention_days            = var.log_retention_days
   tags                          = local.tags
 }
@@ -146,6 +147,7 @@ module "sink" {
   lb_idle_timeout_seconds       = var.lb_idle_timeout_seconds
   kafka_bootstrap_servers       = module.kafka.bootstrap_servers
   connect_url                   = module.connect.rest_url
+  start_after                   = module.kafka.node_service_ids
   source_db_password_secret_arn = var.source_db_password_secret_arn
   extra_environment             = var.sink_extra_environment
   log_retention_days            = var.log_retention_days

@@ -79,3 +79,8 @@ output "nat_public_ips" {
   description = "Source addresses of outbound traffic (allow these at the source database)."
   value       = module.network.nat_public_ips
 }
+
+output "kafka_node_task_definition_arns" {
+  description = "Latest task definition of every Kafka node (by node name); `tumbleweed kafka roll` moves the node services to them one at a time."
+  value       = module.kafka.node_task_definition_arns
+}

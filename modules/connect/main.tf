@@ -176,7 +176,7 @@ resource "aws_ecs_task_definition" "this" {
         interval    = 30
         timeout     = 5
         retries     = 3
-        startPeriod = 120
+        startPeriod = 300
       }
 
       stopTimeout = 60
@@ -193,6 +193,12 @@ resource "aws_ecs_task_definition" "this" {
   ])
 
   tags = merge(var.tags, { Name = "${var.name}-connect" })
+}
+
+# Orders the first start: the service is created only once the services in start_after
+# (the Kafka nodes, which wait for steady state) exist. The ids never change afterwards.
+resource "terraform_data" "start_after" {
+  input = var.start_after
 }
 
 resource "aws_ecs_service" "this" {
@@ -225,4 +231,6 @@ resource "aws_ecs_service" "this" {
   propagate_tags          = "SERVICE"
 
   tags = merge(var.tags, { Name = "${var.name}-connect" })
+
+  depends_on = [aws_iam_role_policy.execution, terraform_data.start_after]
 }

@@ -136,6 +136,12 @@ variable "cpu_architecture" {
   }
 }
 
+variable "start_after" {
+  description = "Ids of services this one must start after (the Kafka node services). Only ordering: their values are not used."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags added to every resource of this module (on top of the provider's default_tags)."
   type        = map(string)

@@ -411,5 +411,18 @@ resource "aws_ecs_service" "node" {
 
   tags = merge(var.tags, { Name = "${var.name}-kafka-${each.key}", KafkaRole = each.value.role })
 
-  depends_on = [aws_efs_mount_target.this, aws_efs_file_system_policy.this]
+  # The first apply waits until every node runs, so Connect and the sink (which start
+  # after the node services exist, see their start_after input) find a working cluster.
+  wait_for_steady_state = true
+
+  # Day 2: Terraform registers each node's new task definition revision but does not
+  # move the service to it. Six independent services updated by one apply would stop all
+  # controllers and brokers at once (0 % minimum healthy each). Rolls are done one node
+  # at a time by `tumbleweed kafka roll`, which moves each service to the revision in the
+  # node_task_definition_arns output and waits for it (see infra/README.md).
+  lifecycle {
+    ignore_changes = [task_definition]
+  }
+
+  depends_on = [aws_efs_mount_target.this, aws_efs_file_system_policy.this, aws_iam_role_policy.execution, aws_iam_role_policy.task]
 }

@@ -37,3 +37,13 @@ output "replication_factor" {
   description = "Default replication factor the brokers are configured with."
   value       = var.replication_factor
 }
+
+output "node_task_definition_arns" {
+  description = "Latest task definition ARN (with revision) of every node, by node name. Terraform does not move a running node service to a new revision: `tumbleweed kafka roll` does, one node at a time."
+  value       = { for k, td in aws_ecs_task_definition.node : k => td.arn }
+}
+
+output "node_service_ids" {
+  description = "ECS service ids of every node; available once every node reached steady state on create (used to order Connect and the sink after Kafka)."
+  value       = [for k in sort(keys(aws_ecs_service.node)) : aws_ecs_service.node[k].id]
+}

@@ -560,6 +560,12 @@ resource "aws_ecs_task_definition" "this" {
   tags = merge(var.tags, { Name = "${var.name}-sink" })
 }
 
+# Orders the first start: the sink exits when Kafka is unreachable at start, so its
+# service is created only once the Kafka node services (start_after) exist and are steady.
+resource "terraform_data" "start_after" {
+  input = var.start_after
+}
+
 resource "aws_ecs_service" "this" {
   name             = "${var.name}-sink"
   cluster          = var.cluster_arn
@@ -570,7 +576,7 @@ resource "aws_ecs_service" "this" {
 
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
-  health_check_grace_period_seconds  = 60
+  health_check_grace_period_seconds  = 180
 
   deployment_circuit_breaker {
     enable   = true
@@ -594,5 +600,5 @@ resource "aws_ecs_service" "this" {
 
   tags = merge(var.tags, { Name = "${var.name}-sink" })
 
-  depends_on = [aws_lb_listener.https, aws_lb_listener.http, aws_iam_role_policy.execution]
+  depends_on = [aws_lb_listener.https, aws_lb_listener.http, aws_iam_role_policy.execution, terraform_data.start_after]
 }
