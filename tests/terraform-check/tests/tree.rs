@@ -590,3 +590,71 @@ fn defect_7_cpu_architecture_accepts_fargate_names_only() -> Result<()> {
     assert!(rejected(&m, &arch("amd64"))?);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// Start-up order and rolls (defects 2 and 3): structure of the real tree.
+// ---------------------------------------------------------------------------------------
+
+fn body(file: &str) -> Result<hcl::edit::structure::Body> {
+    let text = fs::read_to_string(repo().join(file))?;
+    hcl::edit::parser::parse_body(&text).map_err(|e| anyhow::anyhow!("{file}: {e}"))
+}
+
+fn block<'a>(
+    b: &'a hcl::edit::structure::Body,
+    ident: &str,
+    labels: &[&str],
+) -> Option<&'a hcl::edit::structure::Block> {
+    b.blocks()
+        .find(|x| x.ident.as_str() == ident && x.labels.iter().map(|l| l.as_str()).eq(labels.iter().copied()))
+}
+
+fn attr_text(b: &hcl::edit::structure::Block, name: &str) -> String {
+    b.body
+        .get_attribute(name)
+        .map(|a| a.value.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn defect_3_terraform_does_not_roll_kafka_nodes_itself() -> Result<()> {
+    let k = body("modules/kafka/main.tf")?;
+    let svc = block(&k, "resource", &["aws_ecs_service", "node"]).expect("node services");
+    let ignored: String = svc
+        .body
+        .get_blocks("lifecycle")
+        .map(|l| attr_text(l, "ignore_changes"))
+        .collect();
+    assert!(ignored.contains("task_definition"), "{ignored}");
+    // Still stop-then-start per node: one log directory is never open twice.
+    assert_eq!(attr_text(svc, "deployment_minimum_healthy_percent").trim(), "0");
+    assert_eq!(attr_text(svc, "deployment_maximum_percent").trim(), "100");
+    // The helper finds the revisions to roll to.
+    let outs = fs::read_to_string(repo().join("infra/outputs.tf"))?;
+    assert!(outs.contains("module.kafka.node_task_definition_arns"));
+    Ok(())
+}
+
+#[test]
+fn defect_2_connect_and_sink_start_after_steady_kafka_nodes() -> Result<()> {
+    let k = body("modules/kafka/main.tf")?;
+    let nodes = block(&k, "resource", &["aws_ecs_service", "node"]).expect("node services");
+    assert_eq!(attr_text(nodes, "wait_for_steady_state").trim(), "true");
+    assert!(attr_text(nodes, "depends_on").contains("aws_iam_role_policy.execution"));
+    let root = body("infra/main.tf")?;
+    for m in ["connect", "sink"] {
+        let call = block(&root, "module", &[m]).expect("module call");
+        assert!(
+            attr_text(call, "start_after").contains("module.kafka.node_service_ids"),
+            "{m}"
+        );
+        let b = body(&format!("modules/{m}/main.tf"))?;
+        let svc = block(&b, "resource", &["aws_ecs_service", "this"]).expect("service");
+        let deps = attr_text(svc, "depends_on");
+        assert!(deps.contains("terraform_data.start_after"), "{m}: {deps}");
+        assert!(deps.contains("aws_iam_role_policy.execution"), "{m}: {deps}");
+        let td = block(&b, "resource", &["terraform_data", "start_after"]).expect("terraform_data");
+        assert!(attr_text(td, "input").contains("var.start_after"), "{m}");
+    }
+    Ok(())
+}
