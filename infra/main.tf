@@ -99,57 +99,62 @@ module "kafka" {
   replication_factor           = 3
   min_insync_replicas          = 2
   log_retention_days           = var.log_retention_days
+  exec_log_group_arn           = module.cluster.exec_log_group_arn
   tags                         = local.tags
 }
 
 module "connect" {
   source = "../modules/connect"
 
-  name                          = var.name_prefix
-  image                         = var.connect_image
-  cluster_arn                   = module.cluster.cluster_arn
-  kms_key_arn                   = module.cluster.kms_key_arn
-  subnet_ids                    = module.network.private_subnet_ids
-  security_group_id             = module.security.connect_security_group_id
-  service_discovery_arn         = module.service_discovery.service_arns["connect"]
-  rest_dns_name                 = module.service_discovery.service_dns_names["connect"]
-  bootstrap_servers             = module.kafka.bootstrap_servers
-  desired_count                 = var.connect_desired_count
-  cpu                           = var.connect_cpu
-  memory                        = var.connect_memory
-  replication_factor            = module.kafka.replication_factor
-  source_db_password_secret_arn = var.source_db_password_secret_arn
-  start_after                   = module.kafka.node_service_ids
-  log_retention_days            = var.log_retention_days
-  tags                          = local.tags
+  name                           = var.name_prefix
+  image                          = var.connect_image
+  cluster_arn                    = module.cluster.cluster_arn
+  kms_key_arn                    = module.cluster.kms_key_arn
+  subnet_ids                     = module.network.private_subnet_ids
+  security_group_id              = module.security.connect_security_group_id
+  service_discovery_arn          = module.service_discovery.service_arns["connect"]
+  rest_dns_name                  = module.service_discovery.service_dns_names["connect"]
+  bootstrap_servers              = module.kafka.bootstrap_servers
+  desired_count                  = var.connect_desired_count
+  cpu                            = var.connect_cpu
+  memory                         = var.connect_memory
+  replication_factor             = module.kafka.replication_factor
+  source_db_password_secret_arn  = var.source_db_password_secret_arn
+  source_db_password_kms_key_arn = var.source_db_password_kms_key_arn
+  start_after                    = module.kafka.node_service_ids
+  log_retention_days             = var.log_retention_days
+  exec_log_group_arn             = module.cluster.exec_log_group_arn
+  tags                           = local.tags
 }
 
 module "sink" {
   source = "../modules/sink"
 
-  name                          = var.name_prefix
-  image                         = var.sink_image
-  image_tag                     = var.sink_image_tag
-  cluster_arn                   = module.cluster.cluster_arn
-  kms_key_arn                   = module.cluster.kms_key_arn
-  vpc_id                        = module.network.vpc_id
-  public_subnet_ids             = module.network.public_subnet_ids
-  private_subnet_ids            = module.network.private_subnet_ids
-  lb_security_group_id          = module.security.load_balancer_security_group_id
-  security_group_id             = module.security.sink_security_group_id
-  certificate_arn               = var.certificate_arn
-  lb_deletion_protection        = var.lb_deletion_protection
-  desired_count                 = var.sink_desired_count
-  cpu                           = var.sink_cpu
-  memory                        = var.sink_memory
-  cpu_architecture              = var.sink_cpu_architecture
-  sse_keepalive_seconds         = var.sse_keepalive_seconds
-  lb_idle_timeout_seconds       = var.lb_idle_timeout_seconds
-  kafka_bootstrap_servers       = module.kafka.bootstrap_servers
-  connect_url                   = module.connect.rest_url
-  start_after                   = module.kafka.node_service_ids
-  source_db_password_secret_arn = var.source_db_password_secret_arn
-  extra_environment             = var.sink_extra_environment
-  log_retention_days            = var.log_retention_days
-  tags                          = local.tags
+  name                           = var.name_prefix
+  image                          = var.sink_image
+  image_tag                      = var.sink_image_tag
+  cluster_arn                    = module.cluster.cluster_arn
+  kms_key_arn                    = module.cluster.kms_key_arn
+  vpc_id                         = module.network.vpc_id
+  public_subnet_ids              = module.network.public_subnet_ids
+  private_subnet_ids             = module.network.private_subnet_ids
+  lb_security_group_id           = module.security.load_balancer_security_group_id
+  security_group_id              = module.security.sink_security_group_id
+  certificate_arn                = var.certificate_arn
+  lb_deletion_protection         = var.lb_deletion_protection
+  desired_count                  = var.sink_desired_count
+  cpu                            = var.sink_cpu
+  memory                         = var.sink_memory
+  cpu_architecture               = var.sink_cpu_architecture
+  sse_keepalive_seconds          = var.sse_keepalive_seconds
+  lb_idle_timeout_seconds        = var.lb_idle_timeout_seconds
+  kafka_bootstrap_servers        = module.kafka.bootstrap_servers
+  connect_url                    = module.connect.rest_url
+  start_after                    = module.kafka.node_service_ids
+  source_db_password_secret_arn  = var.source_db_password_secret_arn
+  source_db_password_kms_key_arn = var.source_db_password_kms_key_arn
+  extra_environment              = var.sink_extra_environment
+  log_retention_days             = var.log_retention_days
+  exec_log_group_arn             = module.cluster.exec_log_group_arn
+  tags                           = local.tags
 }

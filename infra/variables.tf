@@ -200,6 +200,17 @@ variable "source_db_password_secret_arn" {
   }
 }
 
+variable "source_db_password_kms_key_arn" {
+  description = "KMS key the source database password secret is encrypted with, when it is not this deployment's key (for example a secret shared with other systems); the sink's and Connect's execution roles may decrypt with it through Secrets Manager only. Null: the deployment's key or the AWS managed key."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_db_password_kms_key_arn == null || can(regex("^arn:[^:]+:kms:", var.source_db_password_kms_key_arn))
+    error_message = "The source_db_password_kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
 ################################################################################
 # Kafka
 ################################################################################

@@ -195,6 +195,12 @@ variable "cpu_architecture" {
   }
 }
 
+variable "exec_log_group_arn" {
+  description = "ARN of the cluster's ECS Exec session log group (operators may open a shell in the tasks with aws ecs execute-command), or null when sessions are not logged."
+  type        = string
+  default     = null
+}
+
 variable "tags" {
   description = "Tags added to every resource of this module (on top of the provider's default_tags)."
   type        = map(string)

@@ -27,13 +27,13 @@ locals {
     TUMBLEWEED_FETCH_WAIT_MAX_MS        = "100" # Apache Kafka ends a fetch as soon as data arrives
   })
 
-  secrets = concat(
-    [{ name = "TUMBLEWEED_ADMIN_TOKEN", valueFrom = aws_secretsmanager_secret.admin_token.arn }],
-    var.source_db_password_secret_arn == null ? [] : [
-      { name = "TUMBLEWEED_SOURCE_DB_PASSWORD", valueFrom = var.source_db_password_secret_arn },
-    ],
+  # Sources declared with password_secret: "env:TUMBLEWEED_SOURCE_DB_PASSWORD" resolve here.
+  secrets = merge(
+    { TUMBLEWEED_ADMIN_TOKEN = aws_secretsmanager_secret.admin_token.arn },
+    var.source_db_password_secret_arn == null ? {} : {
+      TUMBLEWEED_SOURCE_DB_PASSWORD = var.source_db_password_secret_arn
+    },
   )
-  secret_arns = [for s in local.secrets : s.valueFrom]
 
   access_log_prefix = "lb"
 
@@ -152,115 +152,6 @@ resource "aws_secretsmanager_secret_version" "admin_token" {
   lifecycle {
     ignore_changes = [secret_string]
   }
-}
-
-################################################################################
-# Logs
-################################################################################
-
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/tumbleweed/${var.name}/sink"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-
-  tags = var.tags
-}
-
-################################################################################
-# IAM
-################################################################################
-
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-
-    condition {
-      test     = "ArnLike"
-      variable = "aws:SourceArn"
-      values   = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"]
-    }
-  }
-}
-
-# Execution role: pull the sink image from this repository, write this log group,
-# read exactly the secrets the container is given.
-resource "aws_iam_role" "execution" {
-  name               = "${var.name}-sink-execution"
-  description        = "ECS starts sink tasks of ${var.name}: pull the image, write logs, read the sink's secrets"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "execution" {
-  statement {
-    sid = "EcrAuthorization"
-    # GetAuthorizationToken has no resource-level permissions.
-    actions   = ["ecr:GetAuthorizationToken"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid = "PullSinkImage"
-    actions = [
-      "ecr:BatchCheckLayerAvailability",
-      "ecr:BatchGetImage",
-      "ecr:GetDownloadUrlForLayer",
-    ]
-    resources = [aws_ecr_repository.this.arn]
-  }
-
-  statement {
-    sid       = "WriteSinkLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
-
-  statement {
-    sid       = "ReadSinkSecrets"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = local.secret_arns
-  }
-
-  statement {
-    sid       = "DecryptSecretsThroughSecretsManager"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["secretsmanager.${local.region}.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role_policy" "execution" {
-  name   = "sink-execution"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
-}
-
-# Task role: the sink talks to Kafka, Connect and PostgreSQL only; it needs no AWS
-# permission. A separate, empty role keeps the execution role's rights out of the
-# container.
-resource "aws_iam_role" "task" {
-  name               = "${var.name}-sink-task"
-  description        = "Sink tasks of ${var.name}: no AWS permissions"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-
-  tags = var.tags
 }
 
 ################################################################################
@@ -493,112 +384,79 @@ resource "aws_lb_listener" "http" {
 }
 
 ################################################################################
-# Task definition and service
+# Task definition, roles, log group and service
 ################################################################################
 
-resource "aws_ecs_task_definition" "this" {
-  family                   = "${var.name}-sink"
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
+module "service" {
+  source = "../fargate-service"
 
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = var.cpu_architecture
-  }
-
-  # Scratch space on task storage; the root file system is read-only.
-  volume {
-    name = "tmp"
-  }
-
-  container_definitions = jsonencode([
-    {
-      name                   = "sink"
-      image                  = local.image
-      essential              = true
-      readonlyRootFilesystem = true
-
-      portMappings = [
-        {
-          containerPort = var.container_port
-          protocol      = "tcp"
-        }
-      ]
-
-      environment = [for k in sort(keys(local.environment)) : { name = k, value = local.environment[k] }]
-      secrets     = local.secrets
-
-      mountPoints = [
-        {
-          sourceVolume  = "tmp"
-          containerPath = "/tmp"
-          readOnly      = false
-        }
-      ]
-
-      linuxParameters = {
-        initProcessEnabled = true
-      }
-
-      stopTimeout = 30
-
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.this.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = "sink"
-        }
-      }
-    }
-  ])
-
-  tags = merge(var.tags, { Name = "${var.name}-sink" })
-}
-
-# Orders the first start: the sink exits when Kafka is unreachable at start, so its
-# service is created only once the Kafka node services (start_after) exist and are steady.
-resource "terraform_data" "start_after" {
-  input = var.start_after
-}
-
-resource "aws_ecs_service" "this" {
   name             = "${var.name}-sink"
-  cluster          = var.cluster_arn
-  task_definition  = aws_ecs_task_definition.this.arn
-  desired_count    = var.desired_count
-  launch_type      = "FARGATE"
-  platform_version = "LATEST"
+  container_name   = "sink"
+  image            = local.image
+  cpu              = var.cpu
+  memory           = var.memory
+  cpu_architecture = var.cpu_architecture
+  port             = var.container_port
+
+  cluster_arn        = var.cluster_arn
+  subnet_ids         = var.private_subnet_ids
+  security_group_ids = [var.security_group_id]
+  desired_count      = var.desired_count
+
+  environment         = local.environment
+  secrets             = local.secrets
+  secret_kms_key_arns = var.source_db_password_kms_key_arn == null ? [] : [var.source_db_password_kms_key_arn]
+  kms_key_arn         = var.kms_key_arn
+  ecr_repository_arn  = aws_ecr_repository.this.arn
+
+  log_group_name     = "/tumbleweed/${var.name}/sink"
+  log_stream_prefix  = "sink"
+  log_retention_days = var.log_retention_days
 
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
-  health_check_grace_period_seconds  = 180
 
-  deployment_circuit_breaker {
-    enable   = true
-    rollback = true
-  }
+  # Health: the load balancer's check on the liveness route (health_check_path), which
+  # ECS uses to replace tasks; the distroless image has no shell for a container check.
+  load_balancer                     = { target_group_arn = aws_lb_target_group.this.arn }
+  health_check_grace_period_seconds = 180
 
-  network_configuration {
-    subnets          = var.private_subnet_ids
-    security_groups  = [var.security_group_id]
-    assign_public_ip = false
-  }
+  readonly_root_filesystem = true
+  scratch_path             = "/tmp"
+  stop_timeout             = 30
 
-  load_balancer {
-    target_group_arn = aws_lb_target_group.this.arn
-    container_name   = "sink"
-    container_port   = var.container_port
-  }
+  enable_execute_command = var.enable_execute_command
+  exec_log_group_arn     = var.exec_log_group_arn
+  task_role_purpose      = "no AWS permissions besides ECS Exec"
 
-  enable_ecs_managed_tags = true
-  propagate_tags          = "SERVICE"
+  # The sink exits when Kafka is unreachable at start: created after the Kafka node
+  # services (start_after) and after a listener forwards to its target group.
+  start_after = concat(var.start_after, aws_lb_listener.https[*].arn, aws_lb_listener.http[*].arn)
 
-  tags = merge(var.tags, { Name = "${var.name}-sink" })
+  tags = var.tags
+}
 
-  depends_on = [aws_lb_listener.https, aws_lb_listener.http, aws_iam_role_policy.execution, terraform_data.start_after]
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.service.aws_cloudwatch_log_group.this
+}
+
+moved {
+  from = aws_iam_role.execution
+  to   = module.service.aws_iam_role.execution
+}
+
+moved {
+  from = aws_iam_role.task
+  to   = module.service.aws_iam_role.task
+}
+
+moved {
+  from = aws_ecs_task_definition.this
+  to   = module.service.aws_ecs_task_definition.this
+}
+
+moved {
+  from = aws_ecs_service.this
+  to   = module.service.aws_ecs_service.this[0]
 }

@@ -325,6 +325,9 @@ struct ContainerEnv<'a> {
     environment: BTreeSet<String>,
     secrets: BTreeSet<String>,
     secrets_expr: Option<&'a Expression>,
+    /// Given to a `fargate-service` module call, which derives the execution role's
+    /// grant from `secrets` (checked there by [`fargate_service_grants`]).
+    via_service_module: bool,
     location: Location,
 }
 
@@ -375,6 +378,7 @@ fn containers(module: &ModuleSource) -> Vec<ContainerEnv<'_>> {
                 environment,
                 secrets,
                 secrets_expr: get("secrets"),
+                via_service_module: false,
                 location: file.at(attr.span()),
             });
         }
@@ -411,6 +415,7 @@ fn containers(module: &ModuleSource) -> Vec<ContainerEnv<'_>> {
             environment,
             secrets,
             secrets_expr,
+            via_service_module: true,
             location: file.at(block.span()),
         });
     }
@@ -507,6 +512,7 @@ pub fn check_module(module: &ModuleSource, findings: &mut Vec<Finding>) {
     elb_service_account(module, findings);
     stateful_storage(module, findings);
     source_db_password(module, findings);
+    fargate_service_grants(module, findings);
 }
 
 fn connect_environment(module: &ModuleSource, findings: &mut Vec<Finding>) {
@@ -743,18 +749,47 @@ fn source_db_password(module: &ModuleSource, findings: &mut Vec<Finding>) {
     let mut missing = Vec::new();
 
     // A container gets it as a secret of the agreed name.
-    let wired = containers(module).iter().any(|c| {
-        c.secrets.contains(SOURCE_DB_PASSWORD_ENV)
-            && c.secrets_expr
-                .is_some_and(|e| var_deps(module, e).contains(SOURCE_DB_PASSWORD_VAR))
-    });
+    let wired_containers: Vec<bool> = containers(module)
+        .iter()
+        .filter(|c| {
+            c.secrets.contains(SOURCE_DB_PASSWORD_ENV)
+                && c.secrets_expr
+                    .is_some_and(|e| var_deps(module, e).contains(SOURCE_DB_PASSWORD_VAR))
+        })
+        .map(|c| c.via_service_module)
+        .collect();
+    let wired = !wired_containers.is_empty();
     if !wired {
         missing.push(format!(
             "a container `secrets` entry {SOURCE_DB_PASSWORD_ENV} from var.{SOURCE_DB_PASSWORD_VAR}"
         ));
     }
 
-    // The execution role may read it, scoped to exactly the secrets given (no "*").
+    // The execution role may read it, scoped to exactly the secrets given (no "*"). A
+    // fargate-service call derives that grant from its `secrets` input.
+    let mut scoped = wired_containers.iter().any(|via| *via);
+    if secret_grant_reaches(module, SOURCE_DB_PASSWORD_VAR) {
+        scoped = true;
+    }
+    if !scoped {
+        missing.push(format!(
+            "an execution-role statement allowing secretsmanager:GetSecretValue on var.{SOURCE_DB_PASSWORD_VAR} (and not \"*\")"
+        ));
+    }
+    for m in missing {
+        findings.push(Finding {
+            location: var_location.clone(),
+            kind: FindingKind::SecretNotWired {
+                variable: SOURCE_DB_PASSWORD_VAR.to_string(),
+                missing: m,
+            },
+        });
+    }
+}
+
+/// Whether a policy document statement allows `secretsmanager:GetSecretValue` on
+/// resources that depend on `var.<variable>` and name no `"*"`.
+fn secret_grant_reaches(module: &ModuleSource, variable: &str) -> bool {
     let mut scoped = false;
     for (_, doc) in module.data("aws_iam_policy_document") {
         for st in doc.body.blocks() {
@@ -781,22 +816,34 @@ fn source_db_password(module: &ModuleSource, findings: &mut Vec<Finding>) {
             if let Some(fe) = for_each {
                 deps.extend(var_deps(module, fe));
             }
-            if deps.contains(SOURCE_DB_PASSWORD_VAR) {
+            if deps.contains(variable) {
                 scoped = true;
             }
         }
     }
-    if !scoped {
-        missing.push(format!(
-            "an execution-role statement allowing secretsmanager:GetSecretValue on var.{SOURCE_DB_PASSWORD_VAR} (and not \"*\")"
-        ));
+    scoped
+}
+
+/// The shared service module grants its execution role exactly the secrets it passes to
+/// the container.
+fn fargate_service_grants(module: &ModuleSource, findings: &mut Vec<Finding>) {
+    if module.name != "fargate-service" || module.variable("secrets").is_none() {
+        return;
     }
-    for m in missing {
+    if !secret_grant_reaches(module, "secrets") {
+        let location = module
+            .blocks()
+            .find(|(_, b)| b.ident.as_str() == "variable" && label(b, 0) == Some("secrets"))
+            .map(|(f, b)| f.at(b.span()))
+            .unwrap_or(Location {
+                file: PathBuf::new(),
+                line: 0,
+            });
         findings.push(Finding {
-            location: var_location.clone(),
+            location,
             kind: FindingKind::SecretNotWired {
-                variable: SOURCE_DB_PASSWORD_VAR.to_string(),
-                missing: m,
+                variable: "secrets".to_string(),
+                missing: "an execution-role statement allowing secretsmanager:GetSecretValue on exactly var.secrets' ARNs (and not \"*\")".to_string(),
             },
         });
     }

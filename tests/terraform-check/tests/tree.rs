@@ -93,10 +93,10 @@ fn at(file: &str, line: usize) -> Location {
 fn real_tree_is_clean() -> Result<()> {
     let report = check_tree(&repo())?;
     assert!(report.is_clean(), "{report}");
-    // Root plus the seven modules, every one reached.
+    // Root plus the eight modules, every one reached.
     assert_eq!(
         report.modules_checked.len(),
-        8,
+        9,
         "{:?}",
         report.modules_checked
     );
@@ -145,8 +145,8 @@ fn undeclared_local_is_reported() -> Result<()> {
     let c = Copy::new()?;
     c.edit(
         "modules/kafka/main.tf",
-        "containerPath = local.data_dir",
-        "containerPath = local.data_directory",
+        "container_path  = local.data_dir",
+        "container_path  = local.data_directory",
     )?;
     let line = c.line_of("modules/kafka/main.tf", "local.data_directory")?;
     assert_eq!(
@@ -396,7 +396,7 @@ fn defect_6_elb_service_account_data_source_is_reported() -> Result<()> {
 fn defect_7_literal_cpu_architecture_is_reported() -> Result<()> {
     let c = Copy::new()?;
     c.edit(
-        "modules/sink/main.tf",
+        "modules/fargate-service/main.tf",
         "cpu_architecture        = var.cpu_architecture",
         "cpu_architecture        = \"X86_64\"",
     )?;
@@ -432,8 +432,8 @@ fn defect_9_unwired_source_db_password_is_reported() -> Result<()> {
         let c = Copy::new()?;
         c.edit(
             &format!("modules/{module}/main.tf"),
-            "name = \"TUMBLEWEED_SOURCE_DB_PASSWORD\"",
-            "name = \"SOURCE_DB_PASSWORD\"",
+            "TUMBLEWEED_SOURCE_DB_PASSWORD = var.source_db_password_secret_arn",
+            "SOURCE_DB_PASSWORD = var.source_db_password_secret_arn",
         )?;
         let k = kinds(&c)?;
         assert!(
@@ -441,6 +441,18 @@ fn defect_9_unwired_source_db_password_is_reported() -> Result<()> {
             "{module}: {k:?}"
         );
     }
+    // The shared service module must grant exactly the secrets it injects.
+    let c = Copy::new()?;
+    c.edit(
+        "modules/fargate-service/main.tf",
+        "actions   = [\"secretsmanager:GetSecretValue\"]",
+        "actions   = [\"secretsmanager:DescribeSecret\"]",
+    )?;
+    let k = kinds(&c)?;
+    assert!(
+        k.iter().any(|f| matches!(f, FindingKind::SecretNotWired { variable, .. } if variable == "secrets")),
+        "{k:?}"
+    );
     Ok(())
 }
 
@@ -619,16 +631,23 @@ fn attr_text(b: &hcl::edit::structure::Block, name: &str) -> String {
 #[test]
 fn defect_3_terraform_does_not_roll_kafka_nodes_itself() -> Result<()> {
     let k = body("modules/kafka/main.tf")?;
-    let svc = block(&k, "resource", &["aws_ecs_service", "node"]).expect("node services");
+    let node = block(&k, "module", &["node"]).expect("module node");
+    assert!(attr_text(node, "source").contains("fargate-service"));
+    assert_eq!(attr_text(node, "ignore_task_definition_changes").trim(), "true");
+    // Still stop-then-start per node: one log directory is never open twice.
+    assert_eq!(attr_text(node, "deployment_minimum_healthy_percent").trim(), "0");
+    assert_eq!(attr_text(node, "deployment_maximum_percent").trim(), "100");
+    // The module really ignores task definition changes on that path.
+    let f = body("modules/fargate-service/main.tf")?;
+    let svc = block(&f, "resource", &["aws_ecs_service", "ignore_task_definition"])
+        .expect("the ignore_task_definition service");
     let ignored: String = svc
         .body
         .get_blocks("lifecycle")
         .map(|l| attr_text(l, "ignore_changes"))
         .collect();
     assert!(ignored.contains("task_definition"), "{ignored}");
-    // Still stop-then-start per node: one log directory is never open twice.
-    assert_eq!(attr_text(svc, "deployment_minimum_healthy_percent").trim(), "0");
-    assert_eq!(attr_text(svc, "deployment_maximum_percent").trim(), "100");
+    assert!(attr_text(svc, "count").contains("var.ignore_task_definition_changes"));
     // The helper finds the revisions to roll to.
     let outs = fs::read_to_string(repo().join("infra/outputs.tf"))?;
     assert!(outs.contains("module.kafka.node_task_definition_arns"));
@@ -638,9 +657,18 @@ fn defect_3_terraform_does_not_roll_kafka_nodes_itself() -> Result<()> {
 #[test]
 fn defect_2_connect_and_sink_start_after_steady_kafka_nodes() -> Result<()> {
     let k = body("modules/kafka/main.tf")?;
-    let nodes = block(&k, "resource", &["aws_ecs_service", "node"]).expect("node services");
-    assert_eq!(attr_text(nodes, "wait_for_steady_state").trim(), "true");
-    assert!(attr_text(nodes, "depends_on").contains("aws_iam_role_policy.execution"));
+    let node = block(&k, "module", &["node"]).expect("module node");
+    assert_eq!(attr_text(node, "wait_for_steady_state").trim(), "true");
+    let f = body("modules/fargate-service/main.tf")?;
+    for name in ["this", "ignore_task_definition"] {
+        let svc = block(&f, "resource", &["aws_ecs_service", name]).expect("service");
+        let deps = attr_text(svc, "depends_on");
+        assert!(deps.contains("terraform_data.start_after"), "{name}: {deps}");
+        assert!(deps.contains("aws_iam_role_policy.execution"), "{name}: {deps}");
+        assert!(attr_text(svc, "enable_execute_command").contains("var.enable_execute_command"));
+    }
+    let td = block(&f, "resource", &["terraform_data", "start_after"]).expect("terraform_data");
+    assert!(attr_text(td, "input").contains("var.start_after"));
     let root = body("infra/main.tf")?;
     for m in ["connect", "sink"] {
         let call = block(&root, "module", &[m]).expect("module call");
@@ -649,12 +677,8 @@ fn defect_2_connect_and_sink_start_after_steady_kafka_nodes() -> Result<()> {
             "{m}"
         );
         let b = body(&format!("modules/{m}/main.tf"))?;
-        let svc = block(&b, "resource", &["aws_ecs_service", "this"]).expect("service");
-        let deps = attr_text(svc, "depends_on");
-        assert!(deps.contains("terraform_data.start_after"), "{m}: {deps}");
-        assert!(deps.contains("aws_iam_role_policy.execution"), "{m}: {deps}");
-        let td = block(&b, "resource", &["terraform_data", "start_after"]).expect("terraform_data");
-        assert!(attr_text(td, "input").contains("var.start_after"), "{m}");
+        let svc = block(&b, "module", &["service"]).expect("fargate-service call");
+        assert!(attr_text(svc, "start_after").contains("var.start_after"), "{m}");
     }
     Ok(())
 }
