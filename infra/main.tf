@@ -14,7 +14,7 @@ data "aws_availability_zones" "available" {
   lifecycle {
     # Fails plan with a message instead of slice() failing on a short list.
     postcondition {
-      condition     = length(self.names) >= var.availability_zone_count
+      condition     = var.vpc_id != null || length(self.names) >= var.availability_zone_count
       error_message = "The region has fewer available (non-opt-in) availability zones than availability_zone_count."
     }
   }
@@ -22,6 +22,13 @@ data "aws_availability_zones" "available" {
 
 locals {
   azs = slice(data.aws_availability_zones.available.names, 0, var.availability_zone_count)
+
+  # Either the network module's VPC, or an existing one (vpc_id and its subnets).
+  create_vpc         = var.vpc_id == null
+  vpc_id             = local.create_vpc ? module.network[0].vpc_id : var.vpc_id
+  private_subnet_ids = local.create_vpc ? module.network[0].private_subnet_ids : var.private_subnet_ids
+  public_subnet_ids  = local.create_vpc ? module.network[0].public_subnet_ids : var.public_subnet_ids
+  private_subnet_azs = local.create_vpc ? module.network[0].azs : [for id in var.private_subnet_ids : data.aws_subnet.private[id].availability_zone]
 
   # One port is opened on the load balancer, never both: each opened port costs
   # prefix_list_max_entries rules per prefix list against the security group quota.
@@ -41,8 +48,17 @@ module "cluster" {
   tags               = local.tags
 }
 
+# An existing VPC's private subnets: their zones place the Kafka nodes (and become the
+# brokers' rack ids).
+data "aws_subnet" "private" {
+  for_each = toset(var.private_subnet_ids)
+
+  id = each.value
+}
+
 module "network" {
   source = "../modules/network"
+  count  = local.create_vpc ? 1 : 0
 
   name                    = var.name_prefix
   cidr                    = var.vpc_cidr
@@ -57,7 +73,7 @@ module "security" {
   source = "../modules/security"
 
   name                    = var.name_prefix
-  vpc_id                  = module.network.vpc_id
+  vpc_id                  = local.vpc_id
   operator_cidrs          = var.operator_cidrs
   consumer_cidrs          = var.consumer_cidrs
   prefix_list_max_entries = var.prefix_list_max_entries
@@ -71,7 +87,7 @@ module "service_discovery" {
   source = "../modules/service-discovery"
 
   name     = var.name_prefix
-  vpc_id   = module.network.vpc_id
+  vpc_id   = local.vpc_id
   services = concat(local.controller_names, local.broker_names, ["connect"])
   tags     = local.tags
 }
@@ -83,8 +99,8 @@ module "kafka" {
   image                        = var.kafka_image
   cluster_arn                  = module.cluster.cluster_arn
   kms_key_arn                  = module.cluster.kms_key_arn
-  subnet_ids                   = module.network.private_subnet_ids
-  availability_zones           = module.network.azs
+  subnet_ids                   = local.private_subnet_ids
+  availability_zones           = local.private_subnet_azs
   broker_security_group_id     = module.security.broker_security_group_id
   controller_security_group_id = module.security.controller_security_group_id
   efs_security_group_id        = module.security.efs_security_group_id
@@ -110,7 +126,7 @@ module "connect" {
   image                          = var.connect_image
   cluster_arn                    = module.cluster.cluster_arn
   kms_key_arn                    = module.cluster.kms_key_arn
-  subnet_ids                     = module.network.private_subnet_ids
+  subnet_ids                     = local.private_subnet_ids
   security_group_id              = module.security.connect_security_group_id
   service_discovery_arn          = module.service_discovery.service_arns["connect"]
   rest_dns_name                  = module.service_discovery.service_dns_names["connect"]
@@ -135,9 +151,9 @@ module "sink" {
   image_tag                      = var.sink_image_tag
   cluster_arn                    = module.cluster.cluster_arn
   kms_key_arn                    = module.cluster.kms_key_arn
-  vpc_id                         = module.network.vpc_id
-  public_subnet_ids              = module.network.public_subnet_ids
-  private_subnet_ids             = module.network.private_subnet_ids
+  vpc_id                         = local.vpc_id
+  public_subnet_ids              = local.public_subnet_ids
+  private_subnet_ids             = local.private_subnet_ids
   lb_security_group_id           = module.security.load_balancer_security_group_id
   security_group_id              = module.security.sink_security_group_id
   certificate_arn                = var.certificate_arn
@@ -157,4 +173,9 @@ module "sink" {
   log_retention_days             = var.log_retention_days
   exec_log_group_arn             = module.cluster.exec_log_group_arn
   tags                           = local.tags
+}
+
+moved {
+  from = module.network
+  to   = module.network[0]
 }

@@ -62,7 +62,7 @@ output "admin_token_secret_arn" {
 
 output "vpc_id" {
   description = "ID of the VPC."
-  value       = module.network.vpc_id
+  value       = local.vpc_id
 }
 
 output "kafka_bootstrap_servers" {
@@ -76,8 +76,8 @@ output "connect_url" {
 }
 
 output "nat_public_ips" {
-  description = "Source addresses of outbound traffic (allow these at the source database)."
-  value       = module.network.nat_public_ips
+  description = "Source addresses of outbound traffic (allow these at the source database); empty with an existing VPC (its own NAT addresses apply)."
+  value       = local.create_vpc ? module.network[0].nat_public_ips : []
 }
 
 output "kafka_node_task_definition_arns" {

@@ -71,6 +71,39 @@ variable "availability_zone_count" {
   }
 }
 
+variable "vpc_id" {
+  description = "An existing VPC to deploy into instead of creating one (then vpc_cidr, availability_zone_count and single_nat_gateway are unused). Its private subnets need outbound access (NAT, or VPC endpoints plus an image mirror) and DNS support."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.vpc_id == null || try(startswith(var.vpc_id, "vpc-") && length(var.vpc_id) > 4, false)
+    error_message = "The vpc_id must be a VPC id such as vpc-0123456789abcdef0, or null."
+  }
+}
+
+variable "private_subnet_ids" {
+  description = "With vpc_id: the private subnets of the tasks and EFS mount targets, one per availability zone, in at least 3 zones (Kafka node N runs in subnet (N-1) mod count)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.vpc_id == null ? length(var.private_subnet_ids) == 0 : length(var.private_subnet_ids) >= 3 && length(var.private_subnet_ids) <= 6
+    error_message = "Give 3 to 6 private_subnet_ids (one per zone) with vpc_id, and none without it."
+  }
+}
+
+variable "public_subnet_ids" {
+  description = "With vpc_id: the public subnets of the load balancer, in at least 2 zones."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.vpc_id == null ? length(var.public_subnet_ids) == 0 : length(var.public_subnet_ids) >= 2
+    error_message = "Give at least 2 public_subnet_ids with vpc_id, and none without it."
+  }
+}
+
 variable "single_nat_gateway" {
   description = "One NAT gateway for all zones (cheaper; a zone outage cuts outbound traffic everywhere) instead of one per zone."
   type        = bool

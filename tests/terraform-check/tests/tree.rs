@@ -29,7 +29,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A scratch copy of infra/ and modules/.
+/// A scratch copy of infra/, modules/ and examples/.
 struct Copy {
     dir: tempfile::TempDir,
 }
@@ -39,6 +39,7 @@ impl Copy {
         let dir = tempfile::tempdir().context("creating a temp dir")?;
         copy_dir(&repo().join("infra"), &dir.path().join("infra"))?;
         copy_dir(&repo().join("modules"), &dir.path().join("modules"))?;
+        copy_dir(&repo().join("examples"), &dir.path().join("examples"))?;
         Ok(Copy { dir })
     }
 
@@ -93,14 +94,14 @@ fn at(file: &str, line: usize) -> Location {
 fn real_tree_is_clean() -> Result<()> {
     let report = check_tree(&repo())?;
     assert!(report.is_clean(), "{report}");
-    // Root plus the eight modules, every one reached.
+    // Root plus the eight modules and the two examples, every one reached.
     assert_eq!(
         report.modules_checked.len(),
-        9,
+        11,
         "{:?}",
         report.modules_checked
     );
-    assert!(report.files_checked >= 8 * 4);
+    assert!(report.files_checked >= 9 * 4 + 2);
     Ok(())
 }
 
@@ -187,7 +188,7 @@ fn unknown_module_input_is_reported() -> Result<()> {
 fn missing_required_input_is_reported() -> Result<()> {
     let c = Copy::new()?;
     // service_discovery's vpc_id has no default.
-    c.edit("infra/main.tf", "  vpc_id   = module.network.vpc_id\n", "")?;
+    c.edit("infra/main.tf", "  vpc_id   = local.vpc_id\n", "")?;
     let line = c.line_of("infra/main.tf", "module \"service_discovery\" {")?;
     assert_eq!(
         c.findings()?,
@@ -250,7 +251,7 @@ fn reference_to_missing_module_call_is_reported() -> Result<()> {
     let c = Copy::new()?;
     c.edit(
         "infra/outputs.tf",
-        "value       = module.network.vpc_id",
+        "value       = local.vpc_id",
         "value       = module.vpc.vpc_id",
     )?;
     let line = c.line_of("infra/outputs.tf", "module.vpc.vpc_id")?;
@@ -680,5 +681,56 @@ fn defect_2_connect_and_sink_start_after_steady_kafka_nodes() -> Result<()> {
         let svc = block(&b, "module", &["service"]).expect("fargate-service call");
         assert!(attr_text(svc, "start_after").contains("var.start_after"), "{m}");
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Existing VPC and examples.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn existing_vpc_inputs_are_validated_together() -> Result<()> {
+    let m = root()?;
+    let subnets = |n: usize| {
+        Value::List((0..n).map(|i| Value::Str(format!("subnet-{i}"))).collect())
+    };
+    let with_vpc = |private: usize, public: usize| {
+        [
+            ("vpc_id", Value::str("vpc-0123abcd")),
+            ("private_subnet_ids", subnets(private)),
+            ("public_subnet_ids", subnets(public)),
+        ]
+    };
+    assert!(!rejected(&m, &with_vpc(3, 2))?);
+    assert!(rejected(&m, &with_vpc(2, 2))?, "two zones cannot hold the quorum");
+    assert!(rejected(&m, &with_vpc(3, 1))?, "a load balancer needs two zones");
+    assert!(rejected(&m, &[("private_subnet_ids", subnets(3))])?, "subnets without vpc_id");
+    // The region's zone count does not matter when the VPC exists.
+    let zones = Value::Obj(std::collections::BTreeMap::from([(
+        "names".to_string(),
+        Value::list_of_str(&["a"]),
+    )]));
+    let ok = data_postconditions_hold(&m, "aws_availability_zones", zones, &with_vpc(3, 2))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(ok);
+    Ok(())
+}
+
+#[test]
+fn examples_are_checked_against_infra_inputs() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "examples/existing-vpc/main.tf",
+        "  vpc_id             = var.vpc_id\n",
+        "  existing_vpc_id    = var.vpc_id\n",
+    )?;
+    let k = kinds(&c)?;
+    assert!(
+        k.contains(&FindingKind::UnknownModuleInput {
+            module: "tumbleweed".into(),
+            input: "existing_vpc_id".into()
+        }),
+        "{k:?}"
+    );
     Ok(())
 }
