@@ -21,7 +21,7 @@ data "aws_availability_zones" "available" {
 }
 
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, var.availability_zone_count)
+  azs = slice(data.aws_availability_zones.available.names, 0, min(var.availability_zone_count, length(data.aws_availability_zones.available.names)))
 
   # Either the network module's VPC, or an existing one (vpc_id and its subnets).
   create_vpc         = var.vpc_id == null
