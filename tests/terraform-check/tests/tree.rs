@@ -734,3 +734,49 @@ fn examples_are_checked_against_infra_inputs() -> Result<()> {
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// Defect 11: one service module, used by every component.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn defect_11_every_ecs_service_goes_through_fargate_service() -> Result<()> {
+    for entry in fs::read_dir(repo().join("modules"))? {
+        let dir = entry?.path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "fargate-service" {
+            continue;
+        }
+        for file in fs::read_dir(&dir)? {
+            let file = file?.path();
+            if file.extension().is_none_or(|e| e != "tf") {
+                continue;
+            }
+            let b = body(file.strip_prefix(repo())?.to_str().unwrap())?;
+            for blk in b.blocks() {
+                let kind = blk.labels.first().map(|l| l.as_str().to_string()).unwrap_or_default();
+                assert!(
+                    !(blk.ident.as_str() == "resource"
+                        && matches!(kind.as_str(), "aws_ecs_service" | "aws_ecs_task_definition" | "aws_iam_role")
+                        && name != "network"),
+                    "{}: {kind} belongs in modules/fargate-service",
+                    file.display()
+                );
+            }
+        }
+    }
+    for (m, call) in [("kafka", "node"), ("connect", "service"), ("sink", "service")] {
+        let b = body(&format!("modules/{m}/main.tf"))?;
+        let c = block(&b, "module", &[call]).expect("fargate-service call");
+        assert_eq!(attr_text(c, "source").trim(), "\"../fargate-service\"", "{m}");
+        if m != "sink" {
+            // ECS Exec on Kafka and Connect (the sink's distroless image has no shell).
+            let exec = attr_text(c, "enable_execute_command");
+            assert!(matches!(exec.trim(), "" | "true"), "{m}: enable_execute_command = {exec}");
+        }
+    }
+    let f = body("modules/fargate-service/variables.tf")?;
+    let exec = block(&f, "variable", &["enable_execute_command"]).expect("variable");
+    assert_eq!(attr_text(exec, "default").trim(), "true");
+    Ok(())
+}
