@@ -8,9 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use hcl::edit::expr::{
-    BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator,
-};
+use hcl::edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator};
 use hcl::edit::template::{Element, Template};
 
 /// A Terraform value (numbers as f64, which covers every condition in this tree).
@@ -155,7 +153,9 @@ pub fn eval(expr: &Expression, scope: &Scope) -> Result<Value, EvalError> {
                         other => return fail(format!("{other:?} has no attributes")),
                     },
                     TraversalOperator::Index(e) => index(value, eval(e, scope)?)?,
-                    TraversalOperator::LegacyIndex(i) => index(value, Value::Num(*i.value() as f64))?,
+                    TraversalOperator::LegacyIndex(i) => {
+                        index(value, Value::Num(*i.value() as f64))?
+                    }
                     _ => return Err(EvalError::Unsupported("splat".into())),
                 };
             }
@@ -338,8 +338,20 @@ fn function(name: &str, args: &[&Expression], scope: &Scope) -> Result<Value, Ev
         "floor" => Value::Num(arg(0)?.as_num()?.floor()),
         "ceil" => Value::Num(arg(0)?.as_num()?.ceil()),
         "pow" => Value::Num(arg(0)?.as_num()?.powf(arg(1)?.as_num()?)),
-        "min" => Value::Num(v.iter().map(|x| x.as_num()).collect::<Result<Vec<_>, _>>()?.into_iter().fold(f64::INFINITY, f64::min)),
-        "max" => Value::Num(v.iter().map(|x| x.as_num()).collect::<Result<Vec<_>, _>>()?.into_iter().fold(f64::NEG_INFINITY, f64::max)),
+        "min" => Value::Num(
+            v.iter()
+                .map(|x| x.as_num())
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .fold(f64::INFINITY, f64::min),
+        ),
+        "max" => Value::Num(
+            v.iter()
+                .map(|x| x.as_num())
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .fold(f64::NEG_INFINITY, f64::max),
+        ),
         "tonumber" => Value::Num(arg(0)?.as_num()?),
         "tostring" => Value::Str(arg(0)?.to_text()?),
         "tolist" | "toset" => Value::List(arg(0)?.items()?),
@@ -410,7 +422,11 @@ fn function(name: &str, args: &[&Expression], scope: &Scope) -> Result<Value, Ev
         "cidrhost" => {
             let (ip, len) = ipv4_cidr(&arg(0)?.to_text()?)?;
             let n = arg(1)?.as_num()? as u64;
-            let net = if len == 0 { 0 } else { ip & (u32::MAX << (32 - len)) };
+            let net = if len == 0 {
+                0
+            } else {
+                ip & (u32::MAX << (32 - len))
+            };
             if len < 32 && n >= 1u64 << (32 - len) {
                 return fail("cidrhost: host number out of range");
             }
@@ -434,7 +450,11 @@ fn function(name: &str, args: &[&Expression], scope: &Scope) -> Result<Value, Ev
                     "cidrsubnet: prefix extension of {bits} does not accommodate a subnet numbered {num}"
                 ));
             }
-            let net = if len == 0 { 0 } else { ip & (u32::MAX << (32 - len)) };
+            let net = if len == 0 {
+                0
+            } else {
+                ip & (u32::MAX << (32 - len))
+            };
             let sub = net | ((num as u32) << (32 - new_len));
             Value::Str(format!("{}/{new_len}", std::net::Ipv4Addr::from(sub)))
         }
@@ -462,17 +482,33 @@ mod tests {
             ])),
         );
         assert_eq!(
-            run("contains(lookup({ \"512\" = [1024, 2048] }, tostring(var.cpu), []), 2048)", &scope),
+            run(
+                "contains(lookup({ \"512\" = [1024, 2048] }, tostring(var.cpu), []), 2048)",
+                &scope
+            ),
             Ok(Value::Bool(true))
         );
         assert_eq!(
-            run("tonumber(split(\"/\", var.cidr)[1]) <= 18 && can(cidrhost(var.cidr, 0))", &scope),
+            run(
+                "tonumber(split(\"/\", var.cidr)[1]) <= 18 && can(cidrhost(var.cidr, 0))",
+                &scope
+            ),
             Ok(Value::Bool(true))
         );
-        assert_eq!(run("can(cidrhost(\"nope\", 0))", &scope), Ok(Value::Bool(false)));
         assert_eq!(
-            run("[for i in range(3) : cidrsubnet(var.cidr, 2, i + 1)]", &scope),
-            Ok(Value::list_of_str(&["10.0.16.0/20", "10.0.32.0/20", "10.0.48.0/20"]))
+            run("can(cidrhost(\"nope\", 0))", &scope),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            run(
+                "[for i in range(3) : cidrsubnet(var.cidr, 2, i + 1)]",
+                &scope
+            ),
+            Ok(Value::list_of_str(&[
+                "10.0.16.0/20",
+                "10.0.32.0/20",
+                "10.0.48.0/20"
+            ]))
         );
         assert!(matches!(
             run("cidrsubnet(var.cidr, 2, 4)", &scope),

@@ -26,11 +26,18 @@ pub enum FindingKind {
     /// A container environment (or secret) name the image never reads.
     UnreadContainerEnv { container: String, name: String },
     /// A setting the image defaults wrongly for this deployment is not set.
-    MissingContainerEnv { container: String, name: String, why: String },
+    MissingContainerEnv {
+        container: String,
+        name: String,
+        why: String,
+    },
     /// The sink's load balancer health check probes something other than liveness.
     HealthCheckNotLiveness { path: String },
     /// `create_before_destroy` with a fixed `name`: replacement collides with the old name.
-    FixedNameWithCreateBeforeDestroy { resource: String, name_prefix_supported: bool },
+    FixedNameWithCreateBeforeDestroy {
+        resource: String,
+        name_prefix_supported: bool,
+    },
     /// `runtime_platform.cpu_architecture` is a literal or an unvalidated variable.
     UnvalidatedCpuArchitecture { resource: String },
     /// `data "aws_elb_service_account"` fails plan in regions missing from the provider's map.

@@ -155,12 +155,15 @@ impl ModuleSource {
         paths.sort();
         let mut files = Vec::new();
         for path in paths {
-            let text = fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let text =
+                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             let body: Body = hcl::edit::parser::parse_body(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
             files.push(File {
-                shown: path.strip_prefix(display_base).unwrap_or(&path).to_path_buf(),
+                shown: path
+                    .strip_prefix(display_base)
+                    .unwrap_or(&path)
+                    .to_path_buf(),
                 lines: LineIndex::new(&text),
                 body,
             });
@@ -713,9 +716,11 @@ fn stateful_storage(module: &ModuleSource, findings: &mut Vec<Finding>) {
             });
             fs.trim() == target && enabled
         }) || module.resources("aws_backup_selection").any(|(_, b)| {
-            b.body
-                .get_attribute("resources")
-                .is_some_and(|a| a.value.to_string().contains(&format!("aws_efs_file_system.{name}.arn")))
+            b.body.get_attribute("resources").is_some_and(|a| {
+                a.value
+                    .to_string()
+                    .contains(&format!("aws_efs_file_system.{name}.arn"))
+            })
         });
         if !backed_up {
             findings.push(Finding {
@@ -863,6 +868,112 @@ pub fn data_blocks(module: &ModuleSource, kind: &str) -> Vec<Block> {
     module.data(kind).map(|(_, b)| b.clone()).collect()
 }
 
+/// Runs the `validation` conditions of a module's variables on chosen inputs, the way
+/// `terraform plan` would: every variable takes its default unless `inputs` names it, and
+/// the validations run are those of the named variables and of every variable whose
+/// conditions mention one of them (cross-variable validations). Returns the
+/// `(variable, error_message)` of each failing validation.
+pub fn failing_validations(
+    module: &ModuleSource,
+    inputs: &[(&str, crate::eval::Value)],
+) -> Result<Vec<(String, String)>, crate::eval::EvalError> {
+    use crate::eval::{eval, Scope, Value};
+    let vars = variable_blocks(module);
+    let mut values = BTreeMap::new();
+    for (name, block) in &vars {
+        let v = match block.body.get_attribute("default") {
+            Some(d) => eval(&d.value, &Scope::new())?,
+            None => Value::Null,
+        };
+        values.insert(name.clone(), v);
+    }
+    for (name, v) in inputs {
+        values.insert(name.to_string(), v.clone());
+    }
+    let scope = Scope::from([("var".to_string(), Value::Obj(values))]);
+    let mut failing = Vec::new();
+    for (name, block) in &vars {
+        for validation in block.body.get_blocks("validation") {
+            let Some(cond) = validation.body.get_attribute("condition") else {
+                continue;
+            };
+            let text = cond.value.to_string();
+            let relevant = inputs.iter().any(|(i, _)| {
+                i == name
+                    || text.contains(&format!("var.{i} "))
+                    || text.contains(&format!("var.{i})"))
+                    || text.contains(&format!("var.{i},"))
+            });
+            if !relevant {
+                continue;
+            }
+            let ok = match eval(&cond.value, &scope)? {
+                Value::Bool(b) => b,
+                other => {
+                    return Err(crate::eval::EvalError::Failed(format!(
+                        "{name}: condition is {other:?}"
+                    )))
+                }
+            };
+            if !ok {
+                let msg = validation
+                    .body
+                    .get_attribute("error_message")
+                    .and_then(|a| a.value.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                failing.push((name.clone(), msg));
+            }
+        }
+    }
+    Ok(failing)
+}
+
+/// Evaluates the `postcondition`s of `data "<kind>"` blocks with `self` bound to `self_value`
+/// and variables at their defaults overridden by `inputs`; true when all hold.
+pub fn data_postconditions_hold(
+    module: &ModuleSource,
+    kind: &str,
+    self_value: crate::eval::Value,
+    inputs: &[(&str, crate::eval::Value)],
+) -> Result<bool, crate::eval::EvalError> {
+    use crate::eval::{eval, Scope, Value};
+    let mut values = BTreeMap::new();
+    for (name, block) in variable_blocks(module) {
+        let v = match block.body.get_attribute("default") {
+            Some(d) => eval(&d.value, &Scope::new())?,
+            None => Value::Null,
+        };
+        values.insert(name, v);
+    }
+    for (name, v) in inputs {
+        values.insert(name.to_string(), v.clone());
+    }
+    let scope = Scope::from([
+        ("var".to_string(), Value::Obj(values)),
+        ("self".to_string(), self_value),
+    ]);
+    let mut found = false;
+    for block in data_blocks(module, kind) {
+        for lc in block.body.get_blocks("lifecycle") {
+            for pc in lc.body.get_blocks("postcondition") {
+                if let Some(c) = pc.body.get_attribute("condition") {
+                    found = true;
+                    if eval(&c.value, &scope)? != Value::Bool(true) {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+    if !found {
+        return Err(crate::eval::EvalError::Failed(format!(
+            "no postcondition on data \"{kind}\""
+        )));
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -960,10 +1071,19 @@ locals {
 
     #[test]
     fn image_contract_accepts_what_the_entrypoint_reads() {
-        for ok in ["BOOTSTRAP_SERVERS", "HEAP_OPTS", "CONNECT_TOPIC_CREATION_ENABLE", "TUMBLEWEED_SOURCE_DB_PASSWORD"] {
+        for ok in [
+            "BOOTSTRAP_SERVERS",
+            "HEAP_OPTS",
+            "CONNECT_TOPIC_CREATION_ENABLE",
+            "TUMBLEWEED_SOURCE_DB_PASSWORD",
+        ] {
             assert!(debezium_connect_reads(ok), "{ok}");
         }
-        for bad in ["CONFIG_STORAGE_REPLICATION_FACTOR", "CONNECT_", "KAFKA_BOOTSTRAP_SERVERS"] {
+        for bad in [
+            "CONFIG_STORAGE_REPLICATION_FACTOR",
+            "CONNECT_",
+            "KAFKA_BOOTSTRAP_SERVERS",
+        ] {
             assert!(!debezium_connect_reads(bad), "{bad}");
         }
     }
@@ -1103,7 +1223,10 @@ resource "aws_ecs_task_definition" "this" {
         };
         assert_eq!(unwired(declared_only), 2);
         // The root only passes the input on: nothing to check there.
-        assert_eq!(unwired(&declared_only[..declared_only.find("resource").unwrap()]), 0);
+        assert_eq!(
+            unwired(&declared_only[..declared_only.find("resource").unwrap()]),
+            0
+        );
         let wired = r#"
 variable "source_db_password_secret_arn" {
   default = null
@@ -1139,107 +1262,4 @@ data "aws_iam_policy_document" "execution" {
         let wildcard = wired.replace("[statement.value]", "[\"*\"]");
         assert_eq!(unwired(&wildcard), 1);
     }
-}
-
-/// Runs the `validation` conditions of a module's variables on chosen inputs, the way
-/// `terraform plan` would: every variable takes its default unless `inputs` names it, and
-/// the validations run are those of the named variables and of every variable whose
-/// conditions mention one of them (cross-variable validations). Returns the
-/// `(variable, error_message)` of each failing validation.
-pub fn failing_validations(
-    module: &ModuleSource,
-    inputs: &[(&str, crate::eval::Value)],
-) -> Result<Vec<(String, String)>, crate::eval::EvalError> {
-    use crate::eval::{eval, Scope, Value};
-    let vars = variable_blocks(module);
-    let mut values = BTreeMap::new();
-    for (name, block) in &vars {
-        let v = match block.body.get_attribute("default") {
-            Some(d) => eval(&d.value, &Scope::new())?,
-            None => Value::Null,
-        };
-        values.insert(name.clone(), v);
-    }
-    for (name, v) in inputs {
-        values.insert(name.to_string(), v.clone());
-    }
-    let scope = Scope::from([("var".to_string(), Value::Obj(values))]);
-    let mut failing = Vec::new();
-    for (name, block) in &vars {
-        for validation in block.body.get_blocks("validation") {
-            let Some(cond) = validation.body.get_attribute("condition") else {
-                continue;
-            };
-            let text = cond.value.to_string();
-            let relevant = inputs.iter().any(|(i, _)| {
-                i == name || text.contains(&format!("var.{i} ")) || text.contains(&format!("var.{i})")) || text.contains(&format!("var.{i},"))
-            });
-            if !relevant {
-                continue;
-            }
-            let ok = match eval(&cond.value, &scope)? {
-                Value::Bool(b) => b,
-                other => {
-                    return Err(crate::eval::EvalError::Failed(format!(
-                        "{name}: condition is {other:?}"
-                    )))
-                }
-            };
-            if !ok {
-                let msg = validation
-                    .body
-                    .get_attribute("error_message")
-                    .and_then(|a| a.value.as_str())
-                    .unwrap_or("")
-                    .to_string();
-                failing.push((name.clone(), msg));
-            }
-        }
-    }
-    Ok(failing)
-}
-
-/// Evaluates the `postcondition`s of `data "<kind>"` blocks with `self` bound to `self_value`
-/// and variables at their defaults overridden by `inputs`; true when all hold.
-pub fn data_postconditions_hold(
-    module: &ModuleSource,
-    kind: &str,
-    self_value: crate::eval::Value,
-    inputs: &[(&str, crate::eval::Value)],
-) -> Result<bool, crate::eval::EvalError> {
-    use crate::eval::{eval, Scope, Value};
-    let mut values = BTreeMap::new();
-    for (name, block) in variable_blocks(module) {
-        let v = match block.body.get_attribute("default") {
-            Some(d) => eval(&d.value, &Scope::new())?,
-            None => Value::Null,
-        };
-        values.insert(name, v);
-    }
-    for (name, v) in inputs {
-        values.insert(name.to_string(), v.clone());
-    }
-    let scope = Scope::from([
-        ("var".to_string(), Value::Obj(values)),
-        ("self".to_string(), self_value),
-    ]);
-    let mut found = false;
-    for block in data_blocks(module, kind) {
-        for lc in block.body.get_blocks("lifecycle") {
-            for pc in lc.body.get_blocks("postcondition") {
-                if let Some(c) = pc.body.get_attribute("condition") {
-                    found = true;
-                    if eval(&c.value, &scope)? != Value::Bool(true) {
-                        return Ok(false);
-                    }
-                }
-            }
-        }
-    }
-    if !found {
-        return Err(crate::eval::EvalError::Failed(format!(
-            "no postcondition on data \"{kind}\""
-        )));
-    }
-    Ok(true)
 }

@@ -370,7 +370,9 @@ fn sink_liveness_path_is_the_sink_route_that_does_not_ask_kafka() -> Result<()> 
     let http = fs::read_to_string(repo().join("sink/src/http.rs"))?;
     let path = tumbleweed_terraform_check::rules::SINK_LIVENESS_PATH;
     let route = format!(".route(\"{path}\", get(");
-    let at = http.find(&route).expect("the sink routes the liveness path");
+    let at = http
+        .find(&route)
+        .expect("the sink routes the liveness path");
     let handler: String = http[at + route.len()..]
         .chars()
         .take_while(|c| c.is_alphanumeric() || *c == '_')
@@ -381,14 +383,20 @@ fn sink_liveness_path_is_the_sink_route_that_does_not_ask_kafka() -> Result<()> 
     let doc = &http[http[..def].rfind("\n\n").unwrap_or(0)..def];
     assert!(doc.contains("Liveness"), "{handler}: {doc}");
     let body = &http[def..def + http[def..].find("\n}\n").expect("the handler ends")];
-    assert!(!body.contains("reachable"), "liveness must not call Kafka: {body}");
+    assert!(
+        !body.contains("reachable"),
+        "liveness must not call Kafka: {body}"
+    );
     Ok(())
 }
 
 #[test]
 fn defect_6_elb_service_account_data_source_is_reported() -> Result<()> {
     let c = Copy::new()?;
-    c.append("modules/sink/main.tf", "\ndata \"aws_elb_service_account\" \"current\" {}\n")?;
+    c.append(
+        "modules/sink/main.tf",
+        "\ndata \"aws_elb_service_account\" \"current\" {}\n",
+    )?;
     assert_eq!(kinds(&c)?, vec![FindingKind::ElbServiceAccountDataSource]);
     Ok(())
 }
@@ -418,7 +426,11 @@ fn defect_8_unprotected_kafka_efs_is_reported() -> Result<()> {
         "  tags = merge(var.tags, { Name = \"${var.name}-kafka\" })\n\n  lifecycle {\n    prevent_destroy = true\n  }\n",
         "  tags = merge(var.tags, { Name = \"${var.name}-kafka\" })\n",
     )?;
-    c.edit("modules/kafka/main.tf", "status = \"ENABLED\"", "status = \"DISABLED\"")?;
+    c.edit(
+        "modules/kafka/main.tf",
+        "status = \"ENABLED\"",
+        "status = \"DISABLED\"",
+    )?;
     let k = kinds(&c)?;
     assert_eq!(k.len(), 2, "{k:?}");
     assert!(k
@@ -438,7 +450,8 @@ fn defect_9_unwired_source_db_password_is_reported() -> Result<()> {
         )?;
         let k = kinds(&c)?;
         assert!(
-            k.iter().any(|f| matches!(f, FindingKind::SecretNotWired { .. })),
+            k.iter()
+                .any(|f| matches!(f, FindingKind::SecretNotWired { .. })),
             "{module}: {k:?}"
         );
     }
@@ -451,7 +464,9 @@ fn defect_9_unwired_source_db_password_is_reported() -> Result<()> {
     )?;
     let k = kinds(&c)?;
     assert!(
-        k.iter().any(|f| matches!(f, FindingKind::SecretNotWired { variable, .. } if variable == "secrets")),
+        k.iter().any(
+            |f| matches!(f, FindingKind::SecretNotWired { variable, .. } if variable == "secrets")
+        ),
         "{k:?}"
     );
     Ok(())
@@ -508,7 +523,10 @@ fn defect_4_default_is_three_zones_and_two_are_refused() -> Result<()> {
     assert_eq!(defaults, Ok(vec![]));
     let text = fs::read_to_string(repo().join("infra/variables.tf"))?;
     let block = &text[text.find("variable \"availability_zone_count\"").unwrap()..];
-    assert!(block.contains("default     = 3\n"), "the default must be 3 zones");
+    assert!(
+        block.contains("default     = 3\n"),
+        "the default must be 3 zones"
+    );
     // The kafka module refuses two zones on its own too.
     let kafka = ModuleSource::load(&repo().join("modules/kafka"), &repo())?;
     assert!(rejected(
@@ -525,13 +543,22 @@ fn defect_4_default_is_three_zones_and_two_are_refused() -> Result<()> {
 #[test]
 fn defect_10_small_vpc_with_many_zones_is_refused() -> Result<()> {
     let m = root()?;
-    let at = |cidr: &str, n: f64| [("vpc_cidr", Value::str(cidr)), ("availability_zone_count", num(n))];
+    let at = |cidr: &str, n: f64| {
+        [
+            ("vpc_cidr", Value::str(cidr)),
+            ("availability_zone_count", num(n)),
+        ]
+    };
     assert!(!rejected(&m, &at("10.0.0.0/18", 3.0))?);
     assert!(rejected(&m, &at("10.0.0.0/18", 4.0))?);
     assert!(!rejected(&m, &at("10.0.0.0/16", 6.0))?);
     // And what is accepted really fits: the network module's cidrsubnet calls succeed.
     use tumbleweed_terraform_check::eval::{eval, Scope};
-    for (cidr, n) in [("10.0.0.0/18", 3.0), ("10.0.0.0/17", 6.0), ("10.0.0.0/16", 6.0)] {
+    for (cidr, n) in [
+        ("10.0.0.0/18", 3.0),
+        ("10.0.0.0/17", 6.0),
+        ("10.0.0.0/16", 6.0),
+    ] {
         let expr: hcl::edit::expr::Expression =
             "[for i in range(n) : cidrsubnet(c, 20 - tonumber(split(\"/\", c)[1]), i + 1)]"
                 .parse()
@@ -572,10 +599,22 @@ fn defect_10_fargate_cpu_memory_pairs_are_validated_together() -> Result<()> {
     ] {
         let pair = |c: f64, mm: f64| [(cpu, num(c)), (mem, num(mm))];
         // The review's examples: 512/8192 and 8192/4096 pass separate range checks.
-        assert!(rejected(&m, &pair(512.0, 8192.0))?, "{cpu} 512 / {mem} 8192");
-        assert!(rejected(&m, &pair(1024.0, 2500.0))?, "{cpu} 1024 / {mem} 2500");
-        assert!(rejected(&m, &pair(8192.0, 4096.0))?, "{cpu} 8192 / {mem} 4096");
-        assert!(!rejected(&m, &pair(1024.0, 2048.0))?, "{cpu} 1024 / {mem} 2048");
+        assert!(
+            rejected(&m, &pair(512.0, 8192.0))?,
+            "{cpu} 512 / {mem} 8192"
+        );
+        assert!(
+            rejected(&m, &pair(1024.0, 2500.0))?,
+            "{cpu} 1024 / {mem} 2500"
+        );
+        assert!(
+            rejected(&m, &pair(8192.0, 4096.0))?,
+            "{cpu} 8192 / {mem} 4096"
+        );
+        assert!(
+            !rejected(&m, &pair(1024.0, 2048.0))?,
+            "{cpu} 1024 / {mem} 2048"
+        );
     }
     // Every default is a valid pair.
     assert_eq!(
@@ -618,8 +657,13 @@ fn block<'a>(
     ident: &str,
     labels: &[&str],
 ) -> Option<&'a hcl::edit::structure::Block> {
-    b.blocks()
-        .find(|x| x.ident.as_str() == ident && x.labels.iter().map(|l| l.as_str()).eq(labels.iter().copied()))
+    b.blocks().find(|x| {
+        x.ident.as_str() == ident
+            && x.labels
+                .iter()
+                .map(|l| l.as_str())
+                .eq(labels.iter().copied())
+    })
 }
 
 fn attr_text(b: &hcl::edit::structure::Block, name: &str) -> String {
@@ -634,14 +678,24 @@ fn defect_3_terraform_does_not_roll_kafka_nodes_itself() -> Result<()> {
     let k = body("modules/kafka/main.tf")?;
     let node = block(&k, "module", &["node"]).expect("module node");
     assert!(attr_text(node, "source").contains("fargate-service"));
-    assert_eq!(attr_text(node, "ignore_task_definition_changes").trim(), "true");
+    assert_eq!(
+        attr_text(node, "ignore_task_definition_changes").trim(),
+        "true"
+    );
     // Still stop-then-start per node: one log directory is never open twice.
-    assert_eq!(attr_text(node, "deployment_minimum_healthy_percent").trim(), "0");
+    assert_eq!(
+        attr_text(node, "deployment_minimum_healthy_percent").trim(),
+        "0"
+    );
     assert_eq!(attr_text(node, "deployment_maximum_percent").trim(), "100");
     // The module really ignores task definition changes on that path.
     let f = body("modules/fargate-service/main.tf")?;
-    let svc = block(&f, "resource", &["aws_ecs_service", "ignore_task_definition"])
-        .expect("the ignore_task_definition service");
+    let svc = block(
+        &f,
+        "resource",
+        &["aws_ecs_service", "ignore_task_definition"],
+    )
+    .expect("the ignore_task_definition service");
     let ignored: String = svc
         .body
         .get_blocks("lifecycle")
@@ -664,8 +718,14 @@ fn defect_2_connect_and_sink_start_after_steady_kafka_nodes() -> Result<()> {
     for name in ["this", "ignore_task_definition"] {
         let svc = block(&f, "resource", &["aws_ecs_service", name]).expect("service");
         let deps = attr_text(svc, "depends_on");
-        assert!(deps.contains("terraform_data.start_after"), "{name}: {deps}");
-        assert!(deps.contains("aws_iam_role_policy.execution"), "{name}: {deps}");
+        assert!(
+            deps.contains("terraform_data.start_after"),
+            "{name}: {deps}"
+        );
+        assert!(
+            deps.contains("aws_iam_role_policy.execution"),
+            "{name}: {deps}"
+        );
         assert!(attr_text(svc, "enable_execute_command").contains("var.enable_execute_command"));
     }
     let td = block(&f, "resource", &["terraform_data", "start_after"]).expect("terraform_data");
@@ -679,7 +739,10 @@ fn defect_2_connect_and_sink_start_after_steady_kafka_nodes() -> Result<()> {
         );
         let b = body(&format!("modules/{m}/main.tf"))?;
         let svc = block(&b, "module", &["service"]).expect("fargate-service call");
-        assert!(attr_text(svc, "start_after").contains("var.start_after"), "{m}");
+        assert!(
+            attr_text(svc, "start_after").contains("var.start_after"),
+            "{m}"
+        );
     }
     Ok(())
 }
@@ -691,9 +754,8 @@ fn defect_2_connect_and_sink_start_after_steady_kafka_nodes() -> Result<()> {
 #[test]
 fn existing_vpc_inputs_are_validated_together() -> Result<()> {
     let m = root()?;
-    let subnets = |n: usize| {
-        Value::List((0..n).map(|i| Value::Str(format!("subnet-{i}"))).collect())
-    };
+    let subnets =
+        |n: usize| Value::List((0..n).map(|i| Value::Str(format!("subnet-{i}"))).collect());
     let with_vpc = |private: usize, public: usize| {
         [
             ("vpc_id", Value::str("vpc-0123abcd")),
@@ -702,9 +764,18 @@ fn existing_vpc_inputs_are_validated_together() -> Result<()> {
         ]
     };
     assert!(!rejected(&m, &with_vpc(3, 2))?);
-    assert!(rejected(&m, &with_vpc(2, 2))?, "two zones cannot hold the quorum");
-    assert!(rejected(&m, &with_vpc(3, 1))?, "a load balancer needs two zones");
-    assert!(rejected(&m, &[("private_subnet_ids", subnets(3))])?, "subnets without vpc_id");
+    assert!(
+        rejected(&m, &with_vpc(2, 2))?,
+        "two zones cannot hold the quorum"
+    );
+    assert!(
+        rejected(&m, &with_vpc(3, 1))?,
+        "a load balancer needs two zones"
+    );
+    assert!(
+        rejected(&m, &[("private_subnet_ids", subnets(3))])?,
+        "subnets without vpc_id"
+    );
     // The region's zone count does not matter when the VPC exists.
     let zones = Value::Obj(std::collections::BTreeMap::from([(
         "names".to_string(),
@@ -754,10 +825,17 @@ fn defect_11_every_ecs_service_goes_through_fargate_service() -> Result<()> {
             }
             let b = body(file.strip_prefix(repo())?.to_str().unwrap())?;
             for blk in b.blocks() {
-                let kind = blk.labels.first().map(|l| l.as_str().to_string()).unwrap_or_default();
+                let kind = blk
+                    .labels
+                    .first()
+                    .map(|l| l.as_str().to_string())
+                    .unwrap_or_default();
                 assert!(
                     !(blk.ident.as_str() == "resource"
-                        && matches!(kind.as_str(), "aws_ecs_service" | "aws_ecs_task_definition" | "aws_iam_role")
+                        && matches!(
+                            kind.as_str(),
+                            "aws_ecs_service" | "aws_ecs_task_definition" | "aws_iam_role"
+                        )
                         && name != "network"),
                     "{}: {kind} belongs in modules/fargate-service",
                     file.display()
@@ -765,14 +843,25 @@ fn defect_11_every_ecs_service_goes_through_fargate_service() -> Result<()> {
             }
         }
     }
-    for (m, call) in [("kafka", "node"), ("connect", "service"), ("sink", "service")] {
+    for (m, call) in [
+        ("kafka", "node"),
+        ("connect", "service"),
+        ("sink", "service"),
+    ] {
         let b = body(&format!("modules/{m}/main.tf"))?;
         let c = block(&b, "module", &[call]).expect("fargate-service call");
-        assert_eq!(attr_text(c, "source").trim(), "\"../fargate-service\"", "{m}");
+        assert_eq!(
+            attr_text(c, "source").trim(),
+            "\"../fargate-service\"",
+            "{m}"
+        );
         if m != "sink" {
             // ECS Exec on Kafka and Connect (the sink's distroless image has no shell).
             let exec = attr_text(c, "enable_execute_command");
-            assert!(matches!(exec.trim(), "" | "true"), "{m}: enable_execute_command = {exec}");
+            assert!(
+                matches!(exec.trim(), "" | "true"),
+                "{m}: enable_execute_command = {exec}"
+            );
         }
     }
     let f = body("modules/fargate-service/variables.tf")?;
