@@ -84,3 +84,8 @@ output "kafka_node_task_definition_arns" {
   description = "Latest task definition of every Kafka node (by node name); `tumbleweed kafka roll` moves the node services to them one at a time."
   value       = module.kafka.node_task_definition_arns
 }
+
+output "sink_cpu_architecture" {
+  description = "CPU architecture of the sink tasks (X86_64 or ARM64): `tumbleweed image build` must build for it (linux/amd64 or linux/arm64)."
+  value       = var.sink_cpu_architecture
+}
