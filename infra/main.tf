@@ -10,10 +10,25 @@ data "aws_availability_zones" "available" {
     name   = "opt-in-status"
     values = ["opt-in-not-required"]
   }
+
+  lifecycle {
+    # Fails plan with a message instead of slice() failing on a short list.
+    postcondition {
+      condition     = var.vpc_id != null || length(self.names) >= var.availability_zone_count
+      error_message = "The region has fewer available (non-opt-in) availability zones than availability_zone_count."
+    }
+  }
 }
 
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, var.availability_zone_count)
+  azs = slice(data.aws_availability_zones.available.names, 0, min(var.availability_zone_count, length(data.aws_availability_zones.available.names)))
+
+  # Either the network module's VPC, or an existing one (vpc_id and its subnets).
+  create_vpc         = var.vpc_id == null
+  vpc_id             = local.create_vpc ? module.network[0].vpc_id : var.vpc_id
+  private_subnet_ids = local.create_vpc ? module.network[0].private_subnet_ids : var.private_subnet_ids
+  public_subnet_ids  = local.create_vpc ? module.network[0].public_subnet_ids : var.public_subnet_ids
+  private_subnet_azs = local.create_vpc ? module.network[0].azs : [for id in var.private_subnet_ids : data.aws_subnet.private[id].availability_zone]
 
   # One port is opened on the load balancer, never both: each opened port costs
   # prefix_list_max_entries rules per prefix list against the security group quota.
@@ -33,8 +48,17 @@ module "cluster" {
   tags               = local.tags
 }
 
+# An existing VPC's private subnets: their zones place the Kafka nodes (and become the
+# brokers' rack ids).
+data "aws_subnet" "private" {
+  for_each = toset(var.private_subnet_ids)
+
+  id = each.value
+}
+
 module "network" {
   source = "../modules/network"
+  count  = local.create_vpc ? 1 : 0
 
   name                    = var.name_prefix
   cidr                    = var.vpc_cidr
@@ -49,7 +73,7 @@ module "security" {
   source = "../modules/security"
 
   name                    = var.name_prefix
-  vpc_id                  = module.network.vpc_id
+  vpc_id                  = local.vpc_id
   operator_cidrs          = var.operator_cidrs
   consumer_cidrs          = var.consumer_cidrs
   prefix_list_max_entries = var.prefix_list_max_entries
@@ -63,7 +87,7 @@ module "service_discovery" {
   source = "../modules/service-discovery"
 
   name     = var.name_prefix
-  vpc_id   = module.network.vpc_id
+  vpc_id   = local.vpc_id
   services = concat(local.controller_names, local.broker_names, ["connect"])
   tags     = local.tags
 }
@@ -75,8 +99,8 @@ module "kafka" {
   image                        = var.kafka_image
   cluster_arn                  = module.cluster.cluster_arn
   kms_key_arn                  = module.cluster.kms_key_arn
-  subnet_ids                   = module.network.private_subnet_ids
-  availability_zones           = module.network.azs
+  subnet_ids                   = local.private_subnet_ids
+  availability_zones           = local.private_subnet_azs
   broker_security_group_id     = module.security.broker_security_group_id
   controller_security_group_id = module.security.controller_security_group_id
   efs_security_group_id        = module.security.efs_security_group_id
@@ -91,54 +115,67 @@ module "kafka" {
   replication_factor           = 3
   min_insync_replicas          = 2
   log_retention_days           = var.log_retention_days
+  exec_log_group_arn           = module.cluster.exec_log_group_arn
   tags                         = local.tags
 }
 
 module "connect" {
   source = "../modules/connect"
 
-  name                          = var.name_prefix
-  image                         = var.connect_image
-  cluster_arn                   = module.cluster.cluster_arn
-  kms_key_arn                   = module.cluster.kms_key_arn
-  subnet_ids                    = module.network.private_subnet_ids
-  security_group_id             = module.security.connect_security_group_id
-  service_discovery_arn         = module.service_discovery.service_arns["connect"]
-  rest_dns_name                 = module.service_discovery.service_dns_names["connect"]
-  bootstrap_servers             = module.kafka.bootstrap_servers
-  desired_count                 = var.connect_desired_count
-  cpu                           = var.connect_cpu
-  memory                        = var.connect_memory
-  replication_factor            = module.kafka.replication_factor
-  source_db_password_secret_arn = var.source_db_password_secret_arn
-  log_retention_days            = var.log_retention_days
-  tags                          = local.tags
+  name                           = var.name_prefix
+  image                          = var.connect_image
+  cluster_arn                    = module.cluster.cluster_arn
+  kms_key_arn                    = module.cluster.kms_key_arn
+  subnet_ids                     = local.private_subnet_ids
+  security_group_id              = module.security.connect_security_group_id
+  service_discovery_arn          = module.service_discovery.service_arns["connect"]
+  rest_dns_name                  = module.service_discovery.service_dns_names["connect"]
+  bootstrap_servers              = module.kafka.bootstrap_servers
+  desired_count                  = var.connect_desired_count
+  cpu                            = var.connect_cpu
+  memory                         = var.connect_memory
+  replication_factor             = module.kafka.replication_factor
+  source_db_password_secret_arn  = var.source_db_password_secret_arn
+  source_db_password_kms_key_arn = var.source_db_password_kms_key_arn
+  start_after                    = module.kafka.node_service_ids
+  log_retention_days             = var.log_retention_days
+  exec_log_group_arn             = module.cluster.exec_log_group_arn
+  tags                           = local.tags
 }
 
 module "sink" {
   source = "../modules/sink"
 
-  name                          = var.name_prefix
-  image                         = var.sink_image
-  image_tag                     = var.sink_image_tag
-  cluster_arn                   = module.cluster.cluster_arn
-  kms_key_arn                   = module.cluster.kms_key_arn
-  vpc_id                        = module.network.vpc_id
-  public_subnet_ids             = module.network.public_subnet_ids
-  private_subnet_ids            = module.network.private_subnet_ids
-  lb_security_group_id          = module.security.load_balancer_security_group_id
-  security_group_id             = module.security.sink_security_group_id
-  certificate_arn               = var.certificate_arn
-  lb_deletion_protection        = var.lb_deletion_protection
-  desired_count                 = var.sink_desired_count
-  cpu                           = var.sink_cpu
-  memory                        = var.sink_memory
-  sse_keepalive_seconds         = var.sse_keepalive_seconds
-  lb_idle_timeout_seconds       = var.lb_idle_timeout_seconds
-  kafka_bootstrap_servers       = module.kafka.bootstrap_servers
-  connect_url                   = module.connect.rest_url
-  source_db_password_secret_arn = var.source_db_password_secret_arn
-  extra_environment             = var.sink_extra_environment
-  log_retention_days            = var.log_retention_days
-  tags                          = local.tags
+  name                           = var.name_prefix
+  image                          = var.sink_image
+  image_tag                      = var.sink_image_tag
+  cluster_arn                    = module.cluster.cluster_arn
+  kms_key_arn                    = module.cluster.kms_key_arn
+  vpc_id                         = local.vpc_id
+  public_subnet_ids              = local.public_subnet_ids
+  private_subnet_ids             = local.private_subnet_ids
+  lb_security_group_id           = module.security.load_balancer_security_group_id
+  security_group_id              = module.security.sink_security_group_id
+  certificate_arn                = var.certificate_arn
+  lb_deletion_protection         = var.lb_deletion_protection
+  desired_count                  = var.sink_desired_count
+  cpu                            = var.sink_cpu
+  memory                         = var.sink_memory
+  cpu_architecture               = var.sink_cpu_architecture
+  sse_keepalive_seconds          = var.sse_keepalive_seconds
+  lb_idle_timeout_seconds        = var.lb_idle_timeout_seconds
+  kafka_bootstrap_servers        = module.kafka.bootstrap_servers
+  connect_url                    = module.connect.rest_url
+  start_after                    = module.kafka.node_service_ids
+  source_db_password_secret_arn  = var.source_db_password_secret_arn
+  source_db_password_kms_key_arn = var.source_db_password_kms_key_arn
+  extra_environment              = var.sink_extra_environment
+  log_retention_days             = var.log_retention_days
+  exec_log_group_arn             = module.cluster.exec_log_group_arn
+  tags                           = local.tags
+}
+
+moved {
+  from = module.network
+  to   = module.network[0]
 }

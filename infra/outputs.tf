@@ -62,7 +62,7 @@ output "admin_token_secret_arn" {
 
 output "vpc_id" {
   description = "ID of the VPC."
-  value       = module.network.vpc_id
+  value       = local.vpc_id
 }
 
 output "kafka_bootstrap_servers" {
@@ -76,6 +76,16 @@ output "connect_url" {
 }
 
 output "nat_public_ips" {
-  description = "Source addresses of outbound traffic (allow these at the source database)."
-  value       = module.network.nat_public_ips
+  description = "Source addresses of outbound traffic (allow these at the source database); empty with an existing VPC (its own NAT addresses apply)."
+  value       = local.create_vpc ? module.network[0].nat_public_ips : []
+}
+
+output "kafka_node_task_definition_arns" {
+  description = "Latest task definition of every Kafka node (by node name); `tumbleweed kafka roll` moves the node services to them one at a time."
+  value       = module.kafka.node_task_definition_arns
+}
+
+output "sink_cpu_architecture" {
+  description = "CPU architecture of the sink tasks (X86_64 or ARM64): `tumbleweed image build` must build for it (linux/amd64 or linux/arm64)."
+  value       = var.sink_cpu_architecture
 }

@@ -55,13 +55,52 @@ variable "vpc_cidr" {
 }
 
 variable "availability_zone_count" {
-  description = "Number of availability zones to spread subnets, NAT gateways and Kafka nodes over."
+  description = "Number of availability zones to spread subnets, NAT gateways and Kafka nodes over. At least 3: the 3 controllers and 3 brokers land one per zone, so losing a zone keeps the KRaft quorum and 2 of 3 replicas (min ISR 2). The region must have this many zones (checked at plan), and the VPC must fit this many private /20s after the public /24s (a /18 fits 3)."
   type        = number
-  default     = 2
+  default     = 3
 
   validation {
-    condition     = var.availability_zone_count >= 2 && var.availability_zone_count <= 6
-    error_message = "The availability_zone_count must be between 2 and 6."
+    condition     = var.availability_zone_count >= 3 && var.availability_zone_count <= 6 && floor(var.availability_zone_count) == var.availability_zone_count
+    error_message = "The availability_zone_count must be a whole number from 3 to 6: with 2 zones, two of the three controllers share a zone and losing it loses the quorum."
+  }
+
+  validation {
+    # Public /24s take the VPC's first /20; private /20s are numbered 1..n after it.
+    condition     = !can(cidrhost(var.vpc_cidr, 0)) || var.availability_zone_count <= pow(2, 20 - tonumber(split("/", var.vpc_cidr)[1])) - 1
+    error_message = "The vpc_cidr is too small for availability_zone_count private /20 subnets after the public /24s: a /18 fits 3 zones, a /17 fits 7."
+  }
+}
+
+variable "vpc_id" {
+  description = "An existing VPC to deploy into instead of creating one (then vpc_cidr, availability_zone_count and single_nat_gateway are unused). Its private subnets need outbound access (NAT, or VPC endpoints plus an image mirror) and DNS support."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.vpc_id == null || try(startswith(var.vpc_id, "vpc-") && length(var.vpc_id) > 4, false)
+    error_message = "The vpc_id must be a VPC id such as vpc-0123456789abcdef0, or null."
+  }
+}
+
+variable "private_subnet_ids" {
+  description = "With vpc_id: the private subnets of the tasks and EFS mount targets, one per availability zone, in at least 3 zones (Kafka node N runs in subnet (N-1) mod count)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.vpc_id == null ? length(var.private_subnet_ids) == 0 : length(var.private_subnet_ids) >= 3 && length(var.private_subnet_ids) <= 6
+    error_message = "Give 3 to 6 private_subnet_ids (one per zone) with vpc_id, and none without it."
+  }
+}
+
+variable "public_subnet_ids" {
+  description = "With vpc_id: the public subnets of the load balancer, in at least 2 zones."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.vpc_id == null ? length(var.public_subnet_ids) == 0 : length(var.public_subnet_ids) >= 2
+    error_message = "Give at least 2 public_subnet_ids with vpc_id, and none without it."
   }
 }
 
@@ -194,6 +233,17 @@ variable "source_db_password_secret_arn" {
   }
 }
 
+variable "source_db_password_kms_key_arn" {
+  description = "KMS key the source database password secret is encrypted with, when it is not this deployment's key (for example a secret shared with other systems); the sink's and Connect's execution roles may decrypt with it through Secrets Manager only. Null: the deployment's key or the AWS managed key."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_db_password_kms_key_arn == null || can(regex("^arn:[^:]+:kms:", var.source_db_password_kms_key_arn))
+    error_message = "The source_db_password_kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
 ################################################################################
 # Kafka
 ################################################################################
@@ -229,6 +279,20 @@ variable "broker_memory" {
     condition     = var.broker_memory >= 2048 && var.broker_memory <= 61440
     error_message = "The broker_memory must be between 2048 and 61440 MiB."
   }
+
+  validation {
+    # The CPU/memory combinations Fargate accepts (Linux tasks).
+    condition = contains(lookup({
+      "256"   = [512, 1024, 2048]
+      "512"   = range(1024, 4097, 1024)
+      "1024"  = range(2048, 8193, 1024)
+      "2048"  = range(4096, 16385, 1024)
+      "4096"  = range(8192, 30721, 1024)
+      "8192"  = range(16384, 61441, 4096)
+      "16384" = range(32768, 122881, 8192)
+    }, tostring(var.broker_cpu), []), var.broker_memory)
+    error_message = "The broker_memory is not a Fargate combination with broker_cpu: 256 CPU takes 512-2048 MiB; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384; 4096 takes 8192-30720 (1024 steps); 8192 takes 16384-61440 (4096 steps)."
+  }
 }
 
 variable "controller_cpu" {
@@ -250,6 +314,20 @@ variable "controller_memory" {
   validation {
     condition     = var.controller_memory >= 1024 && var.controller_memory <= 16384
     error_message = "The controller_memory must be between 1024 and 16384 MiB."
+  }
+
+  validation {
+    # The CPU/memory combinations Fargate accepts (Linux tasks).
+    condition = contains(lookup({
+      "256"   = [512, 1024, 2048]
+      "512"   = range(1024, 4097, 1024)
+      "1024"  = range(2048, 8193, 1024)
+      "2048"  = range(4096, 16385, 1024)
+      "4096"  = range(8192, 30721, 1024)
+      "8192"  = range(16384, 61441, 4096)
+      "16384" = range(32768, 122881, 8192)
+    }, tostring(var.controller_cpu), []), var.controller_memory)
+    error_message = "The controller_memory is not a Fargate combination with controller_cpu: 256 CPU takes 512-2048 MiB; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384; 4096 takes 8192-30720 (1024 steps); 8192 takes 16384-61440 (4096 steps)."
   }
 }
 
@@ -287,6 +365,20 @@ variable "connect_memory" {
   validation {
     condition     = var.connect_memory >= 1024 && var.connect_memory <= 30720
     error_message = "The connect_memory must be between 1024 and 30720 MiB."
+  }
+
+  validation {
+    # The CPU/memory combinations Fargate accepts (Linux tasks).
+    condition = contains(lookup({
+      "256"   = [512, 1024, 2048]
+      "512"   = range(1024, 4097, 1024)
+      "1024"  = range(2048, 8193, 1024)
+      "2048"  = range(4096, 16385, 1024)
+      "4096"  = range(8192, 30721, 1024)
+      "8192"  = range(16384, 61441, 4096)
+      "16384" = range(32768, 122881, 8192)
+    }, tostring(var.connect_cpu), []), var.connect_memory)
+    error_message = "The connect_memory is not a Fargate combination with connect_cpu: 256 CPU takes 512-2048 MiB; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384; 4096 takes 8192-30720 (1024 steps); 8192 takes 16384-61440 (4096 steps)."
   }
 }
 
@@ -347,6 +439,20 @@ variable "sink_memory" {
     condition     = var.sink_memory >= 512 && var.sink_memory <= 30720
     error_message = "The sink_memory must be between 512 and 30720 MiB."
   }
+
+  validation {
+    # The CPU/memory combinations Fargate accepts (Linux tasks).
+    condition = contains(lookup({
+      "256"   = [512, 1024, 2048]
+      "512"   = range(1024, 4097, 1024)
+      "1024"  = range(2048, 8193, 1024)
+      "2048"  = range(4096, 16385, 1024)
+      "4096"  = range(8192, 30721, 1024)
+      "8192"  = range(16384, 61441, 4096)
+      "16384" = range(32768, 122881, 8192)
+    }, tostring(var.sink_cpu), []), var.sink_memory)
+    error_message = "The sink_memory is not a Fargate combination with sink_cpu: 256 CPU takes 512-2048 MiB; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384; 4096 takes 8192-30720 (1024 steps); 8192 takes 16384-61440 (4096 steps)."
+  }
 }
 
 variable "sink_desired_count" {
@@ -357,6 +463,17 @@ variable "sink_desired_count" {
   validation {
     condition     = var.sink_desired_count >= 0 && var.sink_desired_count <= 20
     error_message = "The sink_desired_count must be between 0 (stopped) and 20."
+  }
+}
+
+variable "sink_cpu_architecture" {
+  description = "CPU architecture of the sink tasks: X86_64 or ARM64. It must match the platform the sink image was built for: `tumbleweed image build` builds for the host unless given --platform (linux/amd64 = X86_64, linux/arm64 = ARM64)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.sink_cpu_architecture)
+    error_message = "The sink_cpu_architecture must be X86_64 or ARM64 (Fargate's names, not amd64/arm64)."
   }
 }
 

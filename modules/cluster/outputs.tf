@@ -22,3 +22,8 @@ output "exec_log_group_name" {
   description = "Name of the log group that records ECS Exec sessions."
   value       = aws_cloudwatch_log_group.exec.name
 }
+
+output "exec_log_group_arn" {
+  description = "ARN of the log group that records ECS Exec sessions (task roles may write to it)."
+  value       = aws_cloudwatch_log_group.exec.arn
+}

@@ -1,6 +1,6 @@
 output "service_name" {
   description = "Name of the Connect ECS service."
-  value       = aws_ecs_service.this.name
+  value       = module.service.service_name
 }
 
 output "rest_url" {
@@ -24,5 +24,5 @@ output "internal_topics" {
 
 output "log_group_name" {
   description = "Name of the Connect log group."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.service.log_group_name
 }

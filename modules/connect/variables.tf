@@ -125,6 +125,40 @@ variable "log_retention_days" {
   }
 }
 
+variable "cpu_architecture" {
+  description = "CPU architecture of the task (runtime_platform): X86_64 or ARM64. It must match the image's platform (the Debezium image is published for both)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "The cpu_architecture must be X86_64 or ARM64 (Fargate's names, not amd64/arm64)."
+  }
+}
+
+variable "start_after" {
+  description = "Ids of services this one must start after (the Kafka node services). Only ordering: their values are not used."
+  type        = list(string)
+  default     = []
+}
+
+variable "exec_log_group_arn" {
+  description = "ARN of the cluster's ECS Exec session log group (operators may open a shell in the tasks with aws ecs execute-command), or null when sessions are not logged."
+  type        = string
+  default     = null
+}
+
+variable "source_db_password_kms_key_arn" {
+  description = "KMS key the source database password secret is encrypted with, when it is not the deployment's key (kms_key_arn); null otherwise."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_db_password_kms_key_arn == null || can(regex("^arn:[^:]+:kms:", var.source_db_password_kms_key_arn))
+    error_message = "The source_db_password_kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
 variable "tags" {
   description = "Tags added to every resource of this module (on top of the provider's default_tags)."
   type        = map(string)

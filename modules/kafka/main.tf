@@ -4,15 +4,7 @@
 # EFS access point for its log directory across task replacements. Services deploy
 # stop-then-start (0 % / 100 %) so two tasks never open the same log directory.
 
-data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
-
 locals {
-  account_id = data.aws_caller_identity.current.account_id
-  partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.name
-
   data_dir = "/var/lib/kafka/data"
 
   controller_port = 9093
@@ -82,14 +74,21 @@ locals {
 # start; replacing it makes the existing storage unusable, so never taint it.
 resource "random_id" "cluster_id" {
   byte_length = 16
+
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 ################################################################################
 # Durable storage: one EFS file system, one access point per node
 ################################################################################
 
+# Every node's log directory, including the controllers' metadata log, lives here. It is
+# protected from `terraform destroy` and from a replacement (a changed creation_token):
+# to really delete a deployment, remove prevent_destroy here first (see infra/README.md).
 resource "aws_efs_file_system" "this" {
-  #checkov:skip=CKV2_AWS_18:Kafka data is replicated across brokers (RF 3, min ISR 2); a file-level backup of live log segments is not a consistent restore point. Back up topics with MirrorMaker or a sink instead.
+  #checkov:skip=CKV2_AWS_18:Backed up by AWS Backup through aws_efs_backup_policy below (the service-managed daily plan, 35-day retention, default vault); checkov only recognises an aws_backup_selection.
   creation_token   = "${var.name}-kafka"
   encrypted        = true
   kms_key_id       = var.kms_key_arn
@@ -97,6 +96,21 @@ resource "aws_efs_file_system" "this" {
   throughput_mode  = "elastic"
 
   tags = merge(var.tags, { Name = "${var.name}-kafka" })
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+# Automatic backups (AWS Backup's daily EFS plan). Live log segments are not a consistent
+# snapshot of a topic, but a backup restores controller metadata and Connect's internal
+# topics after an accidental deletion, which replication across brokers cannot.
+resource "aws_efs_backup_policy" "this" {
+  file_system_id = aws_efs_file_system.this.id
+
+  backup_policy {
+    status = "ENABLED"
+  }
 }
 
 resource "aws_efs_mount_target" "this" {
@@ -157,7 +171,7 @@ data "aws_iam_policy_document" "efs" {
 
     principals {
       type        = "AWS"
-      identifiers = [aws_iam_role.task.arn]
+      identifiers = [for k in sort(keys(local.nodes)) : module.node[k].task_role_arn]
     }
 
     condition {
@@ -180,78 +194,13 @@ resource "aws_efs_file_system_policy" "this" {
 }
 
 ################################################################################
-# Logs
+# One Fargate service per node (task definition, roles, log group, service)
 ################################################################################
 
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/tumbleweed/${var.name}/kafka"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
+# Each node's task role may mount only its own access point.
+data "aws_iam_policy_document" "node" {
+  for_each = local.nodes
 
-  tags = var.tags
-}
-
-################################################################################
-# IAM
-################################################################################
-
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-
-    condition {
-      test     = "ArnLike"
-      variable = "aws:SourceArn"
-      values   = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"]
-    }
-  }
-}
-
-# Execution role: what ECS itself needs to start a task (write its logs). The image
-# comes from a public registry, so no registry permission is granted.
-resource "aws_iam_role" "execution" {
-  name               = "${var.name}-kafka-execution"
-  description        = "ECS starts Kafka tasks of ${var.name}: write to the Kafka log group"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "execution" {
-  statement {
-    sid       = "WriteKafkaLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
-}
-
-resource "aws_iam_role_policy" "execution" {
-  name   = "kafka-execution"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
-}
-
-# Task role: the Kafka processes only mount their own EFS access point.
-resource "aws_iam_role" "task" {
-  name               = "${var.name}-kafka-task"
-  description        = "Kafka tasks of ${var.name}: mount their EFS access point"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "task" {
   statement {
     sid       = "MountOwnAccessPoint"
     actions   = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
@@ -260,134 +209,67 @@ data "aws_iam_policy_document" "task" {
     condition {
       test     = "StringEquals"
       variable = "elasticfilesystem:AccessPointArn"
-      values   = [for ap in aws_efs_access_point.node : ap.arn]
+      values   = [aws_efs_access_point.node[each.key].arn]
     }
   }
 }
 
-resource "aws_iam_role_policy" "task" {
-  name   = "kafka-task"
-  role   = aws_iam_role.task.id
-  policy = data.aws_iam_policy_document.task.json
-}
-
-################################################################################
-# Task definitions and services, one per node
-################################################################################
-
-resource "aws_ecs_task_definition" "node" {
-  #checkov:skip=CKV_AWS_336:The apache/kafka entrypoint renders server.properties under /opt/kafka/config at start, so the root file system must be writable; data lives on EFS.
-  for_each = local.nodes
-
-  family                   = "${var.name}-kafka-${each.key}"
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = each.value.role == "broker" ? var.broker_cpu : var.controller_cpu
-  memory                   = each.value.role == "broker" ? var.broker_memory : var.controller_memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
-  }
-
-  volume {
-    name = "data"
-
-    efs_volume_configuration {
-      file_system_id     = aws_efs_file_system.this.id
-      transit_encryption = "ENABLED"
-
-      authorization_config {
-        access_point_id = aws_efs_access_point.node[each.key].id
-        iam             = "ENABLED"
-      }
-    }
-  }
-
-  container_definitions = jsonencode([
-    {
-      name      = "kafka"
-      image     = var.image
-      essential = true
-
-      portMappings = [
-        {
-          containerPort = each.value.role == "broker" ? local.broker_port : local.controller_port
-          protocol      = "tcp"
-        }
-      ]
-
-      environment = [for k in sort(keys(local.node_environment[each.key])) : { name = k, value = local.node_environment[each.key][k] }]
-
-      mountPoints = [
-        {
-          sourceVolume  = "data"
-          containerPath = local.data_dir
-          readOnly      = false
-        }
-      ]
-
-      ulimits = [
-        {
-          name      = "nofile"
-          softLimit = 65536
-          hardLimit = 65536
-        }
-      ]
-
-      # Room for a controlled shutdown (leadership moves before the process exits).
-      stopTimeout = 120
-
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.this.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = each.key
-        }
-      }
-    }
-  ])
-
-  tags = merge(var.tags, { Name = "${var.name}-kafka-${each.key}", KafkaRole = each.value.role })
-}
-
-resource "aws_ecs_service" "node" {
+module "node" {
+  source   = "../fargate-service"
   for_each = local.nodes
 
   name             = "${var.name}-kafka-${each.key}"
-  cluster          = var.cluster_arn
-  task_definition  = aws_ecs_task_definition.node[each.key].arn
-  desired_count    = 1
-  launch_type      = "FARGATE"
-  platform_version = "LATEST"
+  container_name   = "kafka"
+  image            = var.image
+  cpu              = each.value.role == "broker" ? var.broker_cpu : var.controller_cpu
+  memory           = each.value.role == "broker" ? var.broker_memory : var.controller_memory
+  cpu_architecture = var.cpu_architecture
+  port             = each.value.role == "broker" ? local.broker_port : local.controller_port
 
-  # Stop the old task before starting the new one: a node's log directory must never
-  # be open by two processes.
+  cluster_arn        = var.cluster_arn
+  subnet_ids         = [each.value.subnet_id]
+  security_group_ids = [each.value.role == "broker" ? var.broker_security_group_id : var.controller_security_group_id]
+  desired_count      = 1
+
+  environment = local.node_environment[each.key]
+  kms_key_arn = var.kms_key_arn
+
+  log_group_name     = "/tumbleweed/${var.name}/kafka/${each.key}"
+  log_stream_prefix  = each.key
+  log_retention_days = var.log_retention_days
+
+  efs_volume = {
+    file_system_id  = aws_efs_file_system.this.id
+    access_point_id = aws_efs_access_point.node[each.key].id
+    container_path  = local.data_dir
+  }
+  ulimits = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
+
+  # Room for a controlled shutdown (leadership moves before the process exits).
+  stop_timeout = 120
+
+  # Stop the old task before starting the new one: a node's log directory must never be
+  # open by two processes. No rollback: a singleton node has nothing healthy to go back to.
   deployment_minimum_healthy_percent = 0
   deployment_maximum_percent         = 100
+  circuit_breaker_rollback           = false
 
-  deployment_circuit_breaker {
-    enable   = true
-    rollback = true
-  }
+  # The first apply waits until every node runs, so Connect and the sink (start_after =
+  # node_service_ids) find a working cluster.
+  wait_for_steady_state = true
 
-  network_configuration {
-    subnets          = [each.value.subnet_id]
-    security_groups  = [each.value.role == "broker" ? var.broker_security_group_id : var.controller_security_group_id]
-    assign_public_ip = false
-  }
+  # Day 2: Terraform registers each node's new task definition revision but does not move
+  # the service to it. Six independent services updated by one apply would stop all
+  # controllers and brokers at once (0 % minimum healthy each). `tumbleweed kafka roll`
+  # moves one node at a time to the revision in node_task_definition_arns.
+  ignore_task_definition_changes = true
 
-  service_registries {
-    registry_arn = var.service_discovery_arns[each.key]
-  }
+  service_registry_arn = var.service_discovery_arns[each.key]
+  task_policy_json     = data.aws_iam_policy_document.node[each.key].json
+  task_role_purpose    = "mount its own EFS access point; ECS Exec"
+  exec_log_group_arn   = var.exec_log_group_arn
 
-  enable_ecs_managed_tags = true
-  propagate_tags          = "SERVICE"
+  start_after = concat(aws_efs_mount_target.this[*].id, [aws_efs_file_system_policy.this.id])
 
-  tags = merge(var.tags, { Name = "${var.name}-kafka-${each.key}", KafkaRole = each.value.role })
-
-  depends_on = [aws_efs_mount_target.this, aws_efs_file_system_policy.this]
+  tags = merge(var.tags, { KafkaRole = each.value.role })
 }

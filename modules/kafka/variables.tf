@@ -40,8 +40,13 @@ variable "subnet_ids" {
 }
 
 variable "availability_zones" {
-  description = "Availability zone of each entry of subnet_ids (same order); a broker's zone becomes its broker.rack."
+  description = "Availability zone of each entry of subnet_ids (same order); a broker's zone becomes its broker.rack. At least 3 distinct zones, so no zone holds two controllers or two replicas."
   type        = list(string)
+
+  validation {
+    condition     = length(distinct(var.availability_zones)) >= 3 && length(distinct(var.availability_zones)) == length(var.availability_zones)
+    error_message = "At least three distinct availability zones are required: with two, losing the zone of controller-1 and controller-3 loses the KRaft quorum."
+  }
 }
 
 variable "broker_security_group_id" {
@@ -177,6 +182,23 @@ variable "log_retention_days" {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
     error_message = "The log_retention_days must be a retention period CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
   }
+}
+
+variable "cpu_architecture" {
+  description = "CPU architecture of the task (runtime_platform): X86_64 or ARM64. It must match the image's platform (apache/kafka is published for both)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "The cpu_architecture must be X86_64 or ARM64 (Fargate's names, not amd64/arm64)."
+  }
+}
+
+variable "exec_log_group_arn" {
+  description = "ARN of the cluster's ECS Exec session log group (operators may open a shell in the tasks with aws ecs execute-command), or null when sessions are not logged."
+  type        = string
+  default     = null
 }
 
 variable "tags" {

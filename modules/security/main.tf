@@ -71,7 +71,7 @@ resource "aws_ec2_managed_prefix_list" "consumers" {
 
 resource "aws_security_group" "lb" {
   #checkov:skip=CKV2_AWS_5:Attached in the sink, kafka and connect modules (and EFS mount targets) through this module\'s outputs; checkov\'s graph does not follow module outputs.
-  name        = "${var.name}-lb"
+  name_prefix = "${var.name}-lb-"
   description = "Public load balancer of the Tumbleweed sink: whitelisted prefix lists only"
   vpc_id      = var.vpc_id
 
@@ -84,7 +84,7 @@ resource "aws_security_group" "lb" {
 
 resource "aws_security_group" "sink" {
   #checkov:skip=CKV2_AWS_5:Attached in the sink, kafka and connect modules (and EFS mount targets) through this module\'s outputs; checkov\'s graph does not follow module outputs.
-  name        = "${var.name}-sink"
+  name_prefix = "${var.name}-sink-"
   description = "Tumbleweed sink tasks: HTTP from the load balancer only"
   vpc_id      = var.vpc_id
 
@@ -97,7 +97,7 @@ resource "aws_security_group" "sink" {
 
 resource "aws_security_group" "connect" {
   #checkov:skip=CKV2_AWS_5:Attached in the sink, kafka and connect modules (and EFS mount targets) through this module\'s outputs; checkov\'s graph does not follow module outputs.
-  name        = "${var.name}-connect"
+  name_prefix = "${var.name}-connect-"
   description = "Kafka Connect workers: REST from the sink and from each other only"
   vpc_id      = var.vpc_id
 
@@ -110,7 +110,7 @@ resource "aws_security_group" "connect" {
 
 resource "aws_security_group" "broker" {
   #checkov:skip=CKV2_AWS_5:Attached in the sink, kafka and connect modules (and EFS mount targets) through this module\'s outputs; checkov\'s graph does not follow module outputs.
-  name        = "${var.name}-kafka-broker"
+  name_prefix = "${var.name}-kafka-broker-"
   description = "Kafka brokers: client port from sink, Connect and other brokers only"
   vpc_id      = var.vpc_id
 
@@ -123,7 +123,7 @@ resource "aws_security_group" "broker" {
 
 resource "aws_security_group" "controller" {
   #checkov:skip=CKV2_AWS_5:Attached in the sink, kafka and connect modules (and EFS mount targets) through this module\'s outputs; checkov\'s graph does not follow module outputs.
-  name        = "${var.name}-kafka-controller"
+  name_prefix = "${var.name}-kafka-controller-"
   description = "KRaft controllers: quorum port from brokers and controllers only"
   vpc_id      = var.vpc_id
 
@@ -136,7 +136,7 @@ resource "aws_security_group" "controller" {
 
 resource "aws_security_group" "efs" {
   #checkov:skip=CKV2_AWS_5:Attached in the sink, kafka and connect modules (and EFS mount targets) through this module\'s outputs; checkov\'s graph does not follow module outputs.
-  name        = "${var.name}-kafka-efs"
+  name_prefix = "${var.name}-kafka-efs-"
   description = "EFS mount targets of the Kafka log directories: NFS from brokers and controllers only"
   vpc_id      = var.vpc_id
 

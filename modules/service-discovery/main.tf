@@ -28,9 +28,8 @@ resource "aws_service_discovery_service" "this" {
   }
 
   # ECS reports task health to Cloud Map; an unhealthy task is deregistered.
-  health_check_custom_config {
-    failure_threshold = 1
-  }
+  # (failure_threshold is deprecated: AWS always uses 1.)
+  health_check_custom_config {}
 
   tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }

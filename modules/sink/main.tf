@@ -6,7 +6,6 @@
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
-data "aws_elb_service_account" "current" {}
 
 locals {
   account_id = data.aws_caller_identity.current.account_id
@@ -28,15 +27,51 @@ locals {
     TUMBLEWEED_FETCH_WAIT_MAX_MS        = "100" # Apache Kafka ends a fetch as soon as data arrives
   })
 
-  secrets = concat(
-    [{ name = "TUMBLEWEED_ADMIN_TOKEN", valueFrom = aws_secretsmanager_secret.admin_token.arn }],
-    var.source_db_password_secret_arn == null ? [] : [
-      { name = "TUMBLEWEED_SOURCE_DB_PASSWORD", valueFrom = var.source_db_password_secret_arn },
-    ],
+  # Sources declared with password_secret: "env:TUMBLEWEED_SOURCE_DB_PASSWORD" resolve here.
+  secrets = merge(
+    { TUMBLEWEED_ADMIN_TOKEN = aws_secretsmanager_secret.admin_token.arn },
+    var.source_db_password_secret_arn == null ? {} : {
+      TUMBLEWEED_SOURCE_DB_PASSWORD = var.source_db_password_secret_arn
+    },
   )
-  secret_arns = [for s in local.secrets : s.valueFrom]
 
   access_log_prefix = "lb"
+
+  # Regions opened before August 2022 deliver load balancer access logs as a regional
+  # ELB account (AWS docs, "Enable access logs for your Application Load Balancer"); newer
+  # regions deliver as the logdelivery.elasticloadbalancing.amazonaws.com service
+  # principal, which the bucket policy always allows. A map instead of
+  # data.aws_elb_service_account, which fails plan in any region missing from the
+  # provider's own map.
+  elb_log_account_ids = {
+    "af-south-1"     = "098369216593"
+    "ap-east-1"      = "754344448648"
+    "ap-northeast-1" = "582318560864"
+    "ap-northeast-2" = "600734575887"
+    "ap-northeast-3" = "383597477331"
+    "ap-south-1"     = "718504428378"
+    "ap-southeast-1" = "114774131450"
+    "ap-southeast-2" = "783225319266"
+    "ap-southeast-3" = "589379963580"
+    "ca-central-1"   = "985666609251"
+    "cn-north-1"     = "638102146993"
+    "cn-northwest-1" = "037604701340"
+    "eu-central-1"   = "054676820928"
+    "eu-north-1"     = "897822967062"
+    "eu-south-1"     = "635631232127"
+    "eu-west-1"      = "156460612806"
+    "eu-west-2"      = "652711504416"
+    "eu-west-3"      = "009996457667"
+    "me-south-1"     = "076674570225"
+    "sa-east-1"      = "507241528517"
+    "us-east-1"      = "127311923021"
+    "us-east-2"      = "033677994240"
+    "us-gov-east-1"  = "190560391635"
+    "us-gov-west-1"  = "048591011584"
+    "us-west-1"      = "027434742980"
+    "us-west-2"      = "797873946194"
+  }
+  elb_log_account_id = lookup(local.elb_log_account_ids, local.region, null)
 }
 
 ################################################################################
@@ -120,115 +155,6 @@ resource "aws_secretsmanager_secret_version" "admin_token" {
 }
 
 ################################################################################
-# Logs
-################################################################################
-
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/tumbleweed/${var.name}/sink"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-
-  tags = var.tags
-}
-
-################################################################################
-# IAM
-################################################################################
-
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-
-    condition {
-      test     = "ArnLike"
-      variable = "aws:SourceArn"
-      values   = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"]
-    }
-  }
-}
-
-# Execution role: pull the sink image from this repository, write this log group,
-# read exactly the secrets the container is given.
-resource "aws_iam_role" "execution" {
-  name               = "${var.name}-sink-execution"
-  description        = "ECS starts sink tasks of ${var.name}: pull the image, write logs, read the sink's secrets"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "execution" {
-  statement {
-    sid = "EcrAuthorization"
-    # GetAuthorizationToken has no resource-level permissions.
-    actions   = ["ecr:GetAuthorizationToken"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid = "PullSinkImage"
-    actions = [
-      "ecr:BatchCheckLayerAvailability",
-      "ecr:BatchGetImage",
-      "ecr:GetDownloadUrlForLayer",
-    ]
-    resources = [aws_ecr_repository.this.arn]
-  }
-
-  statement {
-    sid       = "WriteSinkLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
-
-  statement {
-    sid       = "ReadSinkSecrets"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = local.secret_arns
-  }
-
-  statement {
-    sid       = "DecryptSecretsThroughSecretsManager"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["secretsmanager.${local.region}.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role_policy" "execution" {
-  name   = "sink-execution"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
-}
-
-# Task role: the sink talks to Kafka, Connect and PostgreSQL only; it needs no AWS
-# permission. A separate, empty role keeps the execution role's rights out of the
-# container.
-resource "aws_iam_role" "task" {
-  name               = "${var.name}-sink-task"
-  description        = "Sink tasks of ${var.name}: no AWS permissions"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-
-  tags = var.tags
-}
-
-################################################################################
 # Load balancer access logs
 ################################################################################
 
@@ -304,16 +230,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
 }
 
 data "aws_iam_policy_document" "access_logs" {
-  statement {
-    sid       = "ElbLogDelivery"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.access_logs.arn}/${local.access_log_prefix}/AWSLogs/${local.account_id}/*"]
+  # Regions opened before August 2022 deliver as the regional ELB account (only there),
+  # newer ones as the log delivery service; each only into this prefix.
+  dynamic "statement" {
+    for_each = local.elb_log_account_id == null ? [] : [local.elb_log_account_id]
 
-    # Regions opened before August 2022 deliver as the regional ELB account, newer
-    # ones as the log delivery service; both are allowed, each only into this prefix.
-    principals {
-      type        = "AWS"
-      identifiers = [data.aws_elb_service_account.current.arn]
+    content {
+      sid       = "ElbLogDelivery"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.access_logs.arn}/${local.access_log_prefix}/AWSLogs/${local.account_id}/*"]
+
+      principals {
+        type        = "AWS"
+        identifiers = ["arn:${local.partition}:iam::${statement.value}:root"]
+      }
     }
   }
 
@@ -385,7 +315,9 @@ resource "aws_lb" "this" {
 
 resource "aws_lb_target_group" "this" {
   #checkov:skip=CKV_AWS_378:TLS ends at the load balancer; the hop to the tasks stays inside the VPC's private subnets, admitted only from the load balancer's security group.
-  name        = "${var.name}-sink"
+  # name_prefix (at most 6 characters for a target group): create_before_destroy needs
+  # the replacement to get a new name. The Name tag carries the deployment's name.
+  name_prefix = "sink-"
   port        = var.container_port
   protocol    = "HTTP"
   target_type = "ip"
@@ -452,106 +384,79 @@ resource "aws_lb_listener" "http" {
 }
 
 ################################################################################
-# Task definition and service
+# Task definition, roles, log group and service
 ################################################################################
 
-resource "aws_ecs_task_definition" "this" {
-  family                   = "${var.name}-sink"
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
+module "service" {
+  source = "../fargate-service"
 
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
-  }
-
-  # Scratch space on task storage; the root file system is read-only.
-  volume {
-    name = "tmp"
-  }
-
-  container_definitions = jsonencode([
-    {
-      name                   = "sink"
-      image                  = local.image
-      essential              = true
-      readonlyRootFilesystem = true
-
-      portMappings = [
-        {
-          containerPort = var.container_port
-          protocol      = "tcp"
-        }
-      ]
-
-      environment = [for k in sort(keys(local.environment)) : { name = k, value = local.environment[k] }]
-      secrets     = local.secrets
-
-      mountPoints = [
-        {
-          sourceVolume  = "tmp"
-          containerPath = "/tmp"
-          readOnly      = false
-        }
-      ]
-
-      linuxParameters = {
-        initProcessEnabled = true
-      }
-
-      stopTimeout = 30
-
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.this.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = "sink"
-        }
-      }
-    }
-  ])
-
-  tags = merge(var.tags, { Name = "${var.name}-sink" })
-}
-
-resource "aws_ecs_service" "this" {
   name             = "${var.name}-sink"
-  cluster          = var.cluster_arn
-  task_definition  = aws_ecs_task_definition.this.arn
-  desired_count    = var.desired_count
-  launch_type      = "FARGATE"
-  platform_version = "LATEST"
+  container_name   = "sink"
+  image            = local.image
+  cpu              = var.cpu
+  memory           = var.memory
+  cpu_architecture = var.cpu_architecture
+  port             = var.container_port
+
+  cluster_arn        = var.cluster_arn
+  subnet_ids         = var.private_subnet_ids
+  security_group_ids = [var.security_group_id]
+  desired_count      = var.desired_count
+
+  environment         = local.environment
+  secrets             = local.secrets
+  secret_kms_key_arns = var.source_db_password_kms_key_arn == null ? [] : [var.source_db_password_kms_key_arn]
+  kms_key_arn         = var.kms_key_arn
+  ecr_repository_arn  = aws_ecr_repository.this.arn
+
+  log_group_name     = "/tumbleweed/${var.name}/sink"
+  log_stream_prefix  = "sink"
+  log_retention_days = var.log_retention_days
 
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
-  health_check_grace_period_seconds  = 60
 
-  deployment_circuit_breaker {
-    enable   = true
-    rollback = true
-  }
+  # Health: the load balancer's check on the liveness route (health_check_path), which
+  # ECS uses to replace tasks; the distroless image has no shell for a container check.
+  load_balancer                     = { target_group_arn = aws_lb_target_group.this.arn }
+  health_check_grace_period_seconds = 180
 
-  network_configuration {
-    subnets          = var.private_subnet_ids
-    security_groups  = [var.security_group_id]
-    assign_public_ip = false
-  }
+  readonly_root_filesystem = true
+  scratch_path             = "/tmp"
+  stop_timeout             = 30
 
-  load_balancer {
-    target_group_arn = aws_lb_target_group.this.arn
-    container_name   = "sink"
-    container_port   = var.container_port
-  }
+  enable_execute_command = var.enable_execute_command
+  exec_log_group_arn     = var.exec_log_group_arn
+  task_role_purpose      = "no AWS permissions besides ECS Exec"
 
-  enable_ecs_managed_tags = true
-  propagate_tags          = "SERVICE"
+  # The sink exits when Kafka is unreachable at start: created after the Kafka node
+  # services (start_after) and after a listener forwards to its target group.
+  start_after = concat(var.start_after, aws_lb_listener.https[*].arn, aws_lb_listener.http[*].arn)
 
-  tags = merge(var.tags, { Name = "${var.name}-sink" })
+  tags = var.tags
+}
 
-  depends_on = [aws_lb_listener.https, aws_lb_listener.http, aws_iam_role_policy.execution]
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.service.aws_cloudwatch_log_group.this
+}
+
+moved {
+  from = aws_iam_role.execution
+  to   = module.service.aws_iam_role.execution
+}
+
+moved {
+  from = aws_iam_role.task
+  to   = module.service.aws_iam_role.task
+}
+
+moved {
+  from = aws_ecs_task_definition.this
+  to   = module.service.aws_ecs_task_definition.this
+}
+
+moved {
+  from = aws_ecs_service.this
+  to   = module.service.aws_ecs_service.this[0]
 }

@@ -20,7 +20,7 @@ output "lb_zone_id" {
 
 output "service_name" {
   description = "Name of the sink ECS service."
-  value       = aws_ecs_service.this.name
+  value       = module.service.service_name
 }
 
 output "ecr_repository_url" {
@@ -40,7 +40,7 @@ output "admin_token_secret_arn" {
 
 output "log_group_name" {
   description = "Name of the sink log group."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.service.log_group_name
 }
 
 output "access_log_bucket" {

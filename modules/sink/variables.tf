@@ -109,13 +109,13 @@ variable "container_port" {
 }
 
 variable "health_check_path" {
-  description = "HTTP path the load balancer probes."
+  description = "HTTP path the load balancer (and so ECS) probes: the sink's liveness route /healthz, which answers without asking Kafka. Never /readyz: a Kafka blip would then get every sink task replaced."
   type        = string
   default     = "/healthz"
 
   validation {
-    condition     = startswith(var.health_check_path, "/")
-    error_message = "The health_check_path must start with /."
+    condition     = startswith(var.health_check_path, "/") && var.health_check_path != "/readyz"
+    error_message = "The health_check_path must start with / and must not be the readiness route /readyz (it fails whenever Kafka is unreachable)."
   }
 }
 
@@ -232,6 +232,46 @@ variable "log_retention_days" {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
     error_message = "The log_retention_days must be a retention period CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
   }
+}
+
+variable "cpu_architecture" {
+  description = "CPU architecture of the task (runtime_platform): X86_64 or ARM64. It must match the image's platform (tumbleweed image build --platform linux/amd64 for X86_64, linux/arm64 for ARM64)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "The cpu_architecture must be X86_64 or ARM64 (Fargate's names, not amd64/arm64)."
+  }
+}
+
+variable "start_after" {
+  description = "Ids of services this one must start after (the Kafka node services). Only ordering: their values are not used."
+  type        = list(string)
+  default     = []
+}
+
+variable "exec_log_group_arn" {
+  description = "ARN of the cluster's ECS Exec session log group (operators may open a shell in the tasks with aws ecs execute-command), or null when sessions are not logged."
+  type        = string
+  default     = null
+}
+
+variable "source_db_password_kms_key_arn" {
+  description = "KMS key the source database password secret is encrypted with, when it is not the deployment's key (kms_key_arn); null otherwise."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_db_password_kms_key_arn == null || can(regex("^arn:[^:]+:kms:", var.source_db_password_kms_key_arn))
+    error_message = "The source_db_password_kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
+variable "enable_execute_command" {
+  description = "Whether operators may open a session in sink tasks with ECS Exec. The image is distroless (no shell), so this is off by default."
+  type        = bool
+  default     = false
 }
 
 variable "tags" {

@@ -3,6 +3,10 @@
 #   1. syntax + format: every .tf/.tfvars file through HashiCorp's HCL parser and
 #      formatter (npm @cdktf/hcl2json, @cdktf/hcl-tools; pinned in package-lock.json);
 #   2. README Inputs/Outputs tables up to date (node tests/terraform/docs.mjs rewrites them);
+#   2b. every aws_* resource and data source against the AWS provider's schema (npm
+#      @cdktf/provider-aws, pinned: generated from hashicorp/aws 5.99.1): unknown
+#      arguments, missing required ones, blocks written as attributes and the reverse
+#      (tests/terraform/schema-check.mjs, with its own mutation self-test);
 #   3. checkov (pinned, PyPI) over infra/ with infra/terraform.tfvars.example: zero
 #      failed checks, skips only inline with a written reason.
 # The reference checks (undeclared variables, module inputs/outputs) are the Rust
@@ -39,7 +43,8 @@ need python3 "Python 3.9+ runs checkov"
 # committed lock file.
 stamp="${here}/node_modules/.tumbleweed-installed-lock.json"
 if ! cmp -s "${here}/package-lock.json" "${stamp}" 2> /dev/null \
-  || [ ! -d "${here}/node_modules/@cdktf/hcl2json" ] || [ ! -d "${here}/node_modules/@cdktf/hcl-tools" ]; then
+  || [ ! -d "${here}/node_modules/@cdktf/hcl2json" ] || [ ! -d "${here}/node_modules/@cdktf/hcl-tools" ] \
+  || [ ! -d "${here}/node_modules/@cdktf/provider-aws" ]; then
   echo "terraform-check: installing the HCL tools (npm ci) ..."
   if ! (cd "${here}" && npm ci --no-audit --no-fund --loglevel=error > "${logdir}/npm-ci.log" 2>&1); then
     die "install problem: 'npm ci' in tests/terraform failed; see .local/terraform-check/npm-ci.log"
@@ -66,6 +71,7 @@ status=0
 hcl_result="passed"
 docs_result="passed"
 checkov_result="passed"
+schema_result="passed"
 
 echo "== HCL syntax and format (HashiCorp parser and formatter)"
 if ! node "${here}/hcl-check.mjs" "${root}"; then
@@ -76,6 +82,16 @@ fi
 echo "== README inputs/outputs tables match variables.tf / outputs.tf"
 if ! node "${here}/docs.mjs" --check; then
   docs_result="FAILED"
+  status=1
+fi
+
+echo "== AWS provider schema (unknown/missing arguments, block vs attribute)"
+if ! node "${here}/schema-check.mjs" --self-test > "${logdir}/schema-self-test.log" 2>&1; then
+  cat "${logdir}/schema-self-test.log"
+  schema_result="FAILED (self-test)"
+  status=1
+elif ! node "${here}/schema-check.mjs" "${root}"; then
+  schema_result="FAILED"
   status=1
 fi
 
@@ -117,6 +133,7 @@ echo
 echo "== summary"
 echo "  hcl syntax/format: ${hcl_result}"
 echo "  README tables:     ${docs_result}"
+echo "  provider schema:   ${schema_result}"
 echo "  checkov:           ${checkov_result} (${summary})"
 if [ "${status}" -eq 0 ]; then
   echo "terraform-check: all passed"

@@ -1,4 +1,4 @@
-// Syntax and format check for every Terraform file under infra/ and modules/.
+// Syntax and format check for every Terraform file under infra/, modules/ and examples/.
 //
 // Syntax: @cdktf/hcl2json wraps HashiCorp's own HCL parser (Go, compiled to wasm),
 // so a file it rejects is a file `terraform` would reject.
@@ -13,7 +13,7 @@ import { format } from "@cdktf/hcl-tools";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = process.argv[2] ? path.resolve(process.argv[2]) : path.resolve(here, "..", "..");
-const scanDirs = ["infra", "modules"];
+const scanDirs = ["infra", "modules", "examples"];
 
 async function collect(dir) {
   const out = [];

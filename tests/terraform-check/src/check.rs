@@ -10,7 +10,8 @@ use crate::model::{RefKind, TfModule};
 use crate::report::{Finding, FindingKind, Report};
 
 /// Checks the repository layout: root configuration `<repo>/infra`, local modules
-/// `<repo>/modules/*` (each is checked even if nothing calls it yet).
+/// `<repo>/modules/*` (each is checked even if nothing calls it yet) and the example
+/// configurations `<repo>/examples/*` (which call `infra` as a module).
 pub fn check_tree(repo: &Path) -> Result<Report> {
     let modules_dir = repo.join("modules");
     let mut extra = Vec::new();
@@ -20,6 +21,20 @@ pub fn check_tree(repo: &Path) -> Result<Report> {
         {
             let path = entry
                 .with_context(|| format!("listing {}", modules_dir.display()))?
+                .path();
+            if path.is_dir() {
+                extra.push(path);
+            }
+        }
+    }
+    // Examples are root configurations of their own that call infra/ as a module.
+    let examples_dir = repo.join("examples");
+    if examples_dir.is_dir() {
+        for entry in std::fs::read_dir(&examples_dir)
+            .with_context(|| format!("listing {}", examples_dir.display()))?
+        {
+            let path = entry
+                .with_context(|| format!("listing {}", examples_dir.display()))?
                 .path();
             if path.is_dir() {
                 extra.push(path);
@@ -45,7 +60,7 @@ pub fn check_module_tree(root: &Path, extra: &[PathBuf], display_base: &Path) ->
         if loaded.contains_key(&key) {
             continue;
         }
-        let module = TfModule::load(&dir, display_base)
+        let module = TfModule::load(&key, &normalize(display_base))
             .with_context(|| format!("loading module {}", dir.display()))?;
         for call in module.module_calls.values() {
             if let Some(target) = call.source.as_deref().and_then(|s| local_source(&dir, s)) {
@@ -64,6 +79,9 @@ pub fn check_module_tree(root: &Path, extra: &[PathBuf], display_base: &Path) ->
         let module = &loaded[key];
         check_references(module, &mut report.findings);
         check_calls(module, &loaded, &mut report.findings);
+        let source = crate::rules::ModuleSource::load(key, &normalize(display_base))
+            .with_context(|| format!("loading module {}", key.display()))?;
+        crate::rules::check_module(&source, &mut report.findings);
     }
     report.modules_checked = order
         .iter()

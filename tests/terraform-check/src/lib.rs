@@ -7,7 +7,10 @@
 //! - a `module` block whose `source` directory does not exist;
 //! - a module input that the called module does not declare as a variable;
 //! - a required input (a variable without `default`) that the call does not pass;
-//! - `module.M.O` where `M` is not a module call or `O` not an output of it.
+//! - `module.M.O` where `M` is not a module call or `O` not an output of it;
+//! - the deployment rules of [`rules`] (image environment contracts, liveness health
+//!   checks, name_prefix with create_before_destroy, validated CPU architecture, region-safe
+//!   load balancer log delivery, protected and backed-up EFS, wired database password secret).
 //!
 //! ```no_run
 //! let report = tumbleweed_terraform_check::check_tree(std::path::Path::new("/repo")).unwrap();
@@ -15,8 +18,10 @@
 //! ```
 
 pub mod check;
+pub mod eval;
 pub mod model;
 pub mod report;
+pub mod rules;
 
 pub use check::{check_module_tree, check_tree};
 pub use model::{Location, TfModule};

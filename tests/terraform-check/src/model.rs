@@ -180,7 +180,16 @@ impl TfModule {
             ctx,
             refs: &mut self.references,
         };
-        collector.visit_body(body);
+        // `moved`, `import` and `removed` name resource addresses, not values: a
+        // `module.M.aws_x.y` there is no reference to an output.
+        for structure in body.iter() {
+            match structure {
+                hcl::edit::structure::Structure::Block(b)
+                    if matches!(b.ident.as_str(), "moved" | "import" | "removed") => {}
+                hcl::edit::structure::Structure::Block(b) => collector.visit_block(b),
+                hcl::edit::structure::Structure::Attribute(a) => collector.visit_attr(a),
+            }
+        }
     }
 }
 

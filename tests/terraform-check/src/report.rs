@@ -23,6 +23,33 @@ pub enum FindingKind {
     UnknownModule { module: String },
     /// `module.M.O` where the module called as `M` has no output `O`.
     UnknownModuleOutput { module: String, output: String },
+    /// A container environment (or secret) name the image never reads.
+    UnreadContainerEnv { container: String, name: String },
+    /// A setting the image defaults wrongly for this deployment is not set.
+    MissingContainerEnv {
+        container: String,
+        name: String,
+        why: String,
+    },
+    /// The sink's load balancer health check probes something other than liveness.
+    HealthCheckNotLiveness { path: String },
+    /// `create_before_destroy` with a fixed `name`: replacement collides with the old name.
+    FixedNameWithCreateBeforeDestroy {
+        resource: String,
+        name_prefix_supported: bool,
+    },
+    /// `runtime_platform.cpu_architecture` is a literal or an unvalidated variable.
+    UnvalidatedCpuArchitecture { resource: String },
+    /// `data "aws_elb_service_account"` fails plan in regions missing from the provider's map.
+    ElbServiceAccountDataSource,
+    /// A load balancer logs to S3 but no policy names the log delivery service principal.
+    MissingLogDeliveryPrincipal { resource: String },
+    /// A resource holding data cannot be destroyed safely (no prevent_destroy, no backup).
+    UnprotectedStatefulResource { resource: String, missing: String },
+    /// A secret input is declared but does not reach a container and a scoped IAM grant.
+    SecretNotWired { variable: String, missing: String },
+    /// A variable's validation accepts an input Terraform or AWS rejects later (or the reverse).
+    ValidationGap { variable: String, detail: String },
 }
 
 impl fmt::Display for FindingKind {
@@ -52,6 +79,45 @@ impl fmt::Display for FindingKind {
                 f,
                 "module.{module}.{output} is referenced but the module has no output \"{output}\""
             ),
+            FindingKind::UnreadContainerEnv { container, name } => write!(
+                f,
+                "container \"{container}\": environment variable {name} is not read by the image"
+            ),
+            FindingKind::MissingContainerEnv { container, name, why } => write!(
+                f,
+                "container \"{container}\": {name} must be set ({why})"
+            ),
+            FindingKind::HealthCheckNotLiveness { path } => write!(
+                f,
+                "load balancer health check path {path} is not the sink's liveness path {}",
+                crate::rules::SINK_LIVENESS_PATH
+            ),
+            FindingKind::FixedNameWithCreateBeforeDestroy { resource, name_prefix_supported } => write!(
+                f,
+                "{resource}: create_before_destroy with a fixed name fails on replacement (duplicate name){}",
+                if *name_prefix_supported { "; use name_prefix" } else { "" }
+            ),
+            FindingKind::UnvalidatedCpuArchitecture { resource } => write!(
+                f,
+                "{resource}: runtime_platform.cpu_architecture must come from a validated variable (X86_64 or ARM64)"
+            ),
+            FindingKind::ElbServiceAccountDataSource => write!(
+                f,
+                "data \"aws_elb_service_account\" fails plan in regions opened after August 2022; use the logdelivery.elasticloadbalancing.amazonaws.com principal (and a region map for older regions)"
+            ),
+            FindingKind::MissingLogDeliveryPrincipal { resource } => write!(
+                f,
+                "{resource} writes access logs but no bucket policy names logdelivery.elasticloadbalancing.amazonaws.com"
+            ),
+            FindingKind::UnprotectedStatefulResource { resource, missing } => {
+                write!(f, "{resource} holds data but has no {missing}")
+            }
+            FindingKind::SecretNotWired { variable, missing } => {
+                write!(f, "var.{variable} is declared but there is no {missing}")
+            }
+            FindingKind::ValidationGap { variable, detail } => {
+                write!(f, "variable \"{variable}\": {detail}")
+            }
         }
     }
 }

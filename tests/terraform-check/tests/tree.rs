@@ -29,7 +29,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A scratch copy of infra/ and modules/.
+/// A scratch copy of infra/, modules/ and examples/.
 struct Copy {
     dir: tempfile::TempDir,
 }
@@ -39,6 +39,7 @@ impl Copy {
         let dir = tempfile::tempdir().context("creating a temp dir")?;
         copy_dir(&repo().join("infra"), &dir.path().join("infra"))?;
         copy_dir(&repo().join("modules"), &dir.path().join("modules"))?;
+        copy_dir(&repo().join("examples"), &dir.path().join("examples"))?;
         Ok(Copy { dir })
     }
 
@@ -93,14 +94,14 @@ fn at(file: &str, line: usize) -> Location {
 fn real_tree_is_clean() -> Result<()> {
     let report = check_tree(&repo())?;
     assert!(report.is_clean(), "{report}");
-    // Root plus the seven modules, every one reached.
+    // Root plus the eight modules and the two examples, every one reached.
     assert_eq!(
         report.modules_checked.len(),
-        8,
+        11,
         "{:?}",
         report.modules_checked
     );
-    assert!(report.files_checked >= 8 * 4);
+    assert!(report.files_checked >= 9 * 4 + 2);
     Ok(())
 }
 
@@ -145,8 +146,8 @@ fn undeclared_local_is_reported() -> Result<()> {
     let c = Copy::new()?;
     c.edit(
         "modules/kafka/main.tf",
-        "containerPath = local.data_dir",
-        "containerPath = local.data_directory",
+        "container_path  = local.data_dir",
+        "container_path  = local.data_directory",
     )?;
     let line = c.line_of("modules/kafka/main.tf", "local.data_directory")?;
     assert_eq!(
@@ -187,7 +188,7 @@ fn unknown_module_input_is_reported() -> Result<()> {
 fn missing_required_input_is_reported() -> Result<()> {
     let c = Copy::new()?;
     // service_discovery's vpc_id has no default.
-    c.edit("infra/main.tf", "  vpc_id   = module.network.vpc_id\n", "")?;
+    c.edit("infra/main.tf", "  vpc_id   = local.vpc_id\n", "")?;
     let line = c.line_of("infra/main.tf", "module \"service_discovery\" {")?;
     assert_eq!(
         c.findings()?,
@@ -250,7 +251,7 @@ fn reference_to_missing_module_call_is_reported() -> Result<()> {
     let c = Copy::new()?;
     c.edit(
         "infra/outputs.tf",
-        "value       = module.network.vpc_id",
+        "value       = local.vpc_id",
         "value       = module.vpc.vpc_id",
     )?;
     let line = c.line_of("infra/outputs.tf", "module.vpc.vpc_id")?;
@@ -311,5 +312,560 @@ fn unparsable_file_is_an_error_naming_the_file() -> Result<()> {
     let err = check_tree(c.dir.path()).expect_err("a syntax error must fail the run");
     let chain = format!("{err:#}");
     assert!(chain.contains("modules/sink/main.tf"), "{chain}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Deployment rules over the real tree: each reverts one fix of issue #12 in a copy and
+// expects exactly the finding that names it.
+// ---------------------------------------------------------------------------------------
+
+fn kinds(c: &Copy) -> Result<Vec<FindingKind>> {
+    Ok(c.findings()?.into_iter().map(|f| f.kind).collect())
+}
+
+#[test]
+fn defect_1_unprefixed_connect_replication_factor_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/connect/main.tf",
+        "CONNECT_OFFSET_STORAGE_REPLICATION_FACTOR = tostring",
+        "OFFSET_STORAGE_REPLICATION_FACTOR = tostring",
+    )?;
+    let k = kinds(&c)?;
+    assert!(
+        k.contains(&FindingKind::UnreadContainerEnv {
+            container: "connect".into(),
+            name: "OFFSET_STORAGE_REPLICATION_FACTOR".into()
+        }),
+        "{k:?}"
+    );
+    assert!(
+        k.iter().any(|f| matches!(f, FindingKind::MissingContainerEnv { name, .. } if name == "CONNECT_OFFSET_STORAGE_REPLICATION_FACTOR")),
+        "{k:?}"
+    );
+    assert_eq!(k.len(), 2, "{k:?}");
+    Ok(())
+}
+
+#[test]
+fn defect_5_readiness_health_check_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/sink/variables.tf",
+        "default     = \"/healthz\"",
+        "default     = \"/readyz\"",
+    )?;
+    assert_eq!(
+        kinds(&c)?,
+        vec![FindingKind::HealthCheckNotLiveness {
+            path: "/readyz".into()
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn sink_liveness_path_is_the_sink_route_that_does_not_ask_kafka() -> Result<()> {
+    let http = fs::read_to_string(repo().join("sink/src/http.rs"))?;
+    let path = tumbleweed_terraform_check::rules::SINK_LIVENESS_PATH;
+    let route = format!(".route(\"{path}\", get(");
+    let at = http
+        .find(&route)
+        .expect("the sink routes the liveness path");
+    let handler: String = http[at + route.len()..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let def = http
+        .find(&format!("async fn {handler}("))
+        .expect("the handler is defined in http.rs");
+    let doc = &http[http[..def].rfind("\n\n").unwrap_or(0)..def];
+    assert!(doc.contains("Liveness"), "{handler}: {doc}");
+    let body = &http[def..def + http[def..].find("\n}\n").expect("the handler ends")];
+    assert!(
+        !body.contains("reachable"),
+        "liveness must not call Kafka: {body}"
+    );
+    Ok(())
+}
+
+#[test]
+fn defect_6_elb_service_account_data_source_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.append(
+        "modules/sink/main.tf",
+        "\ndata \"aws_elb_service_account\" \"current\" {}\n",
+    )?;
+    assert_eq!(kinds(&c)?, vec![FindingKind::ElbServiceAccountDataSource]);
+    Ok(())
+}
+
+#[test]
+fn defect_7_literal_cpu_architecture_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/fargate-service/main.tf",
+        "cpu_architecture        = var.cpu_architecture",
+        "cpu_architecture        = \"X86_64\"",
+    )?;
+    assert_eq!(
+        kinds(&c)?,
+        vec![FindingKind::UnvalidatedCpuArchitecture {
+            resource: "aws_ecs_task_definition.this".into()
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn defect_8_unprotected_kafka_efs_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/kafka/main.tf",
+        "  tags = merge(var.tags, { Name = \"${var.name}-kafka\" })\n\n  lifecycle {\n    prevent_destroy = true\n  }\n",
+        "  tags = merge(var.tags, { Name = \"${var.name}-kafka\" })\n",
+    )?;
+    c.edit(
+        "modules/kafka/main.tf",
+        "status = \"ENABLED\"",
+        "status = \"DISABLED\"",
+    )?;
+    let k = kinds(&c)?;
+    assert_eq!(k.len(), 2, "{k:?}");
+    assert!(k
+        .iter()
+        .all(|f| matches!(f, FindingKind::UnprotectedStatefulResource { resource, .. } if resource == "aws_efs_file_system.this")));
+    Ok(())
+}
+
+#[test]
+fn defect_9_unwired_source_db_password_is_reported() -> Result<()> {
+    for module in ["sink", "connect"] {
+        let c = Copy::new()?;
+        c.edit(
+            &format!("modules/{module}/main.tf"),
+            "TUMBLEWEED_SOURCE_DB_PASSWORD = var.source_db_password_secret_arn",
+            "SOURCE_DB_PASSWORD = var.source_db_password_secret_arn",
+        )?;
+        let k = kinds(&c)?;
+        assert!(
+            k.iter()
+                .any(|f| matches!(f, FindingKind::SecretNotWired { .. })),
+            "{module}: {k:?}"
+        );
+    }
+    // The shared service module must grant exactly the secrets it injects.
+    let c = Copy::new()?;
+    c.edit(
+        "modules/fargate-service/main.tf",
+        "actions   = [\"secretsmanager:GetSecretValue\"]",
+        "actions   = [\"secretsmanager:DescribeSecret\"]",
+    )?;
+    let k = kinds(&c)?;
+    assert!(
+        k.iter().any(
+            |f| matches!(f, FindingKind::SecretNotWired { variable, .. } if variable == "secrets")
+        ),
+        "{k:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn defect_10_fixed_name_with_create_before_destroy_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/security/main.tf",
+        "name_prefix = \"${var.name}-lb-\"",
+        "name        = \"${var.name}-lb\"",
+    )?;
+    assert_eq!(
+        kinds(&c)?,
+        vec![FindingKind::FixedNameWithCreateBeforeDestroy {
+            resource: "aws_security_group.lb".into(),
+            name_prefix_supported: true,
+        }]
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Validations, evaluated on inputs that plan or apply would reject (defects 4 and 10).
+// ---------------------------------------------------------------------------------------
+
+use tumbleweed_terraform_check::eval::Value;
+use tumbleweed_terraform_check::rules::{
+    data_postconditions_hold, failing_validations, ModuleSource,
+};
+
+fn root() -> Result<ModuleSource> {
+    ModuleSource::load(&repo().join("infra"), &repo())
+}
+
+fn num(n: f64) -> Value {
+    Value::Num(n)
+}
+
+fn rejected(m: &ModuleSource, inputs: &[(&str, Value)]) -> Result<bool> {
+    Ok(!failing_validations(m, inputs)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_empty())
+}
+
+#[test]
+fn defect_4_default_is_three_zones_and_two_are_refused() -> Result<()> {
+    let m = root()?;
+    assert!(!rejected(&m, &[("availability_zone_count", num(3.0))])?);
+    assert!(rejected(&m, &[("availability_zone_count", num(2.0))])?);
+    assert!(rejected(&m, &[("availability_zone_count", num(3.5))])?);
+    let defaults = failing_validations(&m, &[("availability_zone_count", num(3.0))]);
+    assert_eq!(defaults, Ok(vec![]));
+    let text = fs::read_to_string(repo().join("infra/variables.tf"))?;
+    let block = &text[text.find("variable \"availability_zone_count\"").unwrap()..];
+    assert!(
+        block.contains("default     = 3\n"),
+        "the default must be 3 zones"
+    );
+    // The kafka module refuses two zones on its own too.
+    let kafka = ModuleSource::load(&repo().join("modules/kafka"), &repo())?;
+    assert!(rejected(
+        &kafka,
+        &[("availability_zones", Value::list_of_str(&["a", "b", "a"]))]
+    )?);
+    assert!(!rejected(
+        &kafka,
+        &[("availability_zones", Value::list_of_str(&["a", "b", "c"]))]
+    )?);
+    Ok(())
+}
+
+#[test]
+fn defect_10_small_vpc_with_many_zones_is_refused() -> Result<()> {
+    let m = root()?;
+    let at = |cidr: &str, n: f64| {
+        [
+            ("vpc_cidr", Value::str(cidr)),
+            ("availability_zone_count", num(n)),
+        ]
+    };
+    assert!(!rejected(&m, &at("10.0.0.0/18", 3.0))?);
+    assert!(rejected(&m, &at("10.0.0.0/18", 4.0))?);
+    assert!(!rejected(&m, &at("10.0.0.0/16", 6.0))?);
+    // And what is accepted really fits: the network module's cidrsubnet calls succeed.
+    use tumbleweed_terraform_check::eval::{eval, Scope};
+    for (cidr, n) in [
+        ("10.0.0.0/18", 3.0),
+        ("10.0.0.0/17", 6.0),
+        ("10.0.0.0/16", 6.0),
+    ] {
+        let expr: hcl::edit::expr::Expression =
+            "[for i in range(n) : cidrsubnet(c, 20 - tonumber(split(\"/\", c)[1]), i + 1)]"
+                .parse()
+                .unwrap();
+        let scope = Scope::from([("n".into(), num(n)), ("c".into(), Value::str(cidr))]);
+        assert!(eval(&expr, &scope).is_ok(), "{cidr} with {n} zones");
+    }
+    Ok(())
+}
+
+#[test]
+fn defect_10_zone_count_above_the_region_fails_at_plan_with_a_message() -> Result<()> {
+    let m = root()?;
+    let zones = |names: &[&str]| {
+        Value::Obj(std::collections::BTreeMap::from([(
+            "names".to_string(),
+            Value::list_of_str(names),
+        )]))
+    };
+    let three = [("availability_zone_count", num(3.0))];
+    let hold = |z: Value| {
+        data_postconditions_hold(&m, "aws_availability_zones", z, &three)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    assert!(hold(zones(&["a", "b", "c"]))?);
+    assert!(!hold(zones(&["a", "b"]))?);
+    Ok(())
+}
+
+#[test]
+fn defect_10_fargate_cpu_memory_pairs_are_validated_together() -> Result<()> {
+    let m = root()?;
+    for (cpu, mem) in [
+        ("broker_cpu", "broker_memory"),
+        ("controller_cpu", "controller_memory"),
+        ("connect_cpu", "connect_memory"),
+        ("sink_cpu", "sink_memory"),
+    ] {
+        let pair = |c: f64, mm: f64| [(cpu, num(c)), (mem, num(mm))];
+        // The review's examples: 512/8192 and 8192/4096 pass separate range checks.
+        assert!(
+            rejected(&m, &pair(512.0, 8192.0))?,
+            "{cpu} 512 / {mem} 8192"
+        );
+        assert!(
+            rejected(&m, &pair(1024.0, 2500.0))?,
+            "{cpu} 1024 / {mem} 2500"
+        );
+        assert!(
+            rejected(&m, &pair(8192.0, 4096.0))?,
+            "{cpu} 8192 / {mem} 4096"
+        );
+        assert!(
+            !rejected(&m, &pair(1024.0, 2048.0))?,
+            "{cpu} 1024 / {mem} 2048"
+        );
+    }
+    // Every default is a valid pair.
+    assert_eq!(
+        failing_validations(
+            &m,
+            &[
+                ("broker_memory", num(4096.0)),
+                ("controller_memory", num(2048.0)),
+                ("connect_memory", num(2048.0)),
+                ("sink_memory", num(1024.0)),
+            ]
+        ),
+        Ok(vec![])
+    );
+    Ok(())
+}
+
+#[test]
+fn defect_7_cpu_architecture_accepts_fargate_names_only() -> Result<()> {
+    let m = root()?;
+    let arch = |a: &str| [("sink_cpu_architecture", Value::str(a))];
+    assert!(!rejected(&m, &arch("X86_64"))?);
+    assert!(!rejected(&m, &arch("ARM64"))?);
+    assert!(rejected(&m, &arch("arm64"))?);
+    assert!(rejected(&m, &arch("amd64"))?);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Start-up order and rolls (defects 2 and 3): structure of the real tree.
+// ---------------------------------------------------------------------------------------
+
+fn body(file: &str) -> Result<hcl::edit::structure::Body> {
+    let text = fs::read_to_string(repo().join(file))?;
+    hcl::edit::parser::parse_body(&text).map_err(|e| anyhow::anyhow!("{file}: {e}"))
+}
+
+fn block<'a>(
+    b: &'a hcl::edit::structure::Body,
+    ident: &str,
+    labels: &[&str],
+) -> Option<&'a hcl::edit::structure::Block> {
+    b.blocks().find(|x| {
+        x.ident.as_str() == ident
+            && x.labels
+                .iter()
+                .map(|l| l.as_str())
+                .eq(labels.iter().copied())
+    })
+}
+
+fn attr_text(b: &hcl::edit::structure::Block, name: &str) -> String {
+    b.body
+        .get_attribute(name)
+        .map(|a| a.value.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn defect_3_terraform_does_not_roll_kafka_nodes_itself() -> Result<()> {
+    let k = body("modules/kafka/main.tf")?;
+    let node = block(&k, "module", &["node"]).expect("module node");
+    assert!(attr_text(node, "source").contains("fargate-service"));
+    assert_eq!(
+        attr_text(node, "ignore_task_definition_changes").trim(),
+        "true"
+    );
+    // Still stop-then-start per node: one log directory is never open twice.
+    assert_eq!(
+        attr_text(node, "deployment_minimum_healthy_percent").trim(),
+        "0"
+    );
+    assert_eq!(attr_text(node, "deployment_maximum_percent").trim(), "100");
+    // The module really ignores task definition changes on that path.
+    let f = body("modules/fargate-service/main.tf")?;
+    let svc = block(
+        &f,
+        "resource",
+        &["aws_ecs_service", "ignore_task_definition"],
+    )
+    .expect("the ignore_task_definition service");
+    let ignored: String = svc
+        .body
+        .get_blocks("lifecycle")
+        .map(|l| attr_text(l, "ignore_changes"))
+        .collect();
+    assert!(ignored.contains("task_definition"), "{ignored}");
+    assert!(attr_text(svc, "count").contains("var.ignore_task_definition_changes"));
+    // The helper finds the revisions to roll to.
+    let outs = fs::read_to_string(repo().join("infra/outputs.tf"))?;
+    assert!(outs.contains("module.kafka.node_task_definition_arns"));
+    Ok(())
+}
+
+#[test]
+fn defect_2_connect_and_sink_start_after_steady_kafka_nodes() -> Result<()> {
+    let k = body("modules/kafka/main.tf")?;
+    let node = block(&k, "module", &["node"]).expect("module node");
+    assert_eq!(attr_text(node, "wait_for_steady_state").trim(), "true");
+    let f = body("modules/fargate-service/main.tf")?;
+    for name in ["this", "ignore_task_definition"] {
+        let svc = block(&f, "resource", &["aws_ecs_service", name]).expect("service");
+        let deps = attr_text(svc, "depends_on");
+        assert!(
+            deps.contains("terraform_data.start_after"),
+            "{name}: {deps}"
+        );
+        assert!(
+            deps.contains("aws_iam_role_policy.execution"),
+            "{name}: {deps}"
+        );
+        assert!(attr_text(svc, "enable_execute_command").contains("var.enable_execute_command"));
+    }
+    let td = block(&f, "resource", &["terraform_data", "start_after"]).expect("terraform_data");
+    assert!(attr_text(td, "input").contains("var.start_after"));
+    let root = body("infra/main.tf")?;
+    for m in ["connect", "sink"] {
+        let call = block(&root, "module", &[m]).expect("module call");
+        assert!(
+            attr_text(call, "start_after").contains("module.kafka.node_service_ids"),
+            "{m}"
+        );
+        let b = body(&format!("modules/{m}/main.tf"))?;
+        let svc = block(&b, "module", &["service"]).expect("fargate-service call");
+        assert!(
+            attr_text(svc, "start_after").contains("var.start_after"),
+            "{m}"
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Existing VPC and examples.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn existing_vpc_inputs_are_validated_together() -> Result<()> {
+    let m = root()?;
+    let subnets =
+        |n: usize| Value::List((0..n).map(|i| Value::Str(format!("subnet-{i}"))).collect());
+    let with_vpc = |private: usize, public: usize| {
+        [
+            ("vpc_id", Value::str("vpc-0123abcd")),
+            ("private_subnet_ids", subnets(private)),
+            ("public_subnet_ids", subnets(public)),
+        ]
+    };
+    assert!(!rejected(&m, &with_vpc(3, 2))?);
+    assert!(
+        rejected(&m, &with_vpc(2, 2))?,
+        "two zones cannot hold the quorum"
+    );
+    assert!(
+        rejected(&m, &with_vpc(3, 1))?,
+        "a load balancer needs two zones"
+    );
+    assert!(
+        rejected(&m, &[("private_subnet_ids", subnets(3))])?,
+        "subnets without vpc_id"
+    );
+    // The region's zone count does not matter when the VPC exists.
+    let zones = Value::Obj(std::collections::BTreeMap::from([(
+        "names".to_string(),
+        Value::list_of_str(&["a"]),
+    )]));
+    let ok = data_postconditions_hold(&m, "aws_availability_zones", zones, &with_vpc(3, 2))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(ok);
+    Ok(())
+}
+
+#[test]
+fn examples_are_checked_against_infra_inputs() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "examples/existing-vpc/main.tf",
+        "  vpc_id             = var.vpc_id\n",
+        "  existing_vpc_id    = var.vpc_id\n",
+    )?;
+    let k = kinds(&c)?;
+    assert!(
+        k.contains(&FindingKind::UnknownModuleInput {
+            module: "tumbleweed".into(),
+            input: "existing_vpc_id".into()
+        }),
+        "{k:?}"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Defect 11: one service module, used by every component.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn defect_11_every_ecs_service_goes_through_fargate_service() -> Result<()> {
+    for entry in fs::read_dir(repo().join("modules"))? {
+        let dir = entry?.path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "fargate-service" {
+            continue;
+        }
+        for file in fs::read_dir(&dir)? {
+            let file = file?.path();
+            if file.extension().is_none_or(|e| e != "tf") {
+                continue;
+            }
+            let b = body(file.strip_prefix(repo())?.to_str().unwrap())?;
+            for blk in b.blocks() {
+                let kind = blk
+                    .labels
+                    .first()
+                    .map(|l| l.as_str().to_string())
+                    .unwrap_or_default();
+                assert!(
+                    !(blk.ident.as_str() == "resource"
+                        && matches!(
+                            kind.as_str(),
+                            "aws_ecs_service" | "aws_ecs_task_definition" | "aws_iam_role"
+                        )
+                        && name != "network"),
+                    "{}: {kind} belongs in modules/fargate-service",
+                    file.display()
+                );
+            }
+        }
+    }
+    for (m, call) in [
+        ("kafka", "node"),
+        ("connect", "service"),
+        ("sink", "service"),
+    ] {
+        let b = body(&format!("modules/{m}/main.tf"))?;
+        let c = block(&b, "module", &[call]).expect("fargate-service call");
+        assert_eq!(
+            attr_text(c, "source").trim(),
+            "\"../fargate-service\"",
+            "{m}"
+        );
+        if m != "sink" {
+            // ECS Exec on Kafka and Connect (the sink's distroless image has no shell).
+            let exec = attr_text(c, "enable_execute_command");
+            assert!(
+                matches!(exec.trim(), "" | "true"),
+                "{m}: enable_execute_command = {exec}"
+            );
+        }
+    }
+    let f = body("modules/fargate-service/variables.tf")?;
+    let exec = block(&f, "variable", &["enable_execute_command"]).expect("variable");
+    assert_eq!(attr_text(exec, "default").trim(), "true");
     Ok(())
 }

@@ -1,0 +1,65 @@
+# Deployment into an existing VPC: no VPC, subnets, NAT gateways or flow logs are created.
+# The private subnets (3 zones, one subnet each) need outbound access to pull images and
+# reach AWS APIs (NAT, or VPC endpoints plus an image mirror); the public subnets hold the
+# load balancer.
+#
+# infra/ configures the AWS provider itself (region, default tags), so this example
+# declares none.
+
+variable "region" {
+  description = "AWS region of the VPC."
+  type        = string
+  default     = "eu-central-1"
+}
+
+variable "vpc_id" {
+  description = "The existing VPC."
+  type        = string
+  default     = "vpc-0123456789abcdef0"
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets of the existing VPC, one in each of 3 availability zones."
+  type        = list(string)
+  default     = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2", "subnet-0ccccccccccccccc3"]
+}
+
+variable "public_subnet_ids" {
+  description = "Public subnets of the existing VPC for the load balancer (2 zones or more)."
+  type        = list(string)
+  default     = ["subnet-0ddddddddddddddd4", "subnet-0eeeeeeeeeeeeeee5", "subnet-0fffffffffffffff6"]
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for HTTPS on 443 (same region)."
+  type        = string
+  default     = "arn:aws:acm:eu-central-1:111122223333:certificate/00000000-0000-0000-0000-000000000000"
+}
+
+module "tumbleweed" {
+  source = "../../infra"
+
+  region      = var.region
+  name_prefix = "tw-shared"
+
+  vpc_id             = var.vpc_id
+  private_subnet_ids = var.private_subnet_ids
+  public_subnet_ids  = var.public_subnet_ids
+
+  certificate_arn = var.certificate_arn
+  operator_cidrs  = ["203.0.113.10/32"]
+  consumer_cidrs  = ["198.51.100.0/24"]
+
+  source_database_cidrs         = ["10.50.0.0/24"]
+  source_db_password_secret_arn = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-shared/source-db-password-AbCdEf"
+}
+
+output "public_url" {
+  description = "Stable public URL of the sink."
+  value       = module.tumbleweed.public_url
+}
+
+output "kafka_node_task_definition_arns" {
+  description = "Revisions `tumbleweed kafka roll` moves the Kafka nodes to."
+  value       = module.tumbleweed.kafka_node_task_definition_arns
+}
