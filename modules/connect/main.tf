@@ -29,6 +29,9 @@ locals {
     # Source records and their offsets in one Kafka transaction (KIP-618); the sink's
     # connectors ask for it with exactly.once.support=required.
     CONNECT_EXACTLY_ONCE_SOURCE_SUPPORT = "enabled"
+    # A task killed mid-transaction leaves it open, and a restarted worker reads its offsets
+    # with read_committed: with the default 60 s timeout every source pauses that long.
+    CONNECT_PRODUCER_TRANSACTION_TIMEOUT_MS = "10000"
   }
 
   # Connector configs say "${env:TUMBLEWEED_SOURCE_DB_PASSWORD}" (EnvVarConfigProvider).
