@@ -371,6 +371,8 @@ impl Stream {
                         let events = std::mem::take(&mut self.events);
                         sent += self.write_events(ti, p, &events);
                         self.events = events;
+                        // Written: let the events go (catch-up events are held by nothing else).
+                        self.events.clear();
                         self.spec.positions[ti][p] = next;
                     }
                     Read::Behind { .. } => self.start_catchup(ti, p).await?,
@@ -526,6 +528,8 @@ impl Stream {
         // Positions were advanced by the reader; rewind them for the frames' cursors.
         let sent = self.write_catchup_events(ti, &events);
         self.events = events;
+        // Written: let the events go (catch-up events are held by nothing else).
+        self.events.clear();
         if let Some(h) = hole {
             self.examine_hole(ti, h, reader_moved).await?;
         }
