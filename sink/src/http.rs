@@ -326,7 +326,7 @@ async fn feeds(hub: &FeedHub, topics: &[String]) -> ApiResult<Vec<Arc<TopicFeed>
         out.push(
             hub.feed(t)
                 .await
-                .map_err(|e| ApiError::unavailable(format!("{e:#}")))?,
+                .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(2))?,
         );
     }
     Ok(out)
@@ -479,7 +479,12 @@ async fn check_ends(
     let fp = cursor::fingerprint(topics);
     for (ti, topic) in topics.iter().enumerate() {
         for p in 0..positions[ti].len() {
-            let (low, high) = st.hub.meta().watermarks(topic, p as i32).await?;
+            let (low, high) = st
+                .hub
+                .meta()
+                .watermarks(topic, p as i32)
+                .await
+                .map_err(kafka_unavailable)?;
             let o = positions[ti][p];
             if o > high {
                 positions[ti][p] = low;
@@ -513,7 +518,14 @@ async fn positions_from_cursor(
         }
         for p in pos.len()..n {
             // A partition added after the cursor was issued starts at its beginning.
-            pos.push(st.hub.meta().watermarks(&feed.topic, p as i32).await?.0);
+            pos.push(
+                st.hub
+                    .meta()
+                    .watermarks(&feed.topic, p as i32)
+                    .await
+                    .map_err(kafka_unavailable)?
+                    .0,
+            );
         }
     }
     let preamble = check_ends(st, topics, &mut positions).await?;
@@ -569,10 +581,20 @@ async fn start_positions(
             pos.push(match (a, start) {
                 (Some(o), _) => o,
                 (None, StartFrom::Latest) => {
-                    st.hub.meta().watermarks(&feed.topic, p as i32).await?.1
+                    st.hub
+                        .meta()
+                        .watermarks(&feed.topic, p as i32)
+                        .await
+                        .map_err(kafka_unavailable)?
+                        .1
                 }
                 (None, StartFrom::Earliest) => {
-                    st.hub.meta().watermarks(&feed.topic, p as i32).await?.0
+                    st.hub
+                        .meta()
+                        .watermarks(&feed.topic, p as i32)
+                        .await
+                        .map_err(kafka_unavailable)?
+                        .0
                 }
             });
         }
@@ -583,6 +605,12 @@ async fn start_positions(
         positions,
         preamble,
     })
+}
+
+/// Kafka did not answer while a stream was being set up: the client should retry (a broker
+/// restarting, leadership moving), so 503 with `Retry-After`, never a 500.
+fn kafka_unavailable(e: anyhow::Error) -> ApiError {
+    ApiError::unavailable(format!("Kafka did not answer, retry shortly: {e:#}")).retry_after(2)
 }
 
 /// A place for one more stream, or the answer that says whose limit was reached.

@@ -94,7 +94,9 @@ async fn partitions_added_to_a_topic_are_delivered() -> Result<()> {
     // A replica that never read the topic resumes from a cursor covering 3 partitions.
     let b = SinkProcess::start(SINK, stack, &shared).await?;
     produce(&stack.kafka_bootstrap, &topic, &inserts_to(2, 20, 3, 0)).await?;
-    let mut s = b.events("grower", &token, Some(&last)).await?;
+    let mut s = b
+        .events_when_ready("grower", &token, Some(&last), T)
+        .await?;
     let rest = s.take(3, T).await?;
     assert_eq!(rest.iter().map(seq).collect::<Vec<_>>(), vec![20, 21, 22]);
     assert!(
@@ -137,7 +139,9 @@ async fn a_recreated_topic_is_announced_with_a_reset() -> Result<()> {
     drop(s);
 
     // The old topic's cursor, on a new connection: the same notice, then the new topic.
-    let mut s = sink.events("phoenix", &token, Some(&old_cursor)).await?;
+    let mut s = sink
+        .events_when_ready("phoenix", &token, Some(&old_cursor), T)
+        .await?;
     let again = s.take(4, T).await?;
     assert_eq!(again[0].event, "reset", "{again:?}");
     assert_eq!(again[0].data["from"], json!(10));

@@ -236,6 +236,26 @@ impl SinkProcess {
         }
         SseStream::open(req).await
     }
+
+    /// Like [`SinkProcess::events`], but a `503` (Kafka busy: leadership moving after a broker
+    /// restart or a topic recreation) is retried until `timeout`, as an SSE client would.
+    pub async fn events_when_ready(
+        &self,
+        consumer: &str,
+        token: &str,
+        last_id: Option<&str>,
+        timeout: Duration,
+    ) -> Result<SseStream> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.events(consumer, token, last_id).await {
+                Err(e) if e.to_string().contains("answered 503") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 impl Drop for SinkProcess {

@@ -25,6 +25,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 
 /// How long a metadata or watermark request may take before it is reported as a failure.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,6 +50,16 @@ impl KafkaSettings {
             .set("log_level", "4");
         c
     }
+}
+
+/// Whether a Kafka error says a partition's leader is moving or not yet known here: an
+/// answer that changes once the client refreshes its metadata.
+fn leadership_moving(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::NotLeaderForPartition | C::LeaderNotAvailable | C::UnknownTopicOrPartition)
+    )
 }
 
 /// Metadata and watermark look-ups, through one long-lived client.
@@ -122,17 +133,31 @@ impl KafkaMeta {
         .context("metadata task")?
     }
 
-    /// `(low, high)` watermarks of one partition.
+    /// `(low, high)` watermarks of one partition. Asked again for about 1.5 s while the
+    /// cluster answers that leadership is moving (a broker restarted, a topic just created or
+    /// recreated): those answers last until librdkafka has refreshed its metadata.
     pub async fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
-        let consumer = self.consumer.clone();
-        let topic = topic.to_string();
-        tokio::task::spawn_blocking(move || {
-            consumer
-                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
-                .with_context(|| format!("reading watermarks of {topic}[{partition}]"))
-        })
+        use backon::{ExponentialBuilder, Retryable};
+        let ask = || {
+            let consumer = self.consumer.clone();
+            let topic = topic.to_string();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+                })
+                .await
+                // Only a panic or a runtime shutdown ends the task early.
+                .map_err(|_| KafkaError::Canceled)?
+            }
+        };
+        ask.retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_times(5),
+        )
+        .when(leadership_moving)
         .await
-        .context("watermark task")?
+        .with_context(|| format!("reading watermarks of {topic}[{partition}]"))
     }
 
     /// Topics with their partition counts and end offsets.
