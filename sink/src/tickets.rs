@@ -65,7 +65,14 @@ pub struct TicketStore {
     log: Arc<CompactedLog>,
     tickets: Arc<Mutex<HashMap<String, Ticket>>>,
     ttl: Duration,
+    /// When a ticket unknown here last made this replica read the log (see `redeem`).
+    last_miss_sync: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often an unknown ticket may make a replica read the ticket log: often enough that a
+/// ticket issued through another replica a moment ago is found, rarely enough that made-up
+/// tickets cannot turn into a stream of broker calls.
+const MISS_SYNC_EVERY: Duration = Duration::from_millis(100);
 
 /// A ticket just issued.
 pub struct Issued {
@@ -129,7 +136,12 @@ impl TicketStore {
             apply,
         )
         .await?;
-        Ok(Arc::new(Self { log, tickets, ttl }))
+        Ok(Arc::new(Self {
+            log,
+            tickets,
+            ttl,
+            last_miss_sync: Mutex::new(None),
+        }))
     }
 
     /// Issues a ticket for one stream of `consumer`.
@@ -168,8 +180,21 @@ impl TicketStore {
     ) -> Result<Result<(), TicketRefused>> {
         let key = token_digest(ticket);
         if !self.tickets.lock().contains_key(&key) {
-            // Issued through another replica a moment ago?
-            self.log.sync().await.context("reading the ticket log")?;
+            // Issued through another replica a moment ago? Read the log, at most every
+            // MISS_SYNC_EVERY; otherwise wait for the reader to catch up on its own.
+            let due = {
+                let mut last = self.last_miss_sync.lock();
+                let due = last.is_none_or(|t| t.elapsed() >= MISS_SYNC_EVERY);
+                if due {
+                    *last = Some(std::time::Instant::now());
+                }
+                due
+            };
+            if due {
+                self.log.sync().await.context("reading the ticket log")?;
+            } else {
+                tokio::time::sleep(MISS_SYNC_EVERY).await;
+            }
         }
         let check = |t: Option<&Ticket>| -> Result<(), TicketRefused> {
             let t = t.ok_or(TicketRefused::Unknown)?;

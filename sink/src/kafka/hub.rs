@@ -308,28 +308,33 @@ impl Reader {
     }
 
     /// Some position was out of range: examine every open partition against its watermarks
-    /// and move the reader where each log now is.
+    /// and move the reader where each log now is. Every partition is assigned again (at its
+    /// buffer's head where nothing happened): the error does not say which partition stopped
+    /// fetching, and a stopped partition must not stay stopped.
     fn reposition(&self) -> Result<()> {
         let _serial = self.assign.lock();
         let feeds: Vec<Arc<TopicFeed>> = self.routes.read().values().cloned().collect();
         for feed in feeds {
-            let mut moved = TopicPartitionList::new();
+            let mut all = TopicPartitionList::new();
+            let mut changed = false;
             for p in 0..feed.partition_count() {
                 let (low, high) = self
                     .consumer
                     .fetch_watermarks(&feed.topic, p as i32, METADATA_TIMEOUT)
                     .with_context(|| format!("reading watermarks of {}[{p}]", feed.topic))?;
-                match feed.examine(p, low, high) {
-                    Examined::Fine => {}
+                let at = match feed.examine(p, low, high) {
+                    Examined::Fine => feed.head(p),
                     Examined::Restarted { from } | Examined::Deleted { from } => {
-                        moved.add_partition_offset(&feed.topic, p as i32, Offset::Offset(from))?;
+                        changed = true;
+                        from
                     }
-                }
+                };
+                all.add_partition_offset(&feed.topic, p as i32, Offset::Offset(at))?;
             }
-            if moved.count() > 0 {
-                // Re-assigning restarts fetching, which stopped at the error.
-                self.consumer.incremental_unassign(&moved)?;
-                self.consumer.incremental_assign(&moved)?;
+            // Re-assigning restarts fetching, which stopped at the error.
+            self.consumer.incremental_unassign(&all)?;
+            self.consumer.incremental_assign(&all)?;
+            if changed {
                 feed.notify();
             }
         }
