@@ -421,6 +421,16 @@ impl Stream {
     /// no longer has it, then read it from a dedicated catch-up reader.
     async fn start_catchup(&mut self, ti: usize, p: usize) -> Result<()> {
         let feed = self.spec.feeds[ti].clone();
+        if self.catchups[ti].is_none() && self.ctx.catchup_readers.available_permits() == 0 {
+            // Every catch-up reader is taken: wait without asking the broker anything (the
+            // gap check below runs once a reader is free).
+            self.waiting_for_reader = true;
+            self.ctx
+                .metrics
+                .catchup_waits
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         let (low, _high) = self
             .ctx
             .hub
