@@ -79,7 +79,7 @@ pub struct Change {
     /// Show what would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// IPs or CIDRs (bare IPv4 → /32, IPv6 → /128).
+    /// IPv4 addresses or CIDRs (a bare address → /32; IPv6 is refused: the lists are IPv4).
     #[arg(required = true, value_name = "CIDR")]
     pub cidrs: Vec<String>,
 }
@@ -771,14 +771,14 @@ mod tests {
             r#"{"region":"r","operator_cidrs":["10.1.0.0/16","10.0.0.0/8"]}"#,
         );
         let fake = Fake::new(&["10.0.0.0/8", "10.1.0.0/16"], 20);
-        let rep = apply_change(&fake, &r, Op::Add, &s(&["2001:db8::1"]), false)
+        let rep = apply_change(&fake, &r, Op::Add, &s(&["192.0.2.1"]), false)
             .await
             .unwrap();
         assert!(rep.changed);
         let vars = tfvars::read(r.tfvars.as_ref().unwrap()).unwrap();
         assert_eq!(
             tfvars::get_list(&vars, "operator_cidrs").unwrap(),
-            s(&["10.1.0.0/16", "10.0.0.0/8", "2001:db8::1/128"])
+            s(&["10.1.0.0/16", "10.0.0.0/8", "192.0.2.1/32"])
         );
         assert_eq!(vars["region"], "r");
         assert_eq!(fake.state.lock().unwrap().0, 2);

@@ -56,7 +56,7 @@ fn render_writes_valid_normalised_tfvars() {
         "--operator-cidrs",
         "203.0.113.7,203.0.113.0/24,203.0.113.7/32",
         "--consumer-cidrs",
-        "2001:db8::1,10.0.0.0/8",
+        "198.51.100.1,10.0.0.0/8",
         "--sink-desired-count",
         "2",
         "--single-nat-gateway",
@@ -85,7 +85,7 @@ fn render_writes_valid_normalised_tfvars() {
     );
     assert_eq!(
         j["consumer_cidrs"],
-        serde_json::json!(["2001:db8::1/128", "10.0.0.0/8"])
+        serde_json::json!(["198.51.100.1/32", "10.0.0.0/8"])
     );
     assert_eq!(j["sink_desired_count"], 2);
     assert_eq!(j["single_nat_gateway"], true);
@@ -123,6 +123,31 @@ fn render_bad_cidr_exits_2_and_writes_nothing() {
         0,
         "no temp files left"
     );
+}
+
+/// Reported: `render --consumer-cidrs 2001:db8::1` wrote `2001:db8::1/128`, which the IPv4
+/// prefix lists refuse only at apply time.
+#[test]
+fn render_refuses_ipv6_because_the_prefix_lists_are_ipv4() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("terraform.tfvars.json");
+    let o = run(tumbleweed(None).args([
+        "render",
+        "--region",
+        "eu-west-1",
+        "--name-prefix",
+        "tw",
+        "--operator-cidrs",
+        "10.0.0.0/8",
+        "--consumer-cidrs",
+        "2001:db8::1",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("2001:db8::1") && err.contains("IPv4"), "{err}");
+    assert!(!out.exists());
 }
 
 #[test]
