@@ -25,9 +25,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tumbleweed_tests::bench::{cpu_secs, env_or, rss_kib};
+use tokio::io::AsyncReadExt;
+use tumbleweed_tests::bench::{
+    count_events, cpu_secs, env_or, open_stream, raise_fd_limit, rss_kib,
+};
 use tumbleweed_tests::sink::{create_topic, SinkProcess};
 use tumbleweed_tests::{stack, unique_suffix};
 
@@ -58,42 +59,6 @@ fn producer(bootstrap: &str, linger_ms: &str) -> Result<FutureProducer> {
         .set("linger.ms", linger_ms)
         .set("batch.num.messages", "1000")
         .create()?)
-}
-
-/// Opens a raw HTTP/1.1 SSE request and returns the socket after the response headers.
-async fn open_stream(addr: &str, path: &str, token: &str) -> Result<(TcpStream, Vec<u8>)> {
-    let mut s = TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::with_capacity(4096);
-    let mut tmp = [0u8; 4096];
-    loop {
-        let n = s.read(&mut tmp).await?;
-        if n == 0 {
-            bail!("connection closed before the response headers");
-        }
-        buf.extend_from_slice(&tmp[..n]);
-        if let Some(end) = memmem::find(&buf, b"\r\n\r\n") {
-            if !buf.starts_with(b"HTTP/1.1 200") {
-                bail!("stream answered: {}", String::from_utf8_lossy(&buf[..end]));
-            }
-            return Ok((s, buf[end + 4..].to_vec()));
-        }
-    }
-}
-
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain libc calls on a valid struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max.min(1 << 20);
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
 }
 
 fn percentile(sorted: &[i64], p: f64) -> f64 {
@@ -204,23 +169,7 @@ async fn main() -> Result<()> {
         let token = token.clone();
         tasks.push(tokio::spawn(async move {
             let (mut s, first) = open_stream(&addr, path, &token).await?;
-            let finder = memmem::Finder::new(b"\ndata: ");
-            let mut count = finder.find_iter(&first).count();
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut carry = 0usize;
-            while count < n_events {
-                let n = s.read(&mut buf[carry..]).await?;
-                if n == 0 {
-                    bail!("stream closed after {count} events");
-                }
-                let filled = carry + n;
-                count += finder.find_iter(&buf[..filled]).count();
-                // Keep the last 6 bytes in case the marker spans two reads.
-                let keep = filled.min(6);
-                buf.copy_within(filled - keep..filled, 0);
-                carry = keep;
-            }
-            Ok::<_, anyhow::Error>(count)
+            count_events(&mut s, &first, n_events).await
         }));
     }
     let mut delivered = 0usize;

@@ -13,7 +13,7 @@ use clap::{Parser, ValueEnum};
 pub enum SlowConsumerPolicy {
     /// End the stream with a final comment; the client resumes later from its cursor.
     Disconnect,
-    /// Keep the stream open and serve it from a dedicated catch-up reader.
+    /// Keep the stream open and serve it from the shared replay of older history.
     CatchUp,
 }
 
@@ -78,8 +78,10 @@ pub struct Config {
     #[arg(long, env = "TUMBLEWEED_FEED_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub feed_idle_secs: u64,
 
-    /// Dedicated catch-up readers (Kafka consumers for streams behind the shared buffer) that
-    /// may exist at once; a stream that needs one while all are taken waits for one.
+    /// Pooled replay readers (Kafka consumers reading history older than the shared buffers,
+    /// shared by every stream that replays it) that may exist at once; a read that needs one
+    /// while all are busy waits for one. Their prefetch shares a quarter of `--buffer-bytes`,
+    /// and the chunks they read are cached in another quarter.
     #[arg(long, env = "TUMBLEWEED_MAX_CATCHUP_READERS", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_catchup_readers: u64,
 

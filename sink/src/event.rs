@@ -7,7 +7,11 @@
 //! carry their value as `"value"`. Tombstones (null values, which follow deletes for log
 //! compaction) carry no information a consumer lacks and are not delivered.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 /// Debezium operation codes, as one byte: `c`reate, `u`pdate, `d`elete, `r`ead (snapshot),
@@ -38,6 +42,9 @@ pub fn from_record(
     value: Option<&[u8]>,
 ) -> Option<ChangeEvent> {
     let value = value?;
+    if let Some(ev) = from_debezium_record(topic, partition, offset, timestamp_ms, key, value) {
+        return Some(ev);
+    }
     let parse = |b: &[u8]| -> Value {
         serde_json::from_slice(b)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into()))
@@ -76,6 +83,103 @@ pub fn from_record(
         op,
         timestamp_ms,
         json: Bytes::from(json),
+    })
+}
+
+/// A Debezium envelope, borrowed from the record: only what the event needs is looked at,
+/// and `before`/`after` are copied as they are rather than parsed into a tree.
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    #[serde(borrow)]
+    before: Option<&'a RawValue>,
+    #[serde(borrow)]
+    after: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: RawSource<'a>,
+}
+
+#[derive(Deserialize)]
+struct RawSource<'a> {
+    #[serde(borrow)]
+    schema: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    table: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    lsn: Option<&'a RawValue>,
+    #[serde(borrow, rename = "txId")]
+    tx_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ts_ms: Option<&'a RawValue>,
+}
+
+/// The fast path of [`from_record`] for a Debezium change with a JSON key (or none): the
+/// event's JSON is written around the record's own bytes, in the documented field order.
+/// `None` when the record is anything else (the general path handles it).
+fn from_debezium_record(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: i64,
+    key: Option<&[u8]>,
+    value: &[u8],
+) -> Option<ChangeEvent> {
+    let env: RawEnvelope = serde_json::from_slice(value).ok()?;
+    let op = match env.op.as_bytes() {
+        [c @ (b'c' | b'u' | b'd' | b'r' | b't' | b'm')] => *c,
+        _ => return None,
+    };
+    let key: Option<&RawValue> = match key {
+        Some(k) => Some(serde_json::from_slice(k).ok()?),
+        None => None,
+    };
+    let table = match (&env.source.schema, &env.source.table) {
+        (Some(s), Some(t)) => Some(Cow::Owned(format!("{s}.{t}"))),
+        (_, Some(t)) => Some(t.clone()),
+        _ => None,
+    };
+    fn raw(v: Option<&RawValue>) -> &str {
+        v.map_or("null", |r| r.get())
+    }
+    let mut out = Vec::with_capacity(value.len() + key.map_or(4, |k| k.get().len()) + 160);
+    out.extend_from_slice(b"{\"topic\":");
+    serde_json::to_writer(&mut out, topic).ok()?;
+    out.extend_from_slice(b",\"partition\":");
+    out.extend_from_slice(itoa::Buffer::new().format(partition).as_bytes());
+    out.extend_from_slice(b",\"offset\":");
+    out.extend_from_slice(itoa::Buffer::new().format(offset).as_bytes());
+    out.extend_from_slice(b",\"key\":");
+    out.extend_from_slice(raw(key).as_bytes());
+    out.extend_from_slice(b",\"op\":\"");
+    out.push(op);
+    out.extend_from_slice(b"\",\"table\":");
+    serde_json::to_writer(&mut out, &table).ok()?;
+    out.extend_from_slice(b",\"before\":");
+    out.extend_from_slice(raw(env.before).as_bytes());
+    out.extend_from_slice(b",\"after\":");
+    out.extend_from_slice(raw(env.after).as_bytes());
+    out.extend_from_slice(b",\"source\":{\"lsn\":");
+    out.extend_from_slice(raw(env.source.lsn).as_bytes());
+    out.extend_from_slice(b",\"txId\":");
+    out.extend_from_slice(raw(env.source.tx_id).as_bytes());
+    out.extend_from_slice(b",\"ts_ms\":");
+    out.extend_from_slice(raw(env.source.ts_ms).as_bytes());
+    out.extend_from_slice(b"}}");
+    // Copied JSON may be pretty-printed; a line break outside a string is only whitespace
+    // (inside a string it is always escaped), and an SSE `data:` line must not contain one.
+    for b in out.iter_mut() {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+    out.shrink_to_fit();
+    Some(ChangeEvent {
+        partition,
+        offset,
+        op,
+        timestamp_ms,
+        json: Bytes::from(out),
     })
 }
 
@@ -139,6 +243,40 @@ mod tests {
                    "source":{"lsn":123,"txId":7,"ts_ms":99}})
         );
         assert!(!e.json.contains(&b'\n'));
+    }
+
+    /// The fast path copies `before`/`after` as they are: field order and number text are
+    /// kept, and a pretty-printed record still becomes one line.
+    #[test]
+    fn debezium_values_are_copied_verbatim_on_one_line() {
+        let v = b"{\n  \"op\": \"c\",\r\n  \"after\": {\"z\": 1, \"a\": 12345678901234567890123, \"s\": \"x\\ny\"},\n  \"source\": {\"table\": \"t\", \"lsn\": 5}\n}";
+        let e = from_record("db.t", 3, 9, 0, None, Some(v)).unwrap();
+        let text = std::str::from_utf8(&e.json).unwrap();
+        assert!(!text.contains('\n') && !text.contains('\r'), "{text}");
+        assert!(
+            text.contains(r#""after":{"z": 1, "a": 12345678901234567890123, "s": "x\ny"}"#),
+            "{text}"
+        );
+        assert!(text.starts_with(r#"{"topic":"db.t","partition":3,"offset":9,"key":null,"op":"c","table":"t","before":null"#), "{text}");
+        let got: Value = serde_json::from_slice(&e.json).unwrap();
+        assert_eq!(
+            got["source"],
+            json!({"lsn": 5, "txId": null, "ts_ms": null})
+        );
+        assert_eq!(got["after"]["s"], json!("x\ny"));
+    }
+
+    /// A record the fast path does not take (a key that is not JSON) gets the general path,
+    /// with the same fields.
+    #[test]
+    fn a_key_that_is_not_json_is_kept_as_a_string() {
+        let v = br#"{"op":"d","before":{"id":1},"after":null,"source":{"schema":"s","table":"t"}}"#;
+        let e = from_record("x", 0, 1, 0, Some(b"plain key"), Some(v)).unwrap();
+        let got: Value = serde_json::from_slice(&e.json).unwrap();
+        assert_eq!(got["key"], json!("plain key"));
+        assert_eq!(got["op"], json!("d"));
+        assert_eq!(got["table"], json!("s.t"));
+        assert_eq!(got["before"], json!({"id": 1}));
     }
 
     #[test]

@@ -778,7 +778,7 @@ async fn readyz(State(st): Shared) -> Response {
 
 async fn metrics(State(st): Shared) -> Response {
     let mut out = String::with_capacity(4096);
-    st.metrics.render(&mut out);
+    st.metrics.render(&mut out, &st.sse.replay.stats);
     let feeds = st.hub.started();
     let buffered: usize = feeds.iter().map(|f| f.buffered_bytes()).sum();
     let limits = st.hub.limits();

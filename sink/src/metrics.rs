@@ -7,21 +7,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use crate::kafka::feed::TopicFeed;
+use crate::kafka::replay::ReplayStats;
 
 #[derive(Default)]
 pub struct Metrics {
     pub events_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub slow_disconnects: AtomicU64,
-    pub catchup_readers: AtomicI64,
-    /// Times a stream found every catch-up reader taken and waited.
-    pub catchup_waits: AtomicU64,
     next_stream: AtomicU64,
     streams: Mutex<HashMap<u64, Arc<StreamStats>>>,
 }
@@ -97,7 +95,7 @@ impl Metrics {
     }
 
     /// Prometheus text exposition of the delivery metrics.
-    pub fn render(&self, out: &mut String) {
+    pub fn render(&self, out: &mut String, replay: &ReplayStats) {
         let mut gauge = |name: &str, help: &str, kind: &str, v: String| {
             let _ = writeln!(
                 out,
@@ -130,15 +128,33 @@ impl Metrics {
         );
         gauge(
             "tumbleweed_catchup_readers",
-            "Dedicated Kafka readers serving streams that are behind the shared buffer.",
+            "Pooled Kafka readers replaying history older than the shared buffers (busy or parked).",
             "gauge",
-            self.catchup_readers.load(Ordering::Relaxed).to_string(),
+            replay.readers.load(Ordering::Relaxed).to_string(),
         );
         gauge(
             "tumbleweed_catchup_reader_waits_total",
-            "Times a stream behind the shared buffer waited because every catch-up reader was taken.",
+            "Replay reads that waited because every pooled reader was busy.",
             "counter",
-            self.catchup_waits.load(Ordering::Relaxed).to_string(),
+            replay.reader_waits.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "tumbleweed_replay_chunks_read_total",
+            "Replay chunks read from Kafka.",
+            "counter",
+            replay.chunks_read.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "tumbleweed_replay_chunks_shared_total",
+            "Replay chunk requests answered from the cache or by a read already under way.",
+            "counter",
+            replay.chunks_shared.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "tumbleweed_replay_cache_bytes",
+            "Bytes of replay chunks held in the cache.",
+            "gauge",
+            replay.cache_bytes.load(Ordering::Relaxed).to_string(),
         );
         let _ = writeln!(
             out,

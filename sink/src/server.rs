@@ -19,6 +19,7 @@ use crate::http::{self, AppState};
 use crate::kafka::cursors::CursorStore;
 use crate::kafka::feed::BufferLimits;
 use crate::kafka::hub::FeedHub;
+use crate::kafka::replay::{ReplayLimits, ReplayPool};
 use crate::kafka::{KafkaMeta, KafkaSettings};
 use crate::limits::StreamLimits;
 use crate::metrics::Metrics;
@@ -93,6 +94,12 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         ),
     )?);
     hub.spawn_idle_closer(Duration::from_secs(config.feed_idle_secs), shutdown.clone());
+    let replay = ReplayPool::new(
+        settings.clone(),
+        hub.meta().clone(),
+        ReplayLimits::from_budget(config.buffer_bytes, config.max_catchup_readers as usize),
+    );
+    replay.spawn_janitor(shutdown.clone());
     let metrics = Arc::new(Metrics::default());
     let sse = Arc::new(SseContext {
         hub: hub.clone(),
@@ -104,12 +111,9 @@ pub async fn start(config: Config) -> Result<RunningSink> {
             max_chunk_bytes: config.max_chunk_bytes as usize,
             max_lag_events: config.max_lag_events,
             slow_policy: config.slow_consumer_policy,
-            max_catchup_readers: config.max_catchup_readers as usize,
         },
         shutdown: shutdown.clone(),
-        catchup_readers: Arc::new(tokio::sync::Semaphore::new(
-            config.max_catchup_readers as usize,
-        )),
+        replay,
     });
     let sources = SourcesService::open_with_tuning(
         SourcesConfig {

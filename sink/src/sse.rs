@@ -15,8 +15,9 @@
 //! - a partition whose log restarted under the stream (topic deleted and recreated, or
 //!   truncated) produces `event: reset` stating where the stream was and where it continues;
 //!   partitions added to a topic are delivered from their beginning;
-//! - catch-up readers are capped (`max_catchup_readers`): a stream that needs one while all
-//!   are taken waits for one, with keepalives, and loses nothing;
+//! - history older than the shared buffer is replayed from chunks that every stream replaying
+//!   the same history shares (`kafka/replay.rs`); while the read runs the stream waits, with
+//!   keepalives, and loses nothing;
 //! - deleting the consumer or shutting the server down ends the stream with a comment.
 
 use std::convert::Infallible;
@@ -30,15 +31,15 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SlowConsumerPolicy;
 use crate::cursor;
 use crate::event::{ChangeEvent, OpCode};
-use crate::kafka::catchup::{CatchUp, Hole};
 use crate::kafka::feed::{Read, TopicFeed};
 use crate::kafka::hub::FeedHub;
+use crate::kafka::replay::ReplayPool;
 use crate::limits::StreamPermit;
 use crate::metrics::{Metrics, StreamStats};
 
@@ -51,9 +52,6 @@ pub struct SseSettings {
     pub max_chunk_bytes: usize,
     pub max_lag_events: u64,
     pub slow_policy: SlowConsumerPolicy,
-    /// Catch-up readers that may exist at once (their prefetch shares a quarter of the
-    /// buffer budget).
-    pub max_catchup_readers: usize,
 }
 
 /// What one stream delivers and from where.
@@ -81,8 +79,8 @@ pub struct SseContext {
     pub metrics: Arc<Metrics>,
     pub settings: SseSettings,
     pub shutdown: CancellationToken,
-    /// Catch-up readers that may exist at once (one per topic of a stream that is behind).
-    pub catchup_readers: Arc<Semaphore>,
+    /// Shared replay of history older than the buffers.
+    pub replay: Arc<ReplayPool>,
 }
 
 /// Starts the stream's task and returns the `text/event-stream` response.
@@ -121,14 +119,9 @@ struct Stream {
     spec: StreamSpec,
     tx: mpsc::Sender<Bytes>,
     fingerprint: u32,
-    /// Per topic: the catch-up reader, which partitions it serves, and the hole it reported
-    /// that was examined (see `read_catchup`).
-    catchups: Vec<Option<Catching>>,
     /// Per topic and partition: the generation of the partition's log that the position
     /// belongs to (see [`Read::Restarted`]).
     generations: Vec<Vec<u64>>,
-    /// Some partition is behind but every catch-up reader is taken: try again shortly.
-    waiting_for_reader: bool,
     reached_head: bool,
     /// Set when the stream was found too slow while the client was not reading.
     slow: bool,
@@ -141,14 +134,9 @@ struct Stream {
     id: String,
 }
 
-/// A topic's catch-up reader, the partitions it serves, the hole it reported that the
-/// stream already examined, and its place under the cap on catch-up readers.
-type Catching = (CatchUp, Vec<bool>, Option<Hole>, OwnedSemaphorePermit);
-
 impl Stream {
     fn new(ctx: Arc<SseContext>, spec: StreamSpec, tx: mpsc::Sender<Bytes>) -> Self {
         let fingerprint = cursor::fingerprint(&spec.topics);
-        let catchups = spec.topics.iter().map(|_| None).collect();
         let generations = spec
             .feeds
             .iter()
@@ -160,9 +148,7 @@ impl Stream {
             spec,
             tx,
             fingerprint,
-            catchups,
             generations,
-            waiting_for_reader: false,
             reached_head: false,
             slow: false,
             stats: None,
@@ -216,7 +202,7 @@ impl Stream {
             // Nothing to send: wait for new events, the keepalive, or the end.
             let wait_new = async {
                 if catching {
-                    // The catch-up reader is polled by `collect`; check back soon.
+                    // A replay read is under way (see `collect`); check back soon.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 } else if changed.len() == 1 {
                     let _ = changed[0].changed().await;
@@ -297,21 +283,32 @@ impl Stream {
         // Taking the buffer leaves no allocation behind: an idle stream holds no chunk memory.
         let chunk = std::mem::take(&mut self.out).freeze();
         let len = chunk.len() as u64;
-        // While the client is not reading, keep checking whether it has become too slow.
-        let mut check = tokio::time::interval(Duration::from_millis(500));
-        check.tick().await;
         // A clone of the sender, so the permit borrows it rather than `self`.
         let tx = self.tx.clone();
-        let permit = loop {
-            tokio::select! {
-                // Room in the channel always wins, so a final notice is not lost to a race.
-                biased;
-                p = tx.reserve() => break p.map_err(|_| ()),
-                _ = self.spec.closed.cancelled() => break Err(()),
-                _ = self.ctx.shutdown.cancelled() => break Err(()),
-                _ = check.tick(), if !self.slow => {
-                    if self.is_slow() {
-                        self.slow = true;
+        // Room in the channel: no timer (a tokio timer, even an elapsed one, costs a tick of
+        // the timer wheel, about a millisecond, which would bound a fast stream's chunk rate).
+        let permit = match tx.try_reserve() {
+            Ok(p) => Ok(p),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(()),
+            Err(mpsc::error::TrySendError::Full(())) => {
+                // While the client is not reading, keep checking whether it has become too
+                // slow.
+                let every = Duration::from_millis(500);
+                let mut check =
+                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tokio::select! {
+                        // Room in the channel always wins, so a final notice is not lost to a
+                        // race.
+                        biased;
+                        p = tx.reserve() => break p.map_err(|_| ()),
+                        _ = self.spec.closed.cancelled() => break Err(()),
+                        _ = self.ctx.shutdown.cancelled() => break Err(()),
+                        _ = check.tick(), if !self.slow => {
+                            if self.is_slow() {
+                                self.slow = true;
+                            }
+                        }
                     }
                 }
             }
@@ -331,7 +328,7 @@ impl Stream {
     }
 
     /// Writes up to one chunk of events into `out`. Returns (events delivered, whether some
-    /// partition is still being caught up).
+    /// partition is older than its buffer and being replayed).
     async fn collect(&mut self) -> Result<(usize, bool)> {
         // Events per chunk: the count limit, or fewer when events are large, so a chunk stays
         // near `max_chunk_bytes`.
@@ -340,7 +337,6 @@ impl Stream {
             .clamp(1, self.ctx.settings.max_chunk_events);
         let mut sent = 0;
         let mut catching = false;
-        self.waiting_for_reader = false;
         for ti in 0..self.spec.feeds.len() {
             let feed = self.spec.feeds[ti].clone();
             // Partitions added to the topic since the stream started: from their beginning.
@@ -355,9 +351,6 @@ impl Stream {
                 if self.generations[ti][p] != feed.generation(p) {
                     self.restarted(ti, p);
                 }
-                if self.is_catching(ti, p) {
-                    continue;
-                }
                 self.events.clear();
                 let from = self.spec.positions[ti][p];
                 match feed.read(
@@ -371,251 +364,71 @@ impl Stream {
                         let events = std::mem::take(&mut self.events);
                         sent += self.write_events(ti, p, &events);
                         self.events = events;
-                        // Written: let the events go (catch-up events are held by nothing else).
+                        // Written: let the events go.
                         self.events.clear();
                         self.spec.positions[ti][p] = next;
                     }
-                    Read::Behind { .. } => self.start_catchup(ti, p).await?,
+                    Read::Behind { .. } => {
+                        catching = true;
+                        sent += self.replay(ti, p, max - sent, sent == 0).await?;
+                    }
                     // Raced with a restart after the check above: handled on the next pass.
                     Read::Restarted { .. } => {}
                 }
             }
-            if self.catchups[ti].is_some() {
-                catching = true;
-                if sent < max {
-                    sent += self.read_catchup(ti, max - sent, sent == 0).await?;
-                }
-            }
         }
-        Ok((sent, catching || self.waiting_for_reader))
+        Ok((sent, catching))
     }
 
     /// Partition `p` of topic `ti` restarted under the stream (topic recreated or truncated):
-    /// tell the client where it was and where it continues, and read the new log. A catch-up
-    /// reader of the topic is dropped (it read the old log); partitions still behind start
-    /// another.
+    /// tell the client where it was and where it continues, and read the new log.
     fn restarted(&mut self, ti: usize, p: usize) {
         let feed = self.spec.feeds[ti].clone();
         let from = self.spec.positions[ti][p];
         let to = feed.origin(p);
         self.generations[ti][p] = feed.generation(p);
         self.spec.positions[ti][p] = to;
-        if self.catchups[ti].take().is_some() {
-            self.ctx
-                .metrics
-                .catchup_readers
-                .fetch_sub(1, Ordering::Relaxed);
-        }
         self.encode_id();
         let frame = reset_frame(&self.id, &feed.topic, p, from, to);
         self.out.put_slice(frame.as_bytes());
     }
 
-    fn is_catching(&self, ti: usize, p: usize) -> bool {
-        self.catchups[ti]
-            .as_ref()
-            .is_some_and(|(_, parts, _, _)| parts.get(p).copied().unwrap_or(false))
-    }
-
-    /// Partition `p` of topic `ti` is older than the shared buffer: report a gap if the broker
-    /// no longer has it, then read it from a dedicated catch-up reader.
-    async fn start_catchup(&mut self, ti: usize, p: usize) -> Result<()> {
-        let feed = self.spec.feeds[ti].clone();
-        if self.catchups[ti].is_none() && self.ctx.catchup_readers.available_permits() == 0 {
-            // Every catch-up reader is taken: wait without asking the broker anything (the
-            // gap check below runs once a reader is free).
-            self.waiting_for_reader = true;
-            self.ctx
-                .metrics
-                .catchup_waits
-                .fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        let (low, _high) = self
-            .ctx
-            .hub
-            .meta()
-            .watermarks(&feed.topic, p as i32)
-            .await?;
+    /// Partition `p` of topic `ti` is older than the shared buffer: deliver up to `max` events
+    /// from the replay chunk that covers the position (shared with every stream replaying the
+    /// same history), and report what retention deleted before the chunk was read as a gap.
+    /// Waits for the chunk only when nothing else was written yet (`may_wait`).
+    async fn replay(&mut self, ti: usize, p: usize, max: usize, may_wait: bool) -> Result<usize> {
+        let topic = self.spec.feeds[ti].topic.clone();
         let pos = self.spec.positions[ti][p];
-        if pos < low {
-            self.spec.positions[ti][p] = low;
-            self.encode_id();
-            let frame = gap_frame(&self.id, &feed.topic, p, pos, low);
-            self.out.put_slice(frame.as_bytes());
-            if low >= feed.start(p) {
-                return Ok(());
-            }
-        }
-        let (mut parts, permit) = match self.catchups[ti].take() {
-            Some((_, parts, _, permit)) => {
-                self.ctx
-                    .metrics
-                    .catchup_readers
-                    .fetch_sub(1, Ordering::Relaxed);
-                (parts, permit)
-            }
-            None => match self.ctx.catchup_readers.clone().try_acquire_owned() {
-                Ok(permit) => (vec![false; feed.partition_count()], permit),
-                Err(_) => {
-                    // Every catch-up reader is taken: stay where we are and ask again soon.
-                    self.waiting_for_reader = true;
-                    self.ctx
-                        .metrics
-                        .catchup_waits
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-            },
-        };
-        parts.resize(feed.partition_count(), false);
-        parts[p] = true;
-        let starts: Vec<(i32, i64)> = parts
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c)
-            .map(|(q, _)| (q as i32, self.spec.positions[ti][q]))
-            .collect();
-        let reader = CatchUp::new(
-            self.ctx.hub.settings(),
-            &feed.topic,
-            &starts,
-            self.ctx
-                .hub
-                .limits()
-                .catchup_prefetch_kbytes(self.ctx.settings.max_catchup_readers),
-        )?;
-        self.ctx
-            .metrics
-            .catchup_readers
-            .fetch_add(1, Ordering::Relaxed);
-        self.catchups[ti] = Some((reader, parts, None, permit));
-        Ok(())
-    }
-
-    async fn read_catchup(&mut self, ti: usize, max: usize, may_wait: bool) -> Result<usize> {
-        let feed = self.spec.feeds[ti].clone();
-        let Some((reader, parts, accepted, _)) = self.catchups[ti].as_mut() else {
-            return Ok(0);
-        };
-        self.events.clear();
         let wait = if may_wait {
             Duration::from_millis(200)
         } else {
             Duration::ZERO
         };
-        let outcome = reader
-            .read(
-                max,
-                wait,
-                &mut self.spec.positions[ti],
-                &mut self.events,
-                accepted.take(),
-            )
-            .await?;
-        let mut hole = outcome.hole;
-        let mut reader_moved = false;
-        if outcome.taken == 0 && hole.is_none() {
-            // Nothing came: offsets without records (markers) are skipped, but a position that
-            // moved is examined as a hole first.
-            for (p, catching) in parts.iter().enumerate() {
-                if *catching {
-                    if let Some(at) = reader.position(p as i32) {
-                        let pos = self.spec.positions[ti][p];
-                        if at > pos && hole.is_none() {
-                            reader_moved = true;
-                            hole = Some(Hole {
-                                partition: p,
-                                from: pos,
-                                to: at,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        let events = std::mem::take(&mut self.events);
-        // Positions were advanced by the reader; rewind them for the frames' cursors.
-        let sent = self.write_catchup_events(ti, &events);
-        self.events = events;
-        // Written: let the events go (catch-up events are held by nothing else).
-        self.events.clear();
-        if let Some(h) = hole {
-            self.examine_hole(ti, h, reader_moved).await?;
-        }
-        // Partitions that reached the shared buffer leave catch-up.
-        let Some((_, parts, _, _)) = self.catchups[ti].as_mut() else {
-            return Ok(sent);
-        };
-        for (p, catching) in parts.iter_mut().enumerate() {
-            if *catching && self.spec.positions[ti][p] >= feed.start(p) {
-                *catching = false;
-            }
-        }
-        if parts.iter().all(|c| !*c) {
-            self.catchups[ti] = None;
-            self.ctx
-                .metrics
-                .catchup_readers
-                .fetch_sub(1, Ordering::Relaxed);
-        }
-        Ok(sent)
-    }
-
-    /// A catch-up reader found no record in `[from, to)` of a partition. If the log start
-    /// has moved past `from`, those events are gone: one gap notice up to the log start.
-    /// Whatever is left of the hole (offsets without records, such as transaction markers) is
-    /// then accepted: the position moves to `to` now if the reader moved there without a
-    /// record (`reader_moved`), else with the record at `to` on the next read.
-    async fn examine_hole(&mut self, ti: usize, hole: Hole, reader_moved: bool) -> Result<()> {
-        let topic = self.spec.feeds[ti].topic.clone();
-        let (low, _) = self
+        let Some(chunk) = self
             .ctx
-            .hub
-            .meta()
-            .watermarks(&topic, hole.partition as i32)
-            .await?;
-        let p = hole.partition;
-        if low > hole.from {
-            let to = low.min(hole.to);
+            .replay
+            .chunk(&topic, p, self.generations[ti][p], pos, wait)
+            .await?
+        else {
+            return Ok(0);
+        };
+        let events = chunk.events_from(pos);
+        let take = events.len().min(max);
+        let sent = self.write_events(ti, p, &events[..take]);
+        if take < events.len() {
+            // The rest of the chunk on the next pass (the position is after the last written).
+            return Ok(sent);
+        }
+        let at = self.spec.positions[ti][p];
+        if let Some((from, to)) = chunk.lost_after(at) {
             self.spec.positions[ti][p] = to;
             self.encode_id();
-            let frame = gap_frame(&self.id, &topic, p, hole.from, to);
+            let frame = gap_frame(&self.id, &topic, p, from, to);
             self.out.put_slice(frame.as_bytes());
         }
-        if reader_moved {
-            let pos = &mut self.spec.positions[ti][p];
-            *pos = (*pos).max(hole.to);
-            return Ok(());
-        }
-        let pos = self.spec.positions[ti][p];
-        if let Some((_, _, accepted, _)) = self.catchups[ti].as_mut() {
-            *accepted = (pos < hole.to).then_some(Hole {
-                partition: p,
-                from: pos,
-                to: hole.to,
-            });
-        }
-        Ok(())
-    }
-
-    /// Writes frames for events read by a catch-up reader. The reader already moved the
-    /// positions past the whole batch, so each frame's cursor is rebuilt from the batch.
-    fn write_catchup_events(&mut self, ti: usize, events: &[Arc<ChangeEvent>]) -> usize {
-        if events.is_empty() {
-            return 0;
-        }
-        let after: Vec<i64> = self.spec.positions[ti].clone();
-        // Rewind each partition to its first event in the batch, then replay.
-        for e in events.iter().rev() {
-            self.spec.positions[ti][e.partition as usize] = e.offset;
-        }
-        let mut sent = 0;
-        for e in events {
-            sent += self.write_events(ti, e.partition as usize, std::slice::from_ref(e));
-        }
-        self.spec.positions[ti] = after;
-        sent
+        self.spec.positions[ti][p] = self.spec.positions[ti][p].max(chunk.end);
+        Ok(sent)
     }
 
     /// Sets `self.id` to the cursor of the current positions.

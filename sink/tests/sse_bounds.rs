@@ -284,14 +284,17 @@ async fn stream_and_connection_limits_answer_with_retry_after() -> Result<()> {
     Ok(())
 }
 
-/// With one catch-up reader for the whole sink, three streams that start far behind the
-/// buffer take turns: each receives every event once, in order.
+/// With one replay reader for the whole sink, three streams that start far behind the
+/// buffer, each on its own topic, take turns: each receives every event once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capped_catch_up_readers_make_streams_wait_not_lose() -> Result<()> {
     let stack = stack();
-    let topic = format!("bounds_catchup_{}", unique_suffix());
-    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
-    produce(&stack.kafka_bootstrap, &topic, &inserts_to(0, 0, 600, 0)).await?;
+    let id = unique_suffix();
+    let topics: Vec<String> = (0..3).map(|i| format!("bounds_catchup_{i}_{id}")).collect();
+    for t in &topics {
+        create_topic(&stack.kafka_bootstrap, t, 1).await?;
+        produce(&stack.kafka_bootstrap, t, &inserts_to(0, 0, 600, 0)).await?;
+    }
     let sink = SinkProcess::start(
         SINK,
         stack,
@@ -299,11 +302,13 @@ async fn capped_catch_up_readers_make_streams_wait_not_lose() -> Result<()> {
             ("--max-catchup-readers", "1"),
             ("--buffer-events-per-partition", "16"),
             ("--max-chunk-events", "20"),
+            // Small chunks, so every stream needs the reader many times.
+            ("--buffer-bytes", "1048576"),
         ],
     )
     .await?;
     let mut tasks = Vec::new();
-    for name in ["c1", "c2", "c3"] {
+    for (name, topic) in ["c1", "c2", "c3"].iter().zip(&topics) {
         let token = sink
             .create_consumer(json!({"name": name, "topics": [topic], "start": "earliest"}))
             .await?;
@@ -325,6 +330,64 @@ async fn capped_catch_up_readers_make_streams_wait_not_lose() -> Result<()> {
     }
     let waits = metric(&sink, "tumbleweed_catchup_reader_waits_total").await?;
     assert!(waits > 0.0, "the streams had to wait for the single reader");
+    ensure!(
+        metric(&sink, "tumbleweed_catchup_readers").await? <= 1.0,
+        "never more than the one reader"
+    );
+    Ok(())
+}
+
+/// Streams replaying the same history share the reading: once one stream has replayed a
+/// topic, two more consumers replaying it from the start are served from the replay cache,
+/// and the sink reads nothing more from Kafka for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_replaying_the_same_history_share_one_read() -> Result<()> {
+    let stack = stack();
+    let topic = format!("bounds_shared_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
+    produce(&stack.kafka_bootstrap, &topic, &inserts_to(0, 0, 3000, 0)).await?;
+    let sink = SinkProcess::start(
+        SINK,
+        stack,
+        &[
+            ("--buffer-events-per-partition", "16"),
+            // 16 MiB: chunks of 256 KiB, so the replay takes several chunks.
+            ("--buffer-bytes", "16777216"),
+        ],
+    )
+    .await?;
+    let replay = |name: &'static str| {
+        let sink = &sink;
+        let topic = topic.clone();
+        async move {
+            let token = sink
+                .create_consumer(json!({"name": name, "topics": [topic], "start": "earliest"}))
+                .await?;
+            let mut s = sink.events(name, &token, None).await?;
+            let got = s.take(3000, Duration::from_secs(60)).await?;
+            assert_eq!(
+                got.iter().map(seq).collect::<Vec<_>>(),
+                (0..3000).collect::<Vec<_>>(),
+                "{name}"
+            );
+            anyhow::Ok(())
+        }
+    };
+    replay("first").await?;
+    let read = metric(&sink, "tumbleweed_replay_chunks_read_total").await?;
+    ensure!(
+        read >= 1.0,
+        "the first replay read chunks from Kafka ({read})"
+    );
+    let (a, b) = tokio::join!(replay("second"), replay("third"));
+    a?;
+    b?;
+    assert_eq!(
+        metric(&sink, "tumbleweed_replay_chunks_read_total").await?,
+        read,
+        "the later replays read nothing more from Kafka"
+    );
+    ensure!(metric(&sink, "tumbleweed_replay_chunks_shared_total").await? >= 2.0 * read);
     Ok(())
 }
 

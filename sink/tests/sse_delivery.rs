@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tumbleweed_tests::sink::{
@@ -700,7 +700,8 @@ async fn assert_deletion_closes_stream(
 
 /// A cursor older than the partition's log start (the broker deleted those records, as
 /// retention does) yields exactly one `event: gap` naming what was lost, then the stream goes
-/// on from the log start with nothing else skipped.
+/// on from the log start with nothing else skipped. A sink that still holds the deleted
+/// records in its replay cache delivers them instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cursor_older_than_the_log_start_gets_one_gap_notice_then_continues() -> Result<()> {
     let stack = stack();
@@ -725,7 +726,24 @@ async fn cursor_older_than_the_log_start_gets_one_gap_notice_then_continues() ->
     let low = delete_records(&stack.kafka_bootstrap, &topic, 0, 60).await?;
     assert_eq!(low, 60, "the broker's new log start");
 
+    // This sink read those records before they were deleted and still holds them in its
+    // replay cache: it delivers them, so nothing is lost and no gap is announced.
     let mut s = sink.events("gappy", &token, Some(&cursor)).await?;
+    let cached = s.take(5, T).await?;
+    drop(s);
+    assert_eq!(
+        cached.iter().map(seq).collect::<Vec<_>>(),
+        (10..15).collect::<Vec<_>>(),
+        "{cached:?}"
+    );
+    // A sink that never read them (another replica, or this one restarted) asks Kafka,
+    // where they are gone.
+    let mut sink = sink;
+    sink.terminate()?;
+    sink.restart().await?;
+    let mut s = sink
+        .events_when_ready("gappy", &token, Some(&cursor), T)
+        .await?;
     let gap = s.next(T).await?.expect("a gap notice");
     assert_eq!(gap.event, "gap", "first frame: {gap:?}");
     assert_eq!(
@@ -837,14 +855,14 @@ async fn a_deleted_consumers_acks_are_not_inherited() -> Result<()> {
     Ok(())
 }
 
-/// A catch-up reader whose position was deleted under it (retention) never jumps to the end
-/// of the partition: it restarts at the log start and reports the hole, which the stream turns
-/// into a gap notice before anything after it. (Reported: librdkafka's default reset went to
-/// the end, skipping every retained event without a notice.)
+/// A replay read whose position was deleted under it (retention) never jumps anywhere: the
+/// reader gets an out-of-range error (not librdkafka's reset, which by default went to the end
+/// of the partition, skipping every retained event without a notice), and the chunk states
+/// exactly what was lost, up to the log start; the next chunks continue there, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_catch_up_reader_reports_deleted_records_as_a_hole_not_a_jump() -> Result<()> {
-    use tumbleweed_sink::kafka::catchup::{CatchUp, Hole};
-    use tumbleweed_sink::kafka::KafkaSettings;
+async fn a_replay_read_reports_deleted_records_as_lost_not_a_jump() -> Result<()> {
+    use tumbleweed_sink::kafka::replay::{ReplayLimits, ReplayPool};
+    use tumbleweed_sink::kafka::{KafkaMeta, KafkaSettings};
     let stack = stack();
     let topic = format!("sse_hole_{}", unique_suffix());
     create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
@@ -854,36 +872,32 @@ async fn a_catch_up_reader_reports_deleted_records_as_a_hole_not_a_jump() -> Res
         bootstrap: stack.kafka_bootstrap.clone(),
         fetch_wait_max_ms: 100,
     };
-    let mut reader = CatchUp::new(&settings, &topic, &[(0, 10)], 1024)?;
-    let mut positions = vec![10];
-    let mut out = Vec::new();
-    let first = reader
-        .read(100, Duration::from_secs(10), &mut positions, &mut out, None)
-        .await?;
+    let meta = KafkaMeta::new(&settings)?;
+    let pool = ReplayPool::new(settings, meta, ReplayLimits::from_budget(64 << 20, 4));
+    let wait = Duration::from_secs(10);
+    let first = pool
+        .chunk(&topic, 0, 0, 10, wait)
+        .await?
+        .expect("a chunk for offset 10");
+    assert_eq!((first.start, first.end), (10, 60), "{first:?}");
+    assert!(first.events.is_empty(), "nothing was read past the hole");
+    assert_eq!(first.lost_after(10), Some((10, 60)));
     assert_eq!(
-        first.hole,
-        Some(Hole {
-            partition: 0,
-            from: 10,
-            to: 60
-        }),
-        "{first:?}"
+        first.lost_after(25),
+        Some((25, 60)),
+        "a stream inside the hole"
     );
-    assert!(
-        out.is_empty(),
-        "nothing is delivered past the hole before it is examined"
-    );
-    // The stream declared the gap and moved to the log start: the rest follows, in order.
-    positions[0] = 60;
+    let mut pos = 60;
     let mut got = Vec::new();
-    while got.len() < 40 {
-        let r = reader
-            .read(100, Duration::from_secs(10), &mut positions, &mut got, None)
-            .await?;
-        assert_eq!(r.hole, None);
-        ensure!(r.taken > 0, "no more records after {}", got.len());
+    while pos < 100 {
+        let c = pool
+            .chunk(&topic, 0, 0, pos, wait)
+            .await?
+            .with_context(|| format!("no chunk at {pos}"))?;
+        assert_eq!(c.lost_from, None, "nothing lost after the log start");
+        got.extend(c.events_from(pos).iter().map(|e| e.offset));
+        pos = c.end;
     }
-    let offsets: Vec<i64> = got.iter().map(|e| e.offset).collect();
-    assert_eq!(offsets, (60..100).collect::<Vec<_>>());
+    assert_eq!(got, (60..100).collect::<Vec<_>>());
     Ok(())
 }

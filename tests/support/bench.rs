@@ -28,3 +28,99 @@ pub fn cpu_secs(pid: u32) -> f64 {
         + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
+
+/// CPU seconds the whole machine has spent busy (all cores, from `/proc/stat`), and the
+/// number of cores: the difference over a run, divided by its length and the cores, is how
+/// busy the machine was (the broker and the clients share it with the sink).
+pub fn machine_busy_secs() -> (f64, usize) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cores = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
+    let busy = stat
+        .lines()
+        .next()
+        .map(|l| {
+            let f: Vec<f64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+            f.iter().sum::<f64>() - f.get(3).unwrap_or(&0.0) - f.get(4).unwrap_or(&0.0)
+        })
+        .unwrap_or(0.0);
+    (busy / 100.0, cores.max(1))
+}
+
+/// Opens a raw HTTP/1.1 SSE request to `addr` (host:port) and returns the socket after the
+/// response headers, with the bytes of the body already read. A raw socket rather than an
+/// SSE client, so the benchmark's client costs as little CPU as possible.
+pub async fn open_stream(
+    addr: &str,
+    path: &str,
+    token: &str,
+) -> anyhow::Result<(tokio::net::TcpStream, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut tmp = [0u8; 4096];
+    loop {
+        let n = s.read(&mut tmp).await?;
+        if n == 0 {
+            anyhow::bail!("connection closed before the response headers");
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+            if !buf.starts_with(b"HTTP/1.1 200") {
+                anyhow::bail!("stream answered: {}", String::from_utf8_lossy(&buf[..end]));
+            }
+            return Ok((s, buf[end + 4..].to_vec()));
+        }
+    }
+}
+
+/// Reads an SSE body until `n` events (`data:` lines) have arrived; returns how many came
+/// (`n`, or an error if the stream closed first). Counts without parsing.
+pub async fn count_events(
+    s: &mut tokio::net::TcpStream,
+    first: &[u8],
+    n: usize,
+) -> anyhow::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    let finder = memchr::memmem::Finder::new(b"\ndata: ");
+    let mut count = finder.find_iter(first).count();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut carry = 0usize;
+    while count < n {
+        let read = s.read(&mut buf[carry..]).await?;
+        if read == 0 {
+            anyhow::bail!("stream closed after {count} events");
+        }
+        let filled = carry + read;
+        count += finder.find_iter(&buf[..filled]).count();
+        // Keep the last 6 bytes in case the marker spans two reads.
+        let keep = filled.min(6);
+        buf.copy_within(filled - keep..filled, 0);
+        carry = keep;
+    }
+    Ok(count)
+}
+
+/// Raises this process's open-file limit to its hard limit (benchmarks open many sockets).
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls on a valid struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(1 << 20);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}

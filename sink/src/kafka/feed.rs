@@ -9,7 +9,7 @@
 //!
 //! A buffer covers the offset range `[start, next)`; events inside it are the deliverable ones
 //! (tombstones are skipped, so offsets can have holes). A stream whose position is below
-//! `start` has been overtaken and must catch up from Kafka (see `catchup`).
+//! `start` has been overtaken and must catch up from Kafka (see `replay`).
 //!
 //! Bounded: a buffer holds at most `events_per_partition` events and its share of a byte
 //! budget: the smaller of the per-topic budget and the global budget divided among the open
@@ -36,7 +36,7 @@ use crate::event::ChangeEvent;
 
 /// Memory an event costs in a buffer beyond its JSON: the `ChangeEvent`, its `Arc` and the
 /// queue slot (an estimate; the byte budget counts this plus the JSON's length).
-const EVENT_OVERHEAD: usize = 96;
+pub(crate) const EVENT_OVERHEAD: usize = 96;
 
 /// Memory limits of the buffers, shared by every feed of a hub.
 #[derive(Debug)]
@@ -72,12 +72,6 @@ impl BufferLimits {
     /// between 1 and 64 MiB.
     pub fn reader_prefetch_kbytes(&self) -> usize {
         (self.bytes_total / 8 / 1024).clamp(1024, 64 * 1024)
-    }
-
-    /// librdkafka's prefetch queue for each of `readers` catch-up readers: together a quarter
-    /// of the global budget, each between 256 KiB and 4 MiB.
-    pub fn catchup_prefetch_kbytes(&self, readers: usize) -> usize {
-        (self.bytes_total / 4 / readers.max(1) / 1024).clamp(256, 4 * 1024)
     }
 }
 
@@ -399,12 +393,6 @@ mod tests {
             limits.reader_prefetch_kbytes(),
             12_800,
             "an eighth of the budget, in KiB"
-        );
-        assert_eq!(limits.catchup_prefetch_kbytes(64), 400);
-        assert_eq!(
-            limits.catchup_prefetch_kbytes(10_000),
-            256,
-            "never below 256 KiB"
         );
     }
 }

@@ -3,18 +3,18 @@
 //! - [`hub`]: one shared Kafka reader for every open topic, and the feeds' lifecycle;
 //! - [`feed`]: each topic's buffer of recent events per partition, which wakes the streams
 //!   that wait on it;
-//! - [`catchup`]: a dedicated reader only for a stream whose position is older than that
-//!   buffer, until it has caught up;
+//! - [`replay`]: history older than that buffer, read in chunks by a capped pool of readers
+//!   into a byte-bounded cache that every stream replaying the same history shares;
 //! - [`cursors`]: acknowledged cursors, in the sink's own compacted topic;
 //! - [`compacted`]: a key-value log in a compacted topic (the consumer and source registries);
 //! - this module: client settings, metadata and watermarks (blocking librdkafka calls are
 //!   run on tokio's blocking pool).
 
-pub mod catchup;
 pub mod compacted;
 pub mod cursors;
 pub mod feed;
 pub mod hub;
+pub mod replay;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
