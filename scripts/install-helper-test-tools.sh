@@ -3,6 +3,8 @@
 #   - moto server (AWS API emulator) in .local/venv-moto
 #   - docker-registry (local OCI registry), skopeo and umoci (daemonless image tools)
 #   - PostgreSQL 15 binaries (normally already on the image)
+#   - promtool (for ops/check.sh) in .local/bin, taken from Debian's `prometheus` package
+#     without installing it, so no Prometheus service is set up or started
 # Every failure prints one line naming the problem and exits non-zero.
 set -euo pipefail
 
@@ -64,4 +66,24 @@ if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import moto, sys
 fi
 [ -x "$VENV/bin/moto_server" ] || fail "$VENV/bin/moto_server missing after install"
 
-echo "install-helper-test-tools: ok (moto, docker-registry, skopeo, umoci, postgresql-15)"
+# 4. promtool: `apt-get download` the package and unpack only the binary (`dpkg-deb -x`);
+#    installing the package would add a prometheus service that the tests do not want.
+PROMTOOL="$ROOT/.local/bin/promtool"
+if ! "$PROMTOOL" --version >/dev/null 2>&1; then
+  command -v dpkg-deb >/dev/null 2>&1 || fail "dpkg-deb not found: cannot unpack the prometheus package"
+  if [ "$APT_UPDATED" -eq 0 ] && ! apt-cache show prometheus >/dev/null 2>&1; then
+    $SUDO apt-get update -qq >/dev/null || fail "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  PROM_TMP=$(mktemp -d)
+  trap 'rm -rf "$PROM_TMP"' EXIT
+  (cd "$PROM_TMP" && apt-get download -qq prometheus) >/dev/null 2>&1 \
+    || fail "apt-get download prometheus failed (is Debian's main archive in the apt sources?)"
+  dpkg-deb -x "$PROM_TMP"/prometheus_*.deb "$PROM_TMP/pkg" || fail "dpkg-deb -x of the prometheus package failed"
+  [ -f "$PROM_TMP/pkg/usr/bin/promtool" ] || fail "the prometheus package has no usr/bin/promtool"
+  mkdir -p "$ROOT/.local/bin"
+  install -m 0755 "$PROM_TMP/pkg/usr/bin/promtool" "$PROMTOOL" || fail "cannot install $PROMTOOL"
+fi
+"$PROMTOOL" --version >/dev/null 2>&1 || fail "$PROMTOOL does not run"
+
+echo "install-helper-test-tools: ok (moto, docker-registry, skopeo, umoci, postgresql-15, promtool)"
