@@ -9,7 +9,7 @@
 //!
 //! Sizes come from the environment: BENCH_BACKLOG (N, default 1,000,000), BENCH_CLIENTS (C,
 //! 10), BENCH_PARTITIONS (1), BENCH_COMPRESSION (the producer's `compression.type`, `none`
-//! as Kafka Connect's producer defaults to).
+//! as Kafka Connect's producer defaults to), BENCH_SINK_ARGS (extra sink flags).
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use tumbleweed_tests::bench::{
-    count_events, cpu_secs, env_or, machine_busy_secs, open_stream, rss_kib,
+    count_events, cpu_secs, env_or, machine_busy_secs, open_stream, rss_kib, sink_args_from_env,
 };
 use tumbleweed_tests::sink::{create_topic, SinkProcess};
 use tumbleweed_tests::{stack, unique_suffix};
@@ -152,11 +152,10 @@ async fn main() -> Result<()> {
         "backlog: {n} events in {partitions} partition(s) written in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let extra = std::env::var("BENCH_SINK_ARGS").unwrap_or_default();
-    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let extra = sink_args_from_env();
     let args: Vec<(&str, &str)> = extra
-        .chunks(2)
-        .map(|c| (c[0], c.get(1).copied().unwrap_or("")))
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let sink = SinkProcess::start(SINK, stack, &args).await?;
     let pid = sink.pid().context("sink pid")?;

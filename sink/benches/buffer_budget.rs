@@ -3,12 +3,15 @@
 //!
 //! T topics (BENCH_TOPICS, default 200) of one partition each hold E events (BENCH_EVENTS,
 //! 2000) of about 1 KB. The sink runs with a global buffer budget of B MiB (BENCH_BUDGET_MIB,
-//! 64) and 8 MiB per topic. One live-tail stream per topic reads its topic from the earliest
-//! event to the end, at once: most of it through catch-up readers (capped at 64), the rest
-//! from the shared buffers. The streams then stay open at the head.
+//! 64) and 8 MiB per topic, and a memory limit of L MiB (BENCH_MEMORY_LIMIT_MIB, 5 × B: the
+//! sizing rule). One live-tail stream per topic reads its topic from the earliest event to the
+//! end, at once: most of it through the shared replay (16 pooled readers), the rest from the
+//! shared buffers; a stream refused for memory (503) is asked again. The streams then stay
+//! open at the head. BENCH_SINK_ARGS adds sink flags.
 //!
-//! Figures: the sink's RSS before any stream, its peak while the streams read, and after;
-//! the bytes its buffers hold (`tumbleweed_buffer_bytes`) against the budget; events/s.
+//! Figures: the sink's RSS before any stream, its peak while the streams read (sampled every
+//! 100 ms), and after; the bytes its buffers hold (`tumbleweed_buffer_bytes`) against the
+//! budget; events/s.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use futures::StreamExt;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
-use tumbleweed_tests::bench::{env_or, rss_kib};
+use tumbleweed_tests::bench::{env_or, rss_kib, sink_args_from_env};
 use tumbleweed_tests::sink::{create_topic, SinkProcess, ADMIN_TOKEN};
 use tumbleweed_tests::{stack, unique_suffix};
 
@@ -30,6 +33,7 @@ async fn main() -> Result<()> {
     let n_topics = env_or("BENCH_TOPICS", 200);
     let n_events = env_or("BENCH_EVENTS", 2000);
     let budget_mib = env_or("BENCH_BUDGET_MIB", 64);
+    let limit_mib = env_or("BENCH_MEMORY_LIMIT_MIB", 5 * budget_mib);
     let stack = stack();
     let id = unique_suffix();
     let topics: Vec<String> = (0..n_topics)
@@ -69,20 +73,21 @@ async fn main() -> Result<()> {
     );
 
     let budget = (budget_mib << 20).to_string();
-    let sink = SinkProcess::start(
-        SINK,
-        stack,
-        &[
-            ("--buffer-bytes", &budget),
-            ("--buffer-bytes-per-topic", &(8usize << 20).to_string()),
-            ("--max-streams", "100000"),
-        ],
-    )
-    .await?;
+    let per_topic = (8usize << 20).to_string();
+    let limit = (limit_mib << 20).to_string();
+    let extra = sink_args_from_env();
+    let mut args: Vec<(&str, &str)> = vec![
+        ("--buffer-bytes", &budget),
+        ("--buffer-bytes-per-topic", &per_topic),
+        ("--max-streams", "100000"),
+        ("--memory-limit", &limit),
+    ];
+    args.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let sink = SinkProcess::start(SINK, stack, &args).await?;
     let pid = sink.pid().context("sink pid")?;
     let base_kib = rss_kib(pid);
     println!(
-        "sink RSS before any stream: {} MiB; buffer budget {budget_mib} MiB",
+        "sink RSS before any stream: {} MiB; buffer budget {budget_mib} MiB; memory limit {limit_mib} MiB",
         base_kib / 1024
     );
 
@@ -106,12 +111,20 @@ async fn main() -> Result<()> {
         let delivered = delivered.clone();
         let want = n_events as u64;
         readers.push(tokio::spawn(async move {
-            let resp = reqwest::Client::new()
-                .get(url)
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await?
-                .error_for_status()?;
+            // A stream refused for memory (503, Retry-After) is asked again, as a client
+            // would; the benchmark does not wait the whole Retry-After.
+            let resp = loop {
+                let resp = reqwest::Client::new()
+                    .get(&url)
+                    .bearer_auth(ADMIN_TOKEN)
+                    .send()
+                    .await?;
+                if resp.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                break resp.error_for_status()?;
+            };
             let mut body = resp.bytes_stream();
             let needle = b"\ndata: ";
             let finder = memchr::memmem::Finder::new(needle);
@@ -155,9 +168,11 @@ async fn main() -> Result<()> {
     };
     let total = delivered.load(Ordering::Relaxed);
     println!(
-        "{n_topics} streams read {total} events in {secs:.1} s ({:.0} events/s); catch-up reader waits {}",
+        "{n_topics} streams read {total} events in {secs:.1} s ({:.0} events/s); replay reader waits {}; streams refused for memory then retried {}; 100 ms samples above 85 % of the limit {}",
         total as f64 / secs,
-        metric("tumbleweed_catchup_reader_waits_total")
+        metric("tumbleweed_catchup_reader_waits_total"),
+        metric("tumbleweed_sse_streams_refused_total"),
+        metric("tumbleweed_memory_pressure_samples_total")
     );
     println!(
         "buffers hold {:.1} MiB of the {budget_mib} MiB budget across {} topic readers",
@@ -166,7 +181,7 @@ async fn main() -> Result<()> {
     );
     let after = rss_kib(pid);
     println!(
-        "sink RSS: before {} MiB, peak while reading {} MiB (+{} MiB), with {n_topics} streams at the head {} MiB (+{} MiB)",
+        "sink RSS: before {} MiB, peak while reading {} MiB (+{} MiB; limit {limit_mib} MiB), with {n_topics} streams at the head {} MiB (+{} MiB)",
         base_kib / 1024,
         peak.load(Ordering::Relaxed) / 1024,
         (peak.load(Ordering::Relaxed) - base_kib) / 1024,

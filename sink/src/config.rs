@@ -82,8 +82,15 @@ pub struct Config {
     /// shared by every stream that replays it) that may exist at once; a read that needs one
     /// while all are busy waits for one. Their prefetch shares a quarter of `--buffer-bytes`,
     /// and the chunks they read are cached in another quarter.
-    #[arg(long, env = "TUMBLEWEED_MAX_CATCHUP_READERS", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    #[arg(long, env = "TUMBLEWEED_MAX_CATCHUP_READERS", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_catchup_readers: u64,
+
+    /// Resident memory this process should stay under, in bytes (e.g. 90 % of the
+    /// container's memory). Above 85 % of it new streams are answered 503 with `Retry-After`
+    /// and replay reads run one at a time, until memory is back under. Unset: no limit. Size
+    /// `--buffer-bytes` at most a fifth of it.
+    #[arg(long, env = "TUMBLEWEED_MEMORY_LIMIT", value_parser = clap::value_parser!(u64).range((64 << 20)..))]
+    pub memory_limit: Option<u64>,
 
     /// SSE streams this sink serves at once; more are answered 503 with `Retry-After`.
     #[arg(long, env = "TUMBLEWEED_MAX_STREAMS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

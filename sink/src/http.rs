@@ -47,6 +47,7 @@ pub struct AppState {
     pub sse: Arc<SseContext>,
     pub metrics: Arc<Metrics>,
     pub sources: Arc<SourcesService>,
+    pub memory: Arc<crate::memory::MemoryGuard>,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -618,7 +619,7 @@ fn admit(st: &AppState, consumer: Option<&str>) -> ApiResult<crate::limits::Stre
     st.limits.admit(consumer).map_err(|e| {
         let status = match e {
             LimitError::PerConsumer { .. } => StatusCode::TOO_MANY_REQUESTS,
-            LimitError::Total { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            LimitError::Total { .. } | LimitError::Memory { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, e.to_string()).retry_after(5)
     })
@@ -802,6 +803,22 @@ async fn metrics(State(st): Shared) -> Response {
             out,
             "# HELP tumbleweed_sse_streams_refused_total Streams refused by the stream limits (429/503).\n# TYPE tumbleweed_sse_streams_refused_total counter\ntumbleweed_sse_streams_refused_total {}",
             st.limits.refused.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tumbleweed_process_resident_bytes Resident memory of the sink process (last 100 ms sample).\n# TYPE tumbleweed_process_resident_bytes gauge\ntumbleweed_process_resident_bytes {}",
+            st.memory.rss()
+        );
+        if let Some(limit) = st.memory.limit() {
+            let _ = writeln!(
+                out,
+                "# HELP tumbleweed_memory_limit_bytes The configured memory limit (TUMBLEWEED_MEMORY_LIMIT).\n# TYPE tumbleweed_memory_limit_bytes gauge\ntumbleweed_memory_limit_bytes {limit}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tumbleweed_memory_pressure_samples_total 100 ms samples taken above 85 % of the memory limit (new streams refused, replay reads one at a time).\n# TYPE tumbleweed_memory_pressure_samples_total counter\ntumbleweed_memory_pressure_samples_total {}",
+            st.memory.pressured_samples.load(std::sync::atomic::Ordering::Relaxed)
         );
     }
     st.sources.write_metrics(&mut out);

@@ -7,10 +7,12 @@
 //! - [`registry`]: consumer registrations in a compacted Kafka topic, shared by replicas;
 //! - [`tickets`]: single-use stream tickets for browsers' EventSource;
 //! - [`cursor`]: the opaque SSE event id (a position in every subscribed partition);
-//! - [`kafka`]: Kafka consumption: shared per-topic readers with a recent-event buffer, catch-up
-//!   reads for streams that are behind, acknowledged cursors (a compacted topic);
+//! - [`kafka`]: Kafka consumption: shared per-topic readers with a recent-event buffer, a shared
+//!   replay of older history for streams that are behind, acknowledged cursors (a compacted
+//!   topic);
 //! - [`event`]: turning a Debezium record into the JSON object a consumer receives;
 //! - [`limits`]: how many streams and connections are admitted;
+//! - [`memory`]: the process memory guard (`--memory-limit`);
 //! - [`sse`]: SSE delivery: framing, keepalive, resume, gap notices, slow consumers;
 //! - [`sources`]: PostgreSQL sources: Kafka Connect and PostgreSQL administration, WAL guard;
 //! - [`metrics`]: Prometheus counters and gauges;
@@ -25,6 +27,7 @@ pub mod event;
 pub mod http;
 pub mod kafka;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod registry;
 pub mod server;

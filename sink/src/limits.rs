@@ -14,10 +14,13 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::memory::MemoryGuard;
+
 /// Stream limits, shared by every request.
 pub struct StreamLimits {
     max_total: usize,
     max_per_consumer: usize,
+    memory: Option<Arc<MemoryGuard>>,
     state: Mutex<Counts>,
     /// Streams refused since the start, for metrics.
     pub refused: AtomicU64,
@@ -36,6 +39,8 @@ pub enum LimitError {
     PerConsumer { consumer: String, limit: usize },
     #[error("this sink serves its maximum of {limit} streams (TUMBLEWEED_MAX_STREAMS); retry later or through another replica")]
     Total { limit: usize },
+    #[error("this sink is near its memory limit ({rss_mib} of {limit_mib} MiB resident, TUMBLEWEED_MEMORY_LIMIT); retry later or through another replica")]
+    Memory { rss_mib: usize, limit_mib: usize },
 }
 
 /// A stream's place under the limits; released on drop.
@@ -49,6 +54,22 @@ impl StreamLimits {
         Arc::new(Self {
             max_total,
             max_per_consumer,
+            memory: None,
+            state: Mutex::default(),
+            refused: AtomicU64::new(0),
+        })
+    }
+
+    /// The same limits, plus: no new stream while `memory` is under pressure.
+    pub fn with_memory(
+        max_total: usize,
+        max_per_consumer: usize,
+        memory: Arc<MemoryGuard>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            max_total,
+            max_per_consumer,
+            memory: Some(memory),
             state: Mutex::default(),
             refused: AtomicU64::new(0),
         })
@@ -57,6 +78,13 @@ impl StreamLimits {
     /// Takes a place for a stream of `consumer` (`None`: an operator's live tail, which counts
     /// only against the total).
     pub fn admit(self: &Arc<Self>, consumer: Option<&str>) -> Result<StreamPermit, LimitError> {
+        if let Some(m) = self.memory.as_ref().filter(|m| m.under_pressure()) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(LimitError::Memory {
+                rss_mib: m.rss() >> 20,
+                limit_mib: m.limit().unwrap_or(0) >> 20,
+            });
+        }
         let mut state = self.state.lock();
         if state.total >= self.max_total {
             self.refused.fetch_add(1, Ordering::Relaxed);

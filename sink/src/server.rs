@@ -22,6 +22,7 @@ use crate::kafka::hub::FeedHub;
 use crate::kafka::replay::{ReplayLimits, ReplayPool};
 use crate::kafka::{KafkaMeta, KafkaSettings};
 use crate::limits::StreamLimits;
+use crate::memory::MemoryGuard;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::sources::{SourcesConfig, SourcesService, SourcesTuning};
@@ -94,11 +95,14 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         ),
     )?);
     hub.spawn_idle_closer(Duration::from_secs(config.feed_idle_secs), shutdown.clone());
+    let memory = MemoryGuard::new(config.memory_limit);
+    memory.spawn_sampler(shutdown.clone());
     let replay = ReplayPool::new(
         settings.clone(),
         hub.meta().clone(),
         ReplayLimits::from_budget(config.buffer_bytes, config.max_catchup_readers as usize),
-    );
+    )
+    .with_memory(memory.clone());
     replay.spawn_janitor(shutdown.clone());
     let metrics = Arc::new(Metrics::default());
     let sse = Arc::new(SseContext {
@@ -114,6 +118,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         },
         shutdown: shutdown.clone(),
         replay,
+        memory: memory.clone(),
     });
     let sources = SourcesService::open_with_tuning(
         SourcesConfig {
@@ -142,9 +147,11 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         cursors: cursors.clone(),
         tickets: tickets.clone(),
         allow_query_token: config.allow_query_token,
-        limits: StreamLimits::new(
+        memory: memory.clone(),
+        limits: StreamLimits::with_memory(
             config.max_streams as usize,
             config.max_streams_per_consumer as usize,
+            memory.clone(),
         ),
         sse,
         metrics,

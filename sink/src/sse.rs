@@ -41,6 +41,7 @@ use crate::kafka::feed::{Read, TopicFeed};
 use crate::kafka::hub::FeedHub;
 use crate::kafka::replay::ReplayPool;
 use crate::limits::StreamPermit;
+use crate::memory::MemoryGuard;
 use crate::metrics::{Metrics, StreamStats};
 
 /// Delivery settings, from the configuration.
@@ -81,6 +82,8 @@ pub struct SseContext {
     pub shutdown: CancellationToken,
     /// Shared replay of history older than the buffers.
     pub replay: Arc<ReplayPool>,
+    /// Near the memory limit, streams write smaller chunks (less held in flight).
+    pub memory: Arc<MemoryGuard>,
 }
 
 /// Starts the stream's task and returns the `text/event-stream` response.
@@ -333,8 +336,17 @@ impl Stream {
         // Events per chunk: the count limit, or fewer when events are large, so a chunk stays
         // near `max_chunk_bytes`.
         let per_event = self.avg_event_bytes + 64;
-        let max = (self.ctx.settings.max_chunk_bytes / per_event)
-            .clamp(1, self.ctx.settings.max_chunk_events);
+        let chunk_bytes = if self.ctx.memory.under_pressure() {
+            self.ctx.settings.max_chunk_bytes / 8
+        } else {
+            self.ctx.settings.max_chunk_bytes
+        };
+        let max = (chunk_bytes / per_event).clamp(1, self.ctx.settings.max_chunk_events);
+        if self.out.capacity() == 0 {
+            // Sized once for the whole chunk: growing it by doubling would hold up to twice
+            // the chunk size, three times over (one chunk being sent, two queued).
+            self.out.reserve(chunk_bytes + 1024);
+        }
         let mut sent = 0;
         let mut catching = false;
         for ti in 0..self.spec.feeds.len() {
@@ -400,6 +412,7 @@ impl Stream {
     async fn replay(&mut self, ti: usize, p: usize, max: usize, may_wait: bool) -> Result<usize> {
         let topic = self.spec.feeds[ti].topic.clone();
         let pos = self.spec.positions[ti][p];
+        let until = self.spec.feeds[ti].start(p);
         let wait = if may_wait {
             Duration::from_millis(200)
         } else {
@@ -408,7 +421,7 @@ impl Stream {
         let Some(chunk) = self
             .ctx
             .replay
-            .chunk(&topic, p, self.generations[ti][p], pos, wait)
+            .chunk(&topic, p, self.generations[ti][p], pos, until, wait)
             .await?
         else {
             return Ok(0);

@@ -876,7 +876,7 @@ async fn a_replay_read_reports_deleted_records_as_lost_not_a_jump() -> Result<()
     let pool = ReplayPool::new(settings, meta, ReplayLimits::from_budget(64 << 20, 4));
     let wait = Duration::from_secs(10);
     let first = pool
-        .chunk(&topic, 0, 0, 10, wait)
+        .chunk(&topic, 0, 0, 10, i64::MAX, wait)
         .await?
         .expect("a chunk for offset 10");
     assert_eq!((first.start, first.end), (10, 60), "{first:?}");
@@ -891,7 +891,7 @@ async fn a_replay_read_reports_deleted_records_as_lost_not_a_jump() -> Result<()
     let mut got = Vec::new();
     while pos < 100 {
         let c = pool
-            .chunk(&topic, 0, 0, pos, wait)
+            .chunk(&topic, 0, 0, pos, i64::MAX, wait)
             .await?
             .with_context(|| format!("no chunk at {pos}"))?;
         assert_eq!(c.lost_from, None, "nothing lost after the log start");

@@ -124,3 +124,19 @@ pub fn raise_fd_limit() {
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
 }
+
+/// Extra sink flags from `BENCH_SINK_ARGS` ("--flag value --flag value"), to try a setting
+/// without editing the benchmark.
+pub fn sink_args_from_env() -> Vec<(String, String)> {
+    let raw = std::env::var("BENCH_SINK_ARGS").unwrap_or_default();
+    let words: Vec<&str> = raw.split_whitespace().collect();
+    words
+        .chunks(2)
+        .map(|c| {
+            (
+                c[0].to_string(),
+                c.get(1).copied().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}

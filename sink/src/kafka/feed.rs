@@ -68,6 +68,12 @@ impl BufferLimits {
         (topic / partitions.max(1)).max(1)
     }
 
+    /// Events of history to read into each partition's buffer when a topic with `partitions`
+    /// partitions opens: its byte share at 1 KiB per event (at least 16).
+    pub fn warm_events(&self, partitions: usize) -> i64 {
+        ((self.partition_bytes(partitions) / 1024) as i64).max(16)
+    }
+
     /// librdkafka's prefetch queue of the hub's shared reader: an eighth of the budget,
     /// between 1 and 64 MiB.
     pub fn reader_prefetch_kbytes(&self) -> usize {

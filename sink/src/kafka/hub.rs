@@ -132,7 +132,13 @@ impl FeedHub {
             .partition_count(topic)
             .await?
             .with_context(|| format!("topic {topic} does not exist"))?;
-        let capacity = self.limits.events_per_partition as i64;
+        // Warm the buffer with no more history than its share of the byte budget can keep
+        // (counting 1 KiB per event until sizes are known): reading further back only to
+        // evict it again costs the fetch and, while it lasts, the memory.
+        self.limits.open_feeds.fetch_add(1, Ordering::Relaxed);
+        let share = self.limits.warm_events(count);
+        self.limits.open_feeds.fetch_sub(1, Ordering::Relaxed);
+        let capacity = (self.limits.events_per_partition as i64).min(share);
         let mut begins = Vec::with_capacity(count);
         for p in 0..count as i32 {
             let (low, high) = self.meta.watermarks(topic, p).await?;

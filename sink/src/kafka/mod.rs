@@ -47,6 +47,9 @@ impl KafkaSettings {
             .set("enable.auto.offset.store", "false")
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             .set("socket.nagle.disable", "true")
+            // librdkafka's default (50 MiB per fetch response) is more memory than any reader
+            // here should hold at once; readers that need more set it themselves.
+            .set("fetch.max.bytes", (4 << 20).to_string())
             .set("log_level", "4");
         c
     }

@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use super::feed::EVENT_OVERHEAD;
 use super::{KafkaMeta, KafkaSettings};
 use crate::event::{self, ChangeEvent};
+use crate::memory::MemoryGuard;
 
 /// A parked reader nobody took back for this long is closed.
 pub const READER_IDLE: Duration = Duration::from_secs(10);
@@ -158,6 +159,11 @@ pub struct ReplayPool {
     meta: KafkaMeta,
     limits: ReplayLimits,
     permits: Arc<Semaphore>,
+    /// Reads waiting for a place under the cap.
+    waiting: AtomicUsize,
+    /// While the process is near its memory limit, reads run one at a time (this gate).
+    memory: Option<Arc<MemoryGuard>>,
+    pressure_gate: Arc<Semaphore>,
     state: Mutex<State>,
     tick: AtomicU64,
     pub stats: ReplayStats,
@@ -167,6 +173,9 @@ impl ReplayPool {
     pub fn new(kafka: KafkaSettings, meta: KafkaMeta, limits: ReplayLimits) -> Arc<Self> {
         Arc::new(Self {
             permits: Arc::new(Semaphore::new(limits.max_readers)),
+            waiting: AtomicUsize::new(0),
+            memory: None,
+            pressure_gate: Arc::new(Semaphore::new(1)),
             kafka,
             meta,
             limits,
@@ -176,19 +185,29 @@ impl ReplayPool {
         })
     }
 
+    /// The same pool, reading one chunk at a time while `memory` is under pressure.
+    pub fn with_memory(self: Arc<Self>, memory: Arc<MemoryGuard>) -> Arc<Self> {
+        let mut pool = Arc::try_unwrap(self)
+            .unwrap_or_else(|_| panic!("with_memory is called at construction"));
+        pool.memory = Some(memory);
+        Arc::new(pool)
+    }
+
     pub fn limits(&self) -> &ReplayLimits {
         &self.limits
     }
 
     /// The chunk of `partition` of `topic` (log generation `generation`) that covers `pos`.
-    /// Waits up to `wait` for a read; `None` when it is not ready yet (ask again: the read
-    /// goes on) or when the partition holds nothing at `pos` yet.
+    /// `until` is where the caller's buffer of recent events starts: a read stops there, and
+    /// nothing is read ahead past it. Waits up to `wait` for a read; `None` when it is not
+    /// ready yet (ask again: the read goes on) or when the partition holds nothing at `pos`.
     pub async fn chunk(
         self: &Arc<Self>,
         topic: &str,
         partition: usize,
         generation: u64,
         pos: i64,
+        until: i64,
         wait: Duration,
     ) -> Result<Option<Arc<Chunk>>> {
         let key: Key = (topic.to_string(), partition, generation);
@@ -196,7 +215,7 @@ impl ReplayPool {
             let mut st = self.state.lock();
             if let Some(c) = self.cached(&st, &key, pos) {
                 self.stats.chunks_shared.fetch_add(1, Ordering::Relaxed);
-                self.read_ahead(&mut st, &key, &c);
+                self.read_ahead(&mut st, &key, &c, until);
                 return Ok(Some(c));
             }
             let joined = st.inflight.get(&key).and_then(|v| {
@@ -209,7 +228,7 @@ impl ReplayPool {
                     self.stats.chunks_shared.fetch_add(1, Ordering::Relaxed);
                     f
                 }
-                None => self.start_fetch(&mut st, key.clone(), pos),
+                None => self.start_fetch(&mut st, key.clone(), pos, until),
             }
         };
         let got = match tokio::time::timeout(wait, fetch).await {
@@ -222,7 +241,7 @@ impl ReplayPool {
         c.last_used
             .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         let mut st = self.state.lock();
-        self.read_ahead(&mut st, &key, &c);
+        self.read_ahead(&mut st, &key, &c, until);
         Ok(Some(c))
     }
 
@@ -239,8 +258,9 @@ impl ReplayPool {
     /// it ready (the parsing runs beside the stream's writing). At most one read ahead per
     /// parked reader; the new chunk is the most recently used, so the cache forgets chunks
     /// already read before it.
-    fn read_ahead(self: &Arc<Self>, st: &mut State, key: &Key, c: &Chunk) {
+    fn read_ahead(self: &Arc<Self>, st: &mut State, key: &Key, c: &Chunk, until: i64) {
         if c.lost_from.is_some()
+            || c.end >= until
             || self.cached(st, key, c.end).is_some()
             || st
                 .inflight
@@ -251,14 +271,14 @@ impl ReplayPool {
             return;
         }
         // The read goes on by itself (a spawned task); whoever needs the chunk joins it.
-        drop(self.start_fetch(st, key.clone(), c.end));
+        drop(self.start_fetch(st, key.clone(), c.end, until));
     }
 
-    fn start_fetch(self: &Arc<Self>, st: &mut State, key: Key, pos: i64) -> Fetch {
+    fn start_fetch(self: &Arc<Self>, st: &mut State, key: Key, pos: i64, until: i64) -> Fetch {
         let pool = self.clone();
         let k = key.clone();
         let task = tokio::spawn(async move {
-            let read = pool.read_chunk(&k, pos).await;
+            let read = pool.read_chunk(&k, pos, until).await;
             let mut st = pool.state.lock();
             if let Some(v) = st.inflight.get_mut(&k) {
                 v.retain(|(s, _)| *s != pos);
@@ -319,10 +339,21 @@ impl ReplayPool {
             .store(st.cache_bytes, Ordering::Relaxed);
     }
 
-    /// Reads one chunk of `key` from `pos`, with the reader parked there if there is one.
-    async fn read_chunk(&self, key: &Key, pos: i64) -> Result<Option<Chunk>> {
+    /// Reads one chunk of `key` from `pos` (and not past `until`), with the reader parked
+    /// there if there is one.
+    async fn read_chunk(&self, key: &Key, pos: i64, until: i64) -> Result<Option<Chunk>> {
         let (topic, partition, _) = key;
         let p = *partition as i32;
+        let _gate = match &self.memory {
+            Some(m) if m.under_pressure() => Some(
+                self.pressure_gate
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .context("the replay pool is closed")?,
+            ),
+            _ => None,
+        };
         let parked = {
             let mut st = self.state.lock();
             st.parked
@@ -340,7 +371,7 @@ impl ReplayPool {
         let mut next = pos;
         let mut wait = FIRST_RECORD_WAIT;
         let mut out_of_range = false;
-        while bytes < self.limits.chunk_bytes && events.len() < CHUNK_MAX_EVENTS {
+        while bytes < self.limits.chunk_bytes && events.len() < CHUNK_MAX_EVENTS && next < until {
             let m = match tokio::time::timeout(wait, reader.consumer.recv()).await {
                 Err(_) => break,
                 Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
@@ -431,11 +462,11 @@ impl ReplayPool {
                         self.stats.reader_waits.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                self.permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .context("the replay pool is closed")?
+                // While this read waits, readers are closed rather than parked (`park`).
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                let permit = self.permits.clone().acquire_owned().await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                permit.context("the replay pool is closed")?
             }
         };
         let bytes = self.limits.prefetch_kbytes * 1024;
@@ -466,14 +497,30 @@ impl ReplayPool {
         })
     }
 
+    /// Parks a reader at `next` for the partition's next chunk, unless a read is waiting for
+    /// a place under the cap: then the least recently parked reader (this one if it is the
+    /// only one) is closed for it.
     fn park(&self, key: Key, next: i64, reader: Reader) {
-        let mut st = self.state.lock();
-        st.parked.push(Parked {
-            key,
-            next,
-            reader,
-            since: Instant::now(),
-        });
+        let handed_over = {
+            let mut st = self.state.lock();
+            st.parked.push(Parked {
+                key,
+                next,
+                reader,
+                since: Instant::now(),
+            });
+            if self.waiting.load(Ordering::SeqCst) > 0 {
+                let i = (0..st.parked.len())
+                    .min_by_key(|&i| st.parked[i].since)
+                    .expect("one was just parked");
+                Some(st.parked.swap_remove(i).reader)
+            } else {
+                None
+            }
+        };
+        if let Some(r) = handed_over {
+            self.close(r);
+        }
     }
 
     /// Closes parked readers nobody took back for [`READER_IDLE`]; every second until
