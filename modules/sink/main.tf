@@ -28,6 +28,9 @@ locals {
     # The event buffers get a fifth of the task's memory: measured RSS is about 40 MiB plus
     # 2-3.5 times this budget (readers' prefetch, streams' chunks, allocator slack).
     TUMBLEWEED_BUFFER_BYTES = tostring(floor(var.memory * 1048576 / 5))
+    # Near 85 % of this (90 % of the task's memory) the sink refuses new streams (503) and
+    # slows replays, well before the container's hard limit.
+    TUMBLEWEED_MEMORY_LIMIT = tostring(floor(var.memory * 1048576 * 0.9))
   })
 
   # Sources declared with password_secret: "env:TUMBLEWEED_SOURCE_DB_PASSWORD" resolve here.
