@@ -202,6 +202,8 @@ impl Stream {
             if !catching {
                 self.reached_head = true;
             }
+            // An idle stream holds no chunk memory (the chunk reserved by `collect` is let go).
+            self.out = BytesMut::new();
             // Nothing to send: wait for new events, the keepalive, or the end.
             let wait_new = async {
                 if catching {
