@@ -97,7 +97,7 @@ struct RawEnvelope<'a> {
     #[serde(borrow)]
     after: Option<&'a RawValue>,
     #[serde(borrow)]
-    source: RawSource<'a>,
+    source: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -125,7 +125,17 @@ fn from_debezium_record(
     key: Option<&[u8]>,
     value: &[u8],
 ) -> Option<ChangeEvent> {
+    // Objects only: derived structs would also accept a JSON array of the fields in order,
+    // which is not a Debezium envelope (the general path keeps it as a `value`).
+    let is_object = |b: &[u8]| b.trim_ascii_start().first() == Some(&b'{');
+    if !is_object(value) {
+        return None;
+    }
     let env: RawEnvelope = serde_json::from_slice(value).ok()?;
+    if !is_object(env.source.get().as_bytes()) {
+        return None;
+    }
+    let source: RawSource = serde_json::from_str(env.source.get()).ok()?;
     let op = match env.op.as_bytes() {
         [c @ (b'c' | b'u' | b'd' | b'r' | b't' | b'm')] => *c,
         _ => return None,
@@ -134,7 +144,7 @@ fn from_debezium_record(
         Some(k) => Some(serde_json::from_slice(k).ok()?),
         None => None,
     };
-    let table = match (&env.source.schema, &env.source.table) {
+    let table = match (&source.schema, &source.table) {
         (Some(s), Some(t)) => Some(Cow::Owned(format!("{s}.{t}"))),
         (_, Some(t)) => Some(t.clone()),
         _ => None,
@@ -160,11 +170,11 @@ fn from_debezium_record(
     out.extend_from_slice(b",\"after\":");
     out.extend_from_slice(raw(env.after).as_bytes());
     out.extend_from_slice(b",\"source\":{\"lsn\":");
-    out.extend_from_slice(raw(env.source.lsn).as_bytes());
+    out.extend_from_slice(raw(source.lsn).as_bytes());
     out.extend_from_slice(b",\"txId\":");
-    out.extend_from_slice(raw(env.source.tx_id).as_bytes());
+    out.extend_from_slice(raw(source.tx_id).as_bytes());
     out.extend_from_slice(b",\"ts_ms\":");
-    out.extend_from_slice(raw(env.source.ts_ms).as_bytes());
+    out.extend_from_slice(raw(source.ts_ms).as_bytes());
     out.extend_from_slice(b"}}");
     // Copied JSON may be pretty-printed; a line break outside a string is only whitespace
     // (inside a string it is always escaped), and an SSE `data:` line must not contain one.
@@ -277,6 +287,21 @@ mod tests {
         assert_eq!(got["op"], json!("d"));
         assert_eq!(got["table"], json!("s.t"));
         assert_eq!(got["before"], json!({"id": 1}));
+    }
+
+    /// An array with the envelope's fields in order is not an envelope (a derived struct
+    /// would read it as one): it is delivered as a `value`, as before the fast path.
+    #[test]
+    fn arrays_are_values_not_envelopes() {
+        let v = br#"["c", null, {"id": 1}, {"table": "t"}]"#;
+        let e = from_record("x", 0, 1, 0, None, Some(v)).unwrap();
+        let got: Value = serde_json::from_slice(&e.json).unwrap();
+        assert_eq!(got["op"], Value::Null, "{got}");
+        assert_eq!(got["value"], json!(["c", null, {"id": 1}, {"table": "t"}]));
+        let v = br#"{"op":"c","after":{"id":1},"source":["s","t"]}"#;
+        let e = from_record("x", 0, 2, 0, None, Some(v)).unwrap();
+        let got: Value = serde_json::from_slice(&e.json).unwrap();
+        assert_eq!(got["op"], Value::Null, "{got}");
     }
 
     #[test]

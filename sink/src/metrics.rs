@@ -20,6 +20,10 @@ pub struct Metrics {
     pub events_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub slow_disconnects: AtomicU64,
+    /// Whether the last Kafka probe (every 10 s, see `server.rs`) got an answer: 1 or 0.
+    pub kafka_reachable: AtomicU64,
+    /// Kafka probes that got no answer since the start.
+    pub kafka_probe_failures: AtomicU64,
     next_stream: AtomicU64,
     streams: Mutex<HashMap<u64, Arc<StreamStats>>>,
 }
@@ -119,6 +123,20 @@ impl Metrics {
             "Bytes written to SSE streams.",
             "counter",
             self.bytes_sent.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "tumbleweed_kafka_reachable",
+            "1 when the last metadata request to Kafka (every 10 s) was answered within 5 s, else 0.",
+            "gauge",
+            self.kafka_reachable.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "tumbleweed_kafka_probe_failures_total",
+            "Kafka probes (metadata requests every 10 s) that got no answer within 5 s.",
+            "counter",
+            self.kafka_probe_failures
+                .load(Ordering::Relaxed)
+                .to_string(),
         );
         gauge(
             "tumbleweed_sse_slow_disconnects_total",

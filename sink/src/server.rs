@@ -136,6 +136,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
     )
     .await?;
     sources.spawn_wal_guard(shutdown.clone());
+    spawn_kafka_probe(hub.meta().clone(), metrics.clone(), shutdown.clone());
     sources.spawn_reconciler(
         Duration::from_secs(config.reconcile_interval_secs),
         shutdown.clone(),
@@ -266,4 +267,36 @@ fn connection_limit_response() -> hyper::Response<axum::body::Body> {
         hyper::header::HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// Asks Kafka for metadata every 10 s and records whether it answered within 5 s
+/// (`tumbleweed_kafka_reachable`), so an alert can say "Kafka unreachable" without anything
+/// having to fail first. Logs the first failure and the recovery, not every probe.
+fn spawn_kafka_probe(meta: KafkaMeta, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    use std::sync::atomic::Ordering;
+    metrics.kafka_reachable.store(1, Ordering::Relaxed);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let was = metrics.kafka_reachable.load(Ordering::Relaxed) == 1;
+            match meta.reachable(Duration::from_secs(5)).await {
+                Ok(()) => {
+                    if !was {
+                        tracing::info!("Kafka answers again");
+                    }
+                    metrics.kafka_reachable.store(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    if was {
+                        tracing::warn!(error = format!("{e:#}"), "Kafka did not answer the probe");
+                    }
+                    metrics.kafka_reachable.store(0, Ordering::Relaxed);
+                    metrics.kafka_probe_failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
 }

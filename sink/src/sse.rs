@@ -11,7 +11,7 @@
 //!   lost, then delivery continues at the oldest retained event — never a silent skip;
 //! - a stream that had reached the head and falls more than `max_lag` events behind is ended
 //!   with a final comment (policy `disconnect`) and resumes later from its cursor; with
-//!   policy `catch-up` it is served from a dedicated reader instead;
+//!   policy `catch-up` it is served from the shared replay instead;
 //! - a partition whose log restarted under the stream (topic deleted and recreated, or
 //!   truncated) produces `event: reset` stating where the stream was and where it continues;
 //!   partitions added to a topic are delivered from their beginning;
@@ -285,8 +285,16 @@ impl Stream {
         if self.out.is_empty() {
             return Outcome::Continue;
         }
-        // Taking the buffer leaves no allocation behind: an idle stream holds no chunk memory.
-        let chunk = std::mem::take(&mut self.out).freeze();
+        // A chunk reserves `max_chunk_bytes` up front; one that holds much less (a few live
+        // events) is copied out at its size, so queued chunks pin only what they carry, and
+        // the buffer is reused. A full one is handed over as it is.
+        let chunk = if self.out.capacity() > 2 * self.out.len() + 4096 {
+            let small = Bytes::copy_from_slice(&self.out);
+            self.out.clear();
+            small
+        } else {
+            std::mem::take(&mut self.out).freeze()
+        };
         let len = chunk.len() as u64;
         // A clone of the sender, so the permit borrows it rather than `self`.
         let tx = self.tx.clone();

@@ -76,6 +76,27 @@ async fn write_all(bootstrap: String, topic: String) -> Result<()> {
     Ok(())
 }
 
+/// Waits up to 30 s for a line of the sink's `/metrics`.
+async fn wait_for_metric(sink: &SinkProcess, line: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = sink
+            .admin(reqwest::Method::GET, "/metrics")
+            .send()
+            .await?
+            .text()
+            .await?;
+        if text.lines().any(|l| l == line) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no {line:?} in /metrics within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_broker_while_streaming_loses_and_repeats_nothing() -> Result<()> {
     let stack = stack();
@@ -93,9 +114,17 @@ async fn killing_a_broker_while_streaming_loses_and_repeats_nothing() -> Result<
     let fault = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         stack_command(&["kill", &node])?;
-        // Single node: nothing serves until it is back. Cluster: two brokers carry on.
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Single node: nothing serves until it is back, and the sink says so in
+        // `tumbleweed_kafka_reachable` (probed every 10 s). Cluster: two brokers carry on.
+        if stack.kafka_mode == "single" {
+            wait_for_metric(&sink, "tumbleweed_kafka_reachable 0").await?;
+        } else {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+        }
         tokio::task::spawn_blocking(|| stack_command(&["up"])).await??;
+        if stack.kafka_mode == "single" {
+            wait_for_metric(&sink, "tumbleweed_kafka_reachable 1").await?;
+        }
         anyhow::Ok(())
     };
     let (read, fault) = tokio::join!(reader, fault);

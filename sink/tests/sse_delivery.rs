@@ -574,6 +574,10 @@ async fn metrics_and_health_report_streams_and_lag() -> Result<()> {
         "{metrics}"
     );
     assert!(
+        metrics.contains("tumbleweed_kafka_reachable 1"),
+        "{metrics}"
+    );
+    assert!(
         metrics.contains("tumbleweed_consumer_lag_events{consumer=\"watched\"} 0"),
         "{metrics}"
     );

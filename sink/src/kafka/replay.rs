@@ -51,6 +51,8 @@ const FIRST_RECORD_WAIT: Duration = Duration::from_secs(2);
 const NEXT_RECORD_WAIT: Duration = Duration::from_millis(20);
 /// Most events in one chunk, whatever their size.
 const CHUNK_MAX_EVENTS: usize = 16_384;
+/// How long a read that failed, or found nothing readable, waits before it answers.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// A stream joins a read under way that started at most this many offsets before it.
 const JOIN_WINDOW: i64 = 4_096;
 
@@ -371,6 +373,7 @@ impl ReplayPool {
         let mut next = pos;
         let mut wait = FIRST_RECORD_WAIT;
         let mut out_of_range = false;
+        let mut failed = None;
         while bytes < self.limits.chunk_bytes && events.len() < CHUNK_MAX_EVENTS && next < until {
             let m = match tokio::time::timeout(wait, reader.consumer.recv()).await {
                 Err(_) => break,
@@ -378,9 +381,11 @@ impl ReplayPool {
                     out_of_range = true;
                     break;
                 }
+                // A client error (a broker connection lost, all brokers down): the read ends
+                // with what it has, and the stream asks again (see below).
                 Ok(Err(e)) => {
-                    self.close(reader);
-                    return Err(e).with_context(|| format!("replay read of {topic}/{p}"));
+                    failed = Some(e);
+                    break;
                 }
                 Ok(Ok(m)) => m,
             };
@@ -395,16 +400,39 @@ impl ReplayPool {
                 events.push(Arc::new(ev));
             }
         }
+        if let Some(e) = failed {
+            // Every stream sharing this read would end on an error it can do nothing about:
+            // keep what was read, drop the reader (a new one reconnects), and have the streams
+            // ask again after a pause, with keepalives meanwhile.
+            self.close(reader);
+            tracing::warn!(error = %e, topic = %topic, partition = p, "replay read interrupted; retrying");
+            if next > pos {
+                self.stats.chunks_read.fetch_add(1, Ordering::Relaxed);
+                return Ok(Some(self.chunk_of(pos, next, events, bytes, None)));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+            return Ok(None);
+        }
         if out_of_range {
             // Retention deleted what the reader was about to read (or the log restarted
             // below it): the reader stops for good.
             self.close(reader);
-            let (low, _) = self.meta.watermarks(topic, p).await?;
+            let (low, high) = self.meta.watermarks(topic, p).await?;
             let chunk = if low > next {
                 Some(self.chunk_of(pos, low, events, bytes, Some(next)))
             } else {
                 (next > pos).then(|| self.chunk_of(pos, next, events, bytes, None))
             };
+            if chunk.is_none() {
+                // Neither deleted nor readable: the log restarted below the position (topic
+                // recreated, truncated), which the topic's buffer announces to the stream as
+                // a reset. Until it does, ask again at a calm pace.
+                tracing::warn!(
+                    topic = %topic, partition = p, position = next, low, high,
+                    "replay position out of range but not deleted; waiting for the topic's reset"
+                );
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
             if chunk.is_some() {
                 self.stats.chunks_read.fetch_add(1, Ordering::Relaxed);
             }
@@ -414,7 +442,12 @@ impl ReplayPool {
         let end = reader_position(&reader.consumer, topic, p)
             .unwrap_or(next)
             .max(next);
-        self.park(key.clone(), end, reader);
+        if end >= until {
+            // The rest is in the topic's buffer: nobody will ask this reader for more.
+            self.close(reader);
+        } else {
+            self.park(key.clone(), end, reader);
+        }
         if end == pos {
             return Ok(None);
         }
@@ -448,7 +481,17 @@ impl ReplayPool {
     /// A new reader of `topic`/`p` at `pos`, under the cap: the least recently parked reader
     /// is closed to make room, else the read waits for one.
     async fn open_reader(&self, topic: &str, p: i32, pos: i64) -> Result<Reader> {
-        let permit = match self.permits.clone().try_acquire_owned() {
+        // Counted as waiting before looking, so a reader parked meanwhile is handed over
+        // (`park`) rather than kept until it idles out.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let permit = self.take_permit().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let permit = permit?;
+        self.open_consumer(topic, p, pos, permit)
+    }
+
+    async fn take_permit(&self) -> Result<OwnedSemaphorePermit> {
+        Ok(match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
                 let oldest = {
@@ -462,13 +505,22 @@ impl ReplayPool {
                         self.stats.reader_waits.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                // While this read waits, readers are closed rather than parked (`park`).
-                self.waiting.fetch_add(1, Ordering::SeqCst);
-                let permit = self.permits.clone().acquire_owned().await;
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                permit.context("the replay pool is closed")?
+                self.permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .context("the replay pool's semaphore was closed")?
             }
-        };
+        })
+    }
+
+    fn open_consumer(
+        &self,
+        topic: &str,
+        p: i32,
+        pos: i64,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Reader> {
         let bytes = self.limits.prefetch_kbytes * 1024;
         let consumer: StreamConsumer = self
             .kafka
