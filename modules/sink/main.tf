@@ -25,8 +25,8 @@ locals {
     TUMBLEWEED_SSE_KEEPALIVE_SECS       = tostring(var.sse_keepalive_seconds)
     TUMBLEWEED_TOPIC_REPLICATION_FACTOR = "3"
     TUMBLEWEED_FETCH_WAIT_MAX_MS        = "100" # Apache Kafka ends a fetch as soon as data arrives
-    # The event buffers get a fifth of the task's memory: measured RSS is about 40 MiB plus
-    # 2-3.5 times this budget (readers' prefetch, streams' chunks, allocator slack).
+    # The event buffers get a fifth of the task's memory: measured RSS is about 20 MiB plus
+    # 2 times this budget at rest and 3 times at the peak of 200 simultaneous replays.
     TUMBLEWEED_BUFFER_BYTES = tostring(floor(var.memory * 1048576 / 5))
     # Near 85 % of this (90 % of the task's memory) the sink refuses new streams (503) and
     # slows replays, well before the container's hard limit.

@@ -7,7 +7,8 @@
 //! sizing rule). One live-tail stream per topic reads its topic from the earliest event to the
 //! end, at once: most of it through the shared replay (16 pooled readers), the rest from the
 //! shared buffers; a stream refused for memory (503) is asked again. The streams then stay
-//! open at the head. BENCH_SINK_ARGS adds sink flags.
+//! open at the head. BENCH_SINK_ARGS adds sink flags; BENCH_COMPRESSION (lz4) is the
+//! producer's compression.
 //!
 //! Figures: the sink's RSS before any stream, its peak while the streams read (sampled every
 //! 100 ms), and after; the bytes its buffers hold (`tumbleweed_buffer_bytes`) against the
@@ -34,6 +35,7 @@ async fn main() -> Result<()> {
     let n_events = env_or("BENCH_EVENTS", 2000);
     let budget_mib = env_or("BENCH_BUDGET_MIB", 64);
     let limit_mib = env_or("BENCH_MEMORY_LIMIT_MIB", 5 * budget_mib);
+    let compression = std::env::var("BENCH_COMPRESSION").unwrap_or_else(|_| "lz4".into());
     let stack = stack();
     let id = unique_suffix();
     let topics: Vec<String> = (0..n_topics)
@@ -44,7 +46,7 @@ async fn main() -> Result<()> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &stack.kafka_bootstrap)
         .set("linger.ms", "20")
-        .set("compression.type", "lz4")
+        .set("compression.type", &compression)
         .create()?;
     let pad = "x".repeat(900);
     for t in &topics {
@@ -68,7 +70,7 @@ async fn main() -> Result<()> {
         }
     }
     println!(
-        "produced {n_topics} topics × {n_events} events of ~1 KB in {:.1} s",
+        "produced {n_topics} topics × {n_events} events of ~1 KB ({compression}) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
@@ -180,13 +182,23 @@ async fn main() -> Result<()> {
         metric("tumbleweed_topic_readers")
     );
     let after = rss_kib(pid);
+    let peak_mib = peak.load(Ordering::Relaxed) / 1024;
     println!(
-        "sink RSS: before {} MiB, peak while reading {} MiB (+{} MiB; limit {limit_mib} MiB), with {n_topics} streams at the head {} MiB (+{} MiB)",
+        "sink RSS: before {} MiB, peak while reading {peak_mib} MiB (+{} MiB; limit {limit_mib} MiB), with {n_topics} streams at the head {} MiB (+{} MiB)",
         base_kib / 1024,
-        peak.load(Ordering::Relaxed) / 1024,
         (peak.load(Ordering::Relaxed) - base_kib) / 1024,
         after / 1024,
         after.saturating_sub(base_kib) / 1024,
+    );
+    println!(
+        "peak RSS {peak_mib} MiB is {} the {limit_mib} MiB limit ({:.0} %); peak / budget = {:.1}",
+        if peak_mib < limit_mib as u64 {
+            "under"
+        } else {
+            "OVER"
+        },
+        100.0 * peak_mib as f64 / limit_mib as f64,
+        peak_mib as f64 / budget_mib as f64,
     );
     drop(open);
     Ok(())

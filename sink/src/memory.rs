@@ -15,6 +15,13 @@
 //!
 //! Streams already open keep flowing: nothing is dropped or skipped, they only go slower.
 //! Without a limit (the default) the guard only reports the RSS.
+//!
+//! The guard also gives the C heap's free memory back. Rust allocates from jemalloc, which
+//! returns freed pages by itself (see `main.rs`), but librdkafka allocates with the C
+//! library's malloc, whose per-thread arenas keep what its fetches freed (measured: 30 MiB of
+//! 38 free at rest with 200 topics). Every second, and at every sample above the high-water
+//! mark, the guard calls glibc's `malloc_trim`, about 1 ms here. (Sending librdkafka to
+//! jemalloc instead was measured too: less at rest, but a higher peak and slower replay.)
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,6 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Fraction of the limit, in percent, above which the sink takes on no more work.
 pub const HIGH_WATER_PERCENT: usize = 85;
+/// The C heap is trimmed every this many samples (a second), and at every sample under
+/// pressure.
+const TRIM_EVERY_SAMPLES: u64 = 10;
 
 /// The guard, shared by the server, the stream limits and the replay pool.
 #[derive(Debug, Default)]
@@ -74,6 +84,7 @@ impl MemoryGuard {
     pub fn spawn_sampler(self: &Arc<Self>, shutdown: CancellationToken) {
         let guard = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut samples = 0u64;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
@@ -81,8 +92,21 @@ impl MemoryGuard {
                 }
                 let Some(guard) = guard.upgrade() else { return };
                 guard.sample();
+                samples += 1;
+                if samples.is_multiple_of(TRIM_EVERY_SAMPLES) || guard.under_pressure() {
+                    trim_c_heap();
+                }
             }
         });
+    }
+}
+
+/// Gives the C heap's free pages back to the system (glibc's `malloc_trim`).
+fn trim_c_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of glibc's heap, under its own locks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -72,10 +72,6 @@ impl FeedHub {
         let consumer: BaseConsumer = settings
             .consumer_config()
             .set("queued.max.messages.kbytes", prefetch.to_string())
-            .set(
-                "fetch.max.bytes",
-                (prefetch * 1024).max(1 << 20).to_string(),
-            )
             // Never jump: an out-of-range position is examined (see `reposition`).
             .set("auto.offset.reset", "error")
             .create()

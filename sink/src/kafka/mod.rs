@@ -30,6 +30,13 @@ use rdkafka::error::KafkaError;
 /// How long a metadata or watermark request may take before it is reported as a failure.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Most bytes (on the wire, compressed) of one fetch response of a reader. librdkafka refuses
+/// less than `message.max.bytes` (1,000,000 by default).
+pub const FETCH_MAX_BYTES: usize = 1 << 20;
+/// Most bytes (on the wire) one partition adds to a fetch response. A batch larger than this
+/// is still returned whole (Kafka always returns the first batch), so nothing gets stuck.
+pub const PARTITION_FETCH_MAX_BYTES: usize = 256 << 10;
+
 /// Settings shared by every librdkafka client the sink creates.
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
@@ -47,9 +54,18 @@ impl KafkaSettings {
             .set("enable.auto.offset.store", "false")
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             .set("socket.nagle.disable", "true")
-            // librdkafka's default (50 MiB per fetch response) is more memory than any reader
-            // here should hold at once; readers that need more set it themselves.
-            .set("fetch.max.bytes", (4 << 20).to_string())
+            // Fetch sizes count bytes on the wire, compressed: librdkafka decompresses a whole
+            // response before its queue limit (`queued.max.messages.kbytes`, counted in
+            // decompressed payload) is checked again, and a queued record pins its whole
+            // decompressed batch. With lz4 at 10-15x, librdkafka's defaults (50 MiB per
+            // response, 1 MiB per partition) let one response of the shared reader, opening
+            // 200 topics at once, hold 150 MiB. Small responses bound that to a few MiB per
+            // reader; a local round trip per MiB costs a replay little (see `backlog_replay`).
+            .set("fetch.max.bytes", FETCH_MAX_BYTES.to_string())
+            .set(
+                "max.partition.fetch.bytes",
+                PARTITION_FETCH_MAX_BYTES.to_string(),
+            )
             .set("log_level", "4");
         c
     }

@@ -39,7 +39,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::feed::EVENT_OVERHEAD;
-use super::{KafkaMeta, KafkaSettings};
+use super::{KafkaMeta, KafkaSettings, FETCH_MAX_BYTES, PARTITION_FETCH_MAX_BYTES};
 use crate::event::{self, ChangeEvent};
 use crate::memory::MemoryGuard;
 
@@ -80,6 +80,12 @@ impl ReplayLimits {
             chunk_bytes: (cache_bytes / 16).clamp(64 << 10, 4 << 20),
             prefetch_kbytes: (budget / 4 / max_readers.max(1) / 1024).clamp(256, 4 * 1024),
         }
+    }
+
+    /// Most bytes (on the wire) of one fetch response of a reader: a quarter of its prefetch,
+    /// between the shared reader's partition share and its whole response.
+    pub fn fetch_bytes(&self) -> usize {
+        (self.prefetch_kbytes * 1024 / 4).clamp(PARTITION_FETCH_MAX_BYTES, FETCH_MAX_BYTES)
     }
 }
 
@@ -521,7 +527,6 @@ impl ReplayPool {
         pos: i64,
         permit: OwnedSemaphorePermit,
     ) -> Result<Reader> {
-        let bytes = self.limits.prefetch_kbytes * 1024;
         let consumer: StreamConsumer = self
             .kafka
             .consumer_config()
@@ -530,8 +535,13 @@ impl ReplayPool {
                 "queued.max.messages.kbytes",
                 self.limits.prefetch_kbytes.to_string(),
             )
-            .set("max.partition.fetch.bytes", bytes.to_string())
-            .set("fetch.max.bytes", bytes.max(1 << 20).to_string())
+            // A reader reads one partition: its responses may be larger than the shared
+            // reader's, up to a quarter of its prefetch (a response is decompressed whole;
+            // see `KafkaSettings::consumer_config`).
+            .set(
+                "max.partition.fetch.bytes",
+                self.limits.fetch_bytes().to_string(),
+            )
             // librdkafka backs off for up to a second once its queue is full; a replay drains
             // the queue quickly and should not wait that long for the next fetch.
             .set("fetch.queue.backoff.ms", "1")
@@ -620,5 +630,31 @@ fn reader_position(consumer: &StreamConsumer, topic: &str, p: i32) -> Option<i64
     match tpl.find_partition(topic, p)?.offset() {
         Offset::Offset(o) => Some(o),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_scale_with_the_budget_within_bounds() {
+        // The default budget (512 MiB, 16 readers): a 32 MiB cache of 2 MiB chunks, 4 MiB of
+        // prefetch per reader, 1 MiB fetches.
+        let l = ReplayLimits::from_budget(512 << 20, 16);
+        assert_eq!(l.cache_bytes, 128 << 20);
+        assert_eq!(l.chunk_bytes, 4 << 20);
+        assert_eq!(l.prefetch_kbytes, 4 * 1024);
+        assert_eq!(l.fetch_bytes(), FETCH_MAX_BYTES);
+        // A small budget: the floors hold, so a reader still makes progress.
+        let l = ReplayLimits::from_budget(16 << 20, 16);
+        assert_eq!(l.chunk_bytes, 256 << 10);
+        assert_eq!(l.prefetch_kbytes, 256);
+        assert_eq!(l.fetch_bytes(), PARTITION_FETCH_MAX_BYTES);
+        // 64 MiB (the memory benchmark): 1 MiB of prefetch, 256 KiB fetches.
+        let l = ReplayLimits::from_budget(64 << 20, 16);
+        assert_eq!(l.prefetch_kbytes, 1024);
+        assert_eq!(l.fetch_bytes(), 256 << 10);
+        assert_eq!(ReplayLimits::from_budget(64 << 20, 0).max_readers, 1);
     }
 }
