@@ -36,6 +36,15 @@ pub struct Config {
     )]
     pub kafka_bootstrap: String,
 
+    /// How long the sink keeps trying to reach Kafka and open its internal topics at start
+    /// (a deployment starts its services together) before it exits with the last error.
+    #[arg(
+        long,
+        env = "TUMBLEWEED_KAFKA_START_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub kafka_start_timeout_secs: u64,
+
     /// Base URL of the Kafka Connect REST API.
     #[arg(
         long,

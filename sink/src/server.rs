@@ -51,6 +51,126 @@ fn ui_dir(config: &Config) -> Option<PathBuf> {
         .find(|d| d.join("index.html").is_file())
 }
 
+/// What the sink keeps in Kafka, opened in order at start.
+struct KafkaStores {
+    meta: KafkaMeta,
+    registry: Arc<Registry>,
+    cursors: Arc<CursorStore>,
+    tickets: Arc<TicketStore>,
+    sources: Arc<SourcesService>,
+}
+
+/// Opens the Kafka-backed stores, retrying the whole sequence until it succeeds, or fails
+/// once `--kafka-start-timeout-secs` have passed (an attempt can take up to 10 s). A deployment starts its services together: the
+/// brokers may not answer yet, or answer with fewer brokers than the internal topics'
+/// replication factor. Each step is idempotent (a topic that exists is used), so a retry
+/// finishes what an earlier attempt began. Each failed attempt is logged with its cause.
+async fn open_kafka_stores_retrying(
+    config: &Config,
+    settings: &KafkaSettings,
+) -> Result<KafkaStores> {
+    use backon::{ExponentialBuilder, Retryable};
+    let timeout = Duration::from_secs(config.kafka_start_timeout_secs);
+    let started = std::time::Instant::now();
+    let attempt = || open_kafka_stores(config, settings);
+    attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(10))
+                .without_max_times(),
+        )
+        .when(|_| started.elapsed() < timeout)
+        .notify(|e: &anyhow::Error, wait: Duration| {
+            tracing::warn!(
+                "Kafka at {} is not ready ({:.0} s since start): {e:#}; trying again in {:.1} s \
+                 (gives up after {} s: TUMBLEWEED_KAFKA_START_TIMEOUT_SECS)",
+                config.kafka_bootstrap,
+                started.elapsed().as_secs_f64(),
+                wait.as_secs_f64(),
+                timeout.as_secs(),
+            )
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "gave up on Kafka at {} after {:.0} s (TUMBLEWEED_KAFKA_START_TIMEOUT_SECS={})",
+                config.kafka_bootstrap,
+                started.elapsed().as_secs_f64(),
+                timeout.as_secs()
+            )
+        })
+}
+
+async fn open_kafka_stores(config: &Config, settings: &KafkaSettings) -> Result<KafkaStores> {
+    let meta = KafkaMeta::new(settings)?;
+    meta.reachable(Duration::from_secs(10))
+        .await
+        .with_context(|| format!("cannot reach Kafka at {}", config.kafka_bootstrap))?;
+    let rf = i32::from(config.topic_replication_factor);
+    // A store opened by an attempt that fails further on must not leave its reader running.
+    let mut opened = StopOnDrop::default();
+    let registry = Registry::open(settings, &meta, &config.consumers_topic, rf).await?;
+    opened.push(&registry, |r| r.shutdown());
+    let cursors = CursorStore::open(settings, &meta, &config.cursors_topic, rf).await?;
+    opened.push(&cursors, |c| c.shutdown());
+    let tickets = TicketStore::open(
+        settings,
+        &meta,
+        &config.tickets_topic,
+        rf,
+        Duration::from_secs(config.ticket_ttl_secs),
+    )
+    .await?;
+    opened.push(&tickets, |t| t.shutdown());
+    let sources = SourcesService::open_with_tuning(
+        SourcesConfig {
+            connect_url: config.connect_url.clone(),
+            kafka_bootstrap: config.kafka_bootstrap.clone(),
+            wal_warn_bytes: config.wal_warn_bytes,
+            wal_critical_bytes: config.wal_critical_bytes,
+            wal_check_interval: Duration::from_secs(config.wal_check_secs.max(1)),
+            sources_topic: config.sources_topic.clone(),
+        },
+        SourcesTuning {
+            topic_replication_factor: config.topic_replication_factor,
+            ..SourcesTuning::default()
+        },
+    )
+    .await?;
+    opened.disarm();
+    Ok(KafkaStores {
+        meta,
+        registry,
+        cursors,
+        tickets,
+        sources,
+    })
+}
+
+/// Stops what it holds when dropped, unless disarmed.
+#[derive(Default)]
+struct StopOnDrop(Vec<Box<dyn FnOnce() + Send>>);
+
+impl StopOnDrop {
+    fn push<T: Send + Sync + 'static>(&mut self, store: &Arc<T>, stop: fn(&T)) {
+        let store = store.clone();
+        self.0.push(Box::new(move || stop(&store)));
+    }
+
+    fn disarm(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        for stop in self.0.drain(..) {
+            stop();
+        }
+    }
+}
+
 /// Builds the sink and starts serving on `config.listen`.
 pub async fn start(config: Config) -> Result<RunningSink> {
     config.validate()?;
@@ -59,32 +179,13 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         bootstrap: config.kafka_bootstrap.clone(),
         fetch_wait_max_ms: config.fetch_wait_max_ms,
     };
-    let meta = KafkaMeta::new(&settings)?;
-    meta.reachable(Duration::from_secs(10))
-        .await
-        .with_context(|| format!("cannot reach Kafka at {}", config.kafka_bootstrap))?;
-    let registry = Registry::open(
-        &settings,
-        &meta,
-        &config.consumers_topic,
-        i32::from(config.topic_replication_factor),
-    )
-    .await?;
-    let cursors = CursorStore::open(
-        &settings,
-        &meta,
-        &config.cursors_topic,
-        i32::from(config.topic_replication_factor),
-    )
-    .await?;
-    let tickets = TicketStore::open(
-        &settings,
-        &meta,
-        &config.tickets_topic,
-        i32::from(config.topic_replication_factor),
-        Duration::from_secs(config.ticket_ttl_secs),
-    )
-    .await?;
+    let KafkaStores {
+        meta,
+        registry,
+        cursors,
+        tickets,
+        sources,
+    } = open_kafka_stores_retrying(&config, &settings).await?;
     let hub = Arc::new(FeedHub::start(
         settings.clone(),
         meta,
@@ -120,21 +221,6 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         replay,
         memory: memory.clone(),
     });
-    let sources = SourcesService::open_with_tuning(
-        SourcesConfig {
-            connect_url: config.connect_url.clone(),
-            kafka_bootstrap: config.kafka_bootstrap.clone(),
-            wal_warn_bytes: config.wal_warn_bytes,
-            wal_critical_bytes: config.wal_critical_bytes,
-            wal_check_interval: Duration::from_secs(config.wal_check_secs.max(1)),
-            sources_topic: config.sources_topic.clone(),
-        },
-        SourcesTuning {
-            topic_replication_factor: config.topic_replication_factor,
-            ..SourcesTuning::default()
-        },
-    )
-    .await?;
     sources.spawn_wal_guard(shutdown.clone());
     spawn_kafka_probe(hub.meta().clone(), metrics.clone(), shutdown.clone());
     sources.spawn_reconciler(

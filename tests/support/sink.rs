@@ -46,11 +46,13 @@ impl SinkProcess {
         let mut args = vec![
             "--listen".to_string(),
             format!("127.0.0.1:{port}"),
-            "--kafka-bootstrap".into(),
-            stack.kafka_bootstrap.clone(),
             "--connect-url".into(),
             stack.connect_url.clone(),
         ];
+        if !extra.iter().any(|(k, _)| *k == "--kafka-bootstrap") {
+            args.push("--kafka-bootstrap".into());
+            args.push(stack.kafka_bootstrap.clone());
+        }
         // Private registry topics unless the test shares them between replicas.
         if !extra.iter().any(|(k, _)| *k == "--consumers-topic") {
             args.push("--consumers-topic".into());

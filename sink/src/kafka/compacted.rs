@@ -103,9 +103,11 @@ impl CompactedLog {
             .name(what.replace(' ', "-"))
             .spawn(move || tail.run(reader, apply))
             .with_context(|| format!("starting the {what} reader"))?;
-        log.wait_applied(high, Duration::from_secs(30))
-            .await
-            .with_context(|| format!("loading the {what}"))?;
+        if let Err(e) = log.wait_applied(high, Duration::from_secs(30)).await {
+            // The caller gets no handle to stop the reader with: stop it here.
+            log.shutdown();
+            return Err(e.context(format!("loading the {what}")));
+        }
         Ok(log)
     }
 
