@@ -467,7 +467,7 @@ variable "sink_desired_count" {
 }
 
 variable "sink_cpu_architecture" {
-  description = "CPU architecture of the sink tasks: X86_64 or ARM64. It must match the platform the sink image was built for: `tumbleweed image build` builds for the host unless given --platform (linux/amd64 = X86_64, linux/arm64 = ARM64)."
+  description = "CPU architecture of the sink tasks: X86_64 or ARM64. It must match the platform of the sink image: `tumbleweed image build` takes the sink binary's architecture from its ELF header (linux/amd64 = X86_64, linux/arm64 = ARM64), and `tumbleweed image push` refuses an image that does not match this output."
   type        = string
   default     = "X86_64"
 

@@ -17,7 +17,9 @@
 //!    `PrefixListVersionMismatch`; we re-read the list and report what it is now, changing
 //!    nothing (the user re-runs after looking);
 //! 6. only after AWS succeeded, write `operator_cidrs`/`consumer_cidrs` in the tfvars
-//!    (atomically) so the next `terraform plan` shows no change.
+//!    (atomically). Terraform ignores the live entries (`ignore_changes = [entry]`), so no
+//!    plan reverts an edit either way; the tfvars are what a list Terraform re-creates is
+//!    seeded from, so keeping them in step keeps the edit through a replacement.
 //!
 //! AWS is reached through the small [`PrefixLists`] trait. The real implementation is
 //! [`Ec2PrefixLists`]; tests use it against the moto emulator, and a fake for the paths moto
@@ -67,7 +69,9 @@ pub struct Target {
     /// tfvars file to keep in step [default: INFRA_DIR/terraform.tfvars.json].
     #[arg(long, value_name = "FILE")]
     pub tfvars: Option<PathBuf>,
-    /// Do not read or update a tfvars file (the next `terraform apply` will revert the change).
+    /// Do not read or update a tfvars file. Terraform never reverts the live list (it
+    /// ignores its entries), but a list it re-creates (a replaced deployment, a renamed
+    /// prefix) is seeded from the tfvars again, without this change.
     #[arg(long, conflicts_with = "tfvars")]
     pub skip_tfvars: bool,
 }

@@ -32,6 +32,32 @@ fn help_on_every_subcommand() {
     }
 }
 
+/// The help says what the deployment does: the prefix lists ignore their entries, so no
+/// `terraform apply` reverts a whitelist edit (it used to say the next apply would).
+#[test]
+fn whitelist_help_agrees_with_the_prefix_lists_lifecycle() {
+    let o = run(tumbleweed(None).args(["whitelist", "add", "--help"]));
+    let help = String::from_utf8_lossy(&o.stdout).replace('\n', " ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!help.contains("will revert"), "{help}");
+    assert!(
+        help.contains("Terraform never reverts the live list"),
+        "{help}"
+    );
+    let module = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/security/main.tf"),
+    )
+    .unwrap();
+    assert_eq!(
+        module.matches("ignore_changes = [entry]").count(),
+        2,
+        "both prefix lists ignore their entries, which the help relies on"
+    );
+    let image = run(tumbleweed(None).args(["image", "build", "--help"]));
+    let help = String::from_utf8_lossy(&image.stdout);
+    assert!(help.contains("ELF header"), "{help}");
+}
+
 #[test]
 fn bad_usage_exits_2() {
     assert_eq!(run(tumbleweed(None).arg("nonsense")).status.code(), Some(2));

@@ -63,6 +63,13 @@ fn host_arch() -> &'static str {
     }
 }
 
+fn other_arch() -> &'static str {
+    match host_arch() {
+        "amd64" => "arm64",
+        _ => "amd64",
+    }
+}
+
 #[test]
 fn build_and_push_without_a_daemon() {
     let umoci = tool("umoci", &[]);
@@ -119,9 +126,10 @@ fn build_and_push_without_a_daemon() {
         .collect();
     assert_eq!(base_layers.len(), 1);
 
-    // 2. Build: a stand-in sink binary plus a UI directory on the pinned base.
+    // 2. Build: a stand-in sink binary (a small Linux executable of the host's CPU, whose
+    // ELF header gives the image's platform) plus a UI directory on the pinned base.
     let binary = t.join("tumbleweed-sink");
-    std::fs::write(&binary, b"#!/bin/sh\necho sink\n").unwrap();
+    std::fs::copy("/bin/true", &binary).unwrap();
     let ui = t.join("dist");
     std::fs::create_dir_all(&ui).unwrap();
     std::fs::write(ui.join("index.html"), "<html></html>").unwrap();
@@ -144,6 +152,25 @@ fn build_and_push_without_a_daemon() {
     assert_eq!(o.status.code(), Some(0));
     let built: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(built["layers"], 2);
+
+    // A --platform the binary is not built for is refused before anything is fetched.
+    let o = run(tumbleweed(None)
+        .args(["image", "build", "--binary"])
+        .arg(&binary)
+        .args(["--platform", &format!("linux/{}", other_arch())])
+        .args([
+            "--base",
+            &format!("{host}/base@{base_digest}"),
+            "--registry-insecure",
+        ])
+        .arg("--layout")
+        .arg(t.join("wrong-oci")));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        common::stderr(&o).contains("does not match the sink binary"),
+        "{}",
+        common::stderr(&o)
+    );
 
     // The layout is a valid OCI layout for other tools too.
     let local: Value = serde_json::from_str(&sh(Command::new(&skopeo)
@@ -194,6 +221,46 @@ fn build_and_push_without_a_daemon() {
     );
     assert_eq!(config["architecture"], host_arch());
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+
+    // 4b. To a deployment (its terraform outputs), the image must be the architecture its
+    // tasks run on: the other one is refused, naming both fixes; the same one is pushed.
+    let outputs = |arch: &str| {
+        let f = t.join(format!("outputs-{arch}.json"));
+        let v = |x: &str| serde_json::json!({"value": x, "type": "string", "sensitive": false});
+        std::fs::write(
+            &f,
+            serde_json::json!({
+                "ecr_repository_url": v(&format!("{host}/tumbleweed-sink")),
+                "sink_cpu_architecture": v(arch),
+            })
+            .to_string(),
+        )
+        .unwrap();
+        f
+    };
+    let (mine, other) = match host_arch() {
+        "amd64" => ("X86_64", "ARM64"),
+        _ => ("ARM64", "X86_64"),
+    };
+    let o = run(tumbleweed(None)
+        .args(["image", "push", "--layout"])
+        .arg(&layout)
+        .args(["--tag", "t1", "--registry-insecure", "--tf-outputs"])
+        .arg(outputs(other)));
+    assert_eq!(o.status.code(), Some(2));
+    let err = common::stderr(&o);
+    assert!(
+        err.contains(&format!("the image is linux/{}", host_arch()))
+            && err.contains(&format!("runs the sink on {other}"))
+            && err.contains(&format!("sink_cpu_architecture = \"{mine}\"")),
+        "{err}"
+    );
+    let o = run(tumbleweed(None)
+        .args(["image", "push", "--layout"])
+        .arg(&layout)
+        .args(["--tag", "t1", "--registry-insecure", "--tf-outputs"])
+        .arg(outputs(mine)));
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
 
     // 5. Pushing again uploads nothing.
     let o = run(tumbleweed(None)

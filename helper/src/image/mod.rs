@@ -79,9 +79,10 @@ pub struct BuildArgs {
     /// Base image, pinned by digest.
     #[arg(long, value_name = "REF", default_value = DEFAULT_BASE)]
     pub base: String,
-    /// Platform to pick from a multi-platform base.
-    #[arg(long, value_name = "OS/ARCH", default_value_t = default_platform())]
-    pub platform: String,
+    /// Platform of the image [default: the sink binary's, read from its ELF header]. Given,
+    /// it must agree with the binary; it picks the base from a multi-platform index.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
     /// OCI layout directory to write.
     #[arg(long, value_name = "DIR", default_value = "target/oci/tumbleweed-sink")]
     pub layout: PathBuf,
@@ -114,13 +115,59 @@ pub struct PushArgs {
     pub registry_insecure: bool,
 }
 
-fn default_platform() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
+/// The OCI platform a Linux executable runs on, from its ELF header (`e_machine`): an image
+/// must be built for the CPU of the binary it carries, and a binary built on an arm64 laptop
+/// is not the x86_64 the task definition asks for by default.
+pub fn elf_platform(binary: &Path) -> anyhow::Result<&'static str> {
+    let mut head = [0u8; 20];
+    let read =
+        std::fs::File::open(binary).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+    read.with_context(|| format!("reading the sink binary {}", binary.display()))?;
+    let not_linux = || {
+        UsageError(format!(
+            "{} is not a 64-bit Linux executable: build the sink for Linux (for example \
+             `cargo build --release -p tumbleweed-sink --target x86_64-unknown-linux-gnu`) \
+             and pass it with --binary",
+            binary.display()
+        ))
     };
-    format!("linux/{arch}")
+    // Magic, 64-bit class, little-endian data.
+    if head[..4] != *b"\x7fELF" || head[4] != 2 || head[5] != 1 {
+        return Err(not_linux().into());
+    }
+    match u16::from_le_bytes([head[18], head[19]]) {
+        62 => Ok("linux/amd64"),
+        183 => Ok("linux/arm64"),
+        other => Err(UsageError(format!(
+            "{} is built for ELF machine {other}, neither x86_64 nor aarch64: ECS runs the sink \
+             on X86_64 or ARM64",
+            binary.display()
+        ))
+        .into()),
+    }
+}
+
+/// The platform to build: the binary's; `--platform`, when given, must agree.
+fn build_platform(binary: &Path, requested: Option<&str>) -> anyhow::Result<String> {
+    let detected = elf_platform(binary)?;
+    match requested {
+        Some(p) if p != detected => Err(UsageError(format!(
+            "--platform {p} does not match the sink binary {}, which is {detected}: build the \
+             binary for {p} or drop --platform",
+            binary.display()
+        ))
+        .into()),
+        _ => Ok(detected.to_string()),
+    }
+}
+
+/// Terraform's `sink_cpu_architecture` for an OCI architecture.
+fn ecs_architecture(oci_arch: &str) -> Option<&'static str> {
+    match oci_arch {
+        "amd64" => Some("X86_64"),
+        "arm64" => Some("ARM64"),
+        _ => None,
+    }
 }
 
 /// Converts Docker media types of base layers to their OCI equivalents.
@@ -318,6 +365,7 @@ async fn build(g: &GlobalArgs, a: BuildArgs) -> anyhow::Result<Outcome> {
         Some(b) => b.clone(),
         None => cargo_build_sink()?,
     };
+    let platform = build_platform(&binary, a.platform.as_deref())?;
     let ui = a.ui_dist.is_dir().then_some(a.ui_dist.as_path());
     let mtime = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
@@ -331,7 +379,7 @@ async fn build(g: &GlobalArgs, a: BuildArgs) -> anyhow::Result<Outcome> {
         credentials_for(g, &base.registry).await?
     };
     let reg = Registry::new(&base.registry, a.registry_insecure, creds)?;
-    let base_image = fetch_base(&reg, &base, &a.platform, &layout)
+    let base_image = fetch_base(&reg, &base, &platform, &layout)
         .await
         .with_context(|| format!("fetching base image {base}"))?;
     let (digest, layers) = assemble(
@@ -489,7 +537,11 @@ async fn push(g: &GlobalArgs, a: PushArgs) -> anyhow::Result<Outcome> {
     let layout = Layout::open(&a.layout)?;
     let dest = match &a.to {
         Some(r) => Reference::parse(r)?,
-        None => Reference::parse(&TfOutputs::load(&a.tf)?.string("ecr_repository_url")?)?,
+        None => {
+            let outputs = TfOutputs::load(&a.tf)?;
+            check_architecture(&layout, a.tag.as_deref(), &outputs)?;
+            Reference::parse(&outputs.string("ecr_repository_url")?)?
+        }
     };
     let mut dest = dest;
     if dest.tag.is_none() {
@@ -518,6 +570,36 @@ async fn push(g: &GlobalArgs, a: PushArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// Refuses to push an image the deployment's tasks cannot run: its architecture must be the
+/// sink's `sink_cpu_architecture` output (an ECS task on the other CPU fails to start with
+/// "exec format error", after the push and a deployment). Deployments from before that
+/// output are not checked.
+fn check_architecture(
+    layout: &Layout,
+    tag: Option<&str>,
+    outputs: &TfOutputs,
+) -> anyhow::Result<()> {
+    let Ok(wanted) = outputs.string("sink_cpu_architecture") else {
+        return Ok(());
+    };
+    let desc = layout.find_manifest(tag)?;
+    let arch = desc["platform"]["architecture"].as_str().unwrap_or("?");
+    if ecs_architecture(arch) != Some(wanted.as_str()) {
+        return Err(UsageError(format!(
+            "the image is linux/{arch} but the deployment runs the sink on {wanted} (terraform \
+             output sink_cpu_architecture): build the image for {} or set \
+             sink_cpu_architecture = \"{}\" and apply",
+            match wanted.as_str() {
+                "ARM64" => "linux/arm64",
+                _ => "linux/amd64",
+            },
+            ecs_architecture(arch).unwrap_or("?"),
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// `tumbleweed image ...`.
 pub async fn run(g: &GlobalArgs, args: ImageArgs) -> anyhow::Result<Outcome> {
     match args.action {
@@ -529,6 +611,58 @@ pub async fn run(g: &GlobalArgs, args: ImageArgs) -> anyhow::Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first 20 bytes of an ELF header: class, data, and `e_machine`.
+    fn elf_head(class: u8, machine: u16) -> Vec<u8> {
+        let mut h = b"\x7fELF".to_vec();
+        h.extend([class, 1, 1, 0]);
+        h.extend([0u8; 10]);
+        h.extend(machine.to_le_bytes());
+        h.extend([0u8; 44]);
+        h
+    }
+
+    #[test]
+    fn the_platform_comes_from_the_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let amd64 = file("amd64", &elf_head(2, 62));
+        let arm64 = file("arm64", &elf_head(2, 183));
+        assert_eq!(elf_platform(&amd64).unwrap(), "linux/amd64");
+        assert_eq!(elf_platform(&arm64).unwrap(), "linux/arm64");
+        // This test runs as a Linux executable of the host's CPU.
+        let me = std::env::current_exe().unwrap();
+        let host = match std::env::consts::ARCH {
+            "x86_64" => "linux/amd64",
+            _ => "linux/arm64",
+        };
+        assert_eq!(elf_platform(&me).unwrap(), host);
+
+        let err = |p: &Path| crate::one_line(&elf_platform(p).unwrap_err());
+        let script = file("script", b"#!/bin/sh\necho sink\n and some more bytes");
+        assert!(err(&script).contains("is not a 64-bit Linux executable"));
+        assert!(err(&script).contains("--target x86_64-unknown-linux-gnu"));
+        let arm32 = file("arm32", &elf_head(1, 40));
+        assert!(err(&arm32).contains("is not a 64-bit Linux executable"));
+        let riscv = file("riscv", &elf_head(2, 243));
+        assert!(err(&riscv).contains("ELF machine 243"));
+        assert!(err(&dir.path().join("absent")).contains("reading the sink binary"));
+
+        // --platform must agree with the binary.
+        assert_eq!(build_platform(&arm64, None).unwrap(), "linux/arm64");
+        assert_eq!(
+            build_platform(&arm64, Some("linux/arm64")).unwrap(),
+            "linux/arm64"
+        );
+        let e = build_platform(&arm64, Some("linux/amd64")).unwrap_err();
+        assert!(e.downcast_ref::<UsageError>().is_some(), "exit 2");
+        assert!(crate::one_line(&e).contains("--platform linux/amd64 does not match"));
+        assert!(crate::one_line(&e).contains("which is linux/arm64"));
+    }
 
     #[test]
     fn default_base_is_pinned() {
