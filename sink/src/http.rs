@@ -67,6 +67,7 @@ pub fn router(
         )
         .route("/v1/topics", get(list_topics))
         .route("/v1/topics/{topic}/events", get(tail_topic))
+        .route("/v1/kafka/health", get(kafka_health))
         .with_state(state.clone())
         .merge(state.sources.routes())
         .layer(middleware::from_fn_with_state(admin, auth::require_admin));
@@ -772,6 +773,20 @@ async fn readyz(State(st): Shared) -> Response {
                 "broker": broker.map(|()| "reachable".to_string()).unwrap_or_else(|e| format!("{e:#}")),
                 "registry": registry.map(|()| "readable".to_string()).unwrap_or_else(|e| e),
             })),
+        )
+            .into_response(),
+    }
+}
+
+/// The Kafka cluster's brokers and partition health, for operators and `tumbleweed kafka
+/// roll`. Kafka unreachable: 503 with `Retry-After`.
+async fn kafka_health(State(st): Shared) -> Response {
+    match st.hub.meta().cluster_health().await {
+        Ok(h) => Json(h).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "5")],
+            Json(json!({ "error": format!("{e:#}") })),
         )
             .into_response(),
     }

@@ -97,6 +97,39 @@ async fn wait_for_metric(sink: &SinkProcess, line: &str) -> Result<()> {
     }
 }
 
+/// Waits up to `secs` for `GET /v1/kafka/health` to answer 200 with a body that `want`
+/// accepts (`what` names it in the error); returns that body.
+async fn wait_for_health(
+    sink: &SinkProcess,
+    what: &str,
+    secs: u64,
+    want: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = String::new();
+    loop {
+        let r = sink
+            .admin(reqwest::Method::GET, "/v1/kafka/health")
+            .send()
+            .await?;
+        let ok = r.status().is_success();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if ok && want(&body) {
+            return Ok(body);
+        }
+        last = body.to_string();
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "/v1/kafka/health never showed {what} within {secs} s; last: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn count(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or(u64::MAX)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_broker_while_streaming_loses_and_repeats_nothing() -> Result<()> {
     let stack = stack();
@@ -116,15 +149,48 @@ async fn killing_a_broker_while_streaming_loses_and_repeats_nothing() -> Result<
         stack_command(&["kill", &node])?;
         // Single node: nothing serves until it is back, and the sink says so in
         // `tumbleweed_kafka_reachable` (probed every 10 s). Cluster: two brokers carry on.
+        // Cluster: `/v1/kafka/health` (what `tumbleweed kafka roll` waits on) shows two
+        // brokers and under-replicated partitions.
         if stack.kafka_mode == "single" {
             wait_for_metric(&sink, "tumbleweed_kafka_reachable 0").await?;
+            let r = sink
+                .admin(reqwest::Method::GET, "/v1/kafka/health")
+                .send()
+                .await?;
+            anyhow::ensure!(
+                r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                    && r.headers().contains_key("retry-after"),
+                "no broker: /v1/kafka/health answers 503 with Retry-After, got {}",
+                r.status()
+            );
         } else {
-            tokio::time::sleep(Duration::from_secs(4)).await;
+            wait_for_health(
+                &sink,
+                "2 brokers and under-replicated partitions",
+                60,
+                |h| {
+                    h["brokers"].as_array().map(Vec::len) == Some(2)
+                        && count(h, "under_replicated") > 0
+                        && count(h, "offline") == 0
+                },
+            )
+            .await?;
         }
         tokio::task::spawn_blocking(|| stack_command(&["up"])).await??;
         if stack.kafka_mode == "single" {
             wait_for_metric(&sink, "tumbleweed_kafka_reachable 1").await?;
         }
+        let brokers = if stack.kafka_mode == "single" { 1 } else { 3 };
+        let healed = wait_for_health(&sink, "every broker back and in sync", 120, |h| {
+            h["brokers"].as_array().map(Vec::len) == Some(brokers)
+                && count(h, "under_replicated") == 0
+                && count(h, "offline") == 0
+        })
+        .await?;
+        anyhow::ensure!(
+            count(&healed, "partitions") >= PARTITIONS as u64,
+            "the health counts every partition: {healed}"
+        );
         anyhow::Ok(())
     };
     let (read, fault) = tokio::join!(reader, fault);

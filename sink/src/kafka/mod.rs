@@ -37,6 +37,19 @@ pub const FETCH_MAX_BYTES: usize = 1 << 20;
 /// is still returned whole (Kafka always returns the first batch), so nothing gets stuck.
 pub const PARTITION_FETCH_MAX_BYTES: usize = 256 << 10;
 
+/// What [`KafkaMeta::cluster_health`] found (`GET /v1/kafka/health`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ClusterHealth {
+    /// Node ids of the brokers in the metadata.
+    pub brokers: Vec<i32>,
+    pub topics: usize,
+    pub partitions: usize,
+    /// Partitions with fewer in-sync replicas than replicas.
+    pub under_replicated: usize,
+    /// Partitions without a leader.
+    pub offline: usize,
+}
+
 /// Settings shared by every librdkafka client the sink creates.
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
@@ -204,6 +217,36 @@ impl KafkaMeta {
                 .fetch_metadata(None, timeout)
                 .map(|_| ())
                 .context("the Kafka broker did not answer a metadata request")
+        })
+        .await
+        .context("metadata task")?
+    }
+
+    /// The cluster as its metadata shows it: the brokers, and how many partitions (internal
+    /// topics included) have fewer in-sync replicas than replicas, or no leader. What a rolling
+    /// restart waits on before it restarts the next node (`tumbleweed kafka roll`).
+    pub async fn cluster_health(&self) -> Result<ClusterHealth> {
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            let md = consumer
+                .fetch_metadata(None, METADATA_TIMEOUT)
+                .context("the Kafka broker did not answer a metadata request")?;
+            let mut h = ClusterHealth {
+                brokers: md.brokers().iter().map(|b| b.id()).collect(),
+                topics: md.topics().len(),
+                ..ClusterHealth::default()
+            };
+            h.brokers.sort_unstable();
+            for p in md.topics().iter().flat_map(|t| t.partitions()) {
+                h.partitions += 1;
+                if p.leader() < 0 {
+                    h.offline += 1;
+                }
+                if p.isr().len() < p.replicas().len() {
+                    h.under_replicated += 1;
+                }
+            }
+            Ok(h)
         })
         .await
         .context("metadata task")?
