@@ -54,6 +54,8 @@ pub enum Command {
     Status(crate::status::StatusArgs),
     /// Build the sink image as an OCI layout and push it, without a Docker daemon.
     Image(crate::image::ImageArgs),
+    /// Day-2 Kafka operations: roll the node services one at a time.
+    Kafka(crate::kafka_roll::KafkaArgs),
 }
 
 /// Where to find `terraform output -json`.

@@ -20,6 +20,8 @@
 //! * [`bootstrap`]: declare sources and consumers in a file; create what is missing.
 //! * [`status`]: ECS service counts plus connector and slot health from the sink.
 //! * [`image`]: build an OCI image layout for the sink and push it, without a Docker daemon.
+//! * [`kafka_roll`]: move the Kafka node services to their new revision one node at a time,
+//!   waiting for ECS steady state and the cluster in sync, behind two small traits.
 //! * [`fsutil`]: atomic file writes (temp file + rename).
 //!
 //! # Errors and exit codes
@@ -37,6 +39,7 @@ pub mod cidr;
 pub mod cli;
 pub mod fsutil;
 pub mod image;
+pub mod kafka_roll;
 pub mod status;
 pub mod tf_outputs;
 pub mod tfvars;
@@ -78,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Bootstrap(args) => bootstrap::run(&g, args).await,
         Command::Status(args) => status::run(&g, args).await,
         Command::Image(args) => image::run(&g, args).await,
+        Command::Kafka(args) => kafka_roll::run(&g, args).await,
     }
 }
 

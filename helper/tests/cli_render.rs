@@ -22,6 +22,8 @@ fn help_on_every_subcommand() {
         vec!["image", "--help"],
         vec!["image", "build", "--help"],
         vec!["image", "push", "--help"],
+        vec!["kafka", "--help"],
+        vec!["kafka", "roll", "--help"],
     ] {
         let o = run(tumbleweed(None).args(&args));
         assert_eq!(o.status.code(), Some(0), "{args:?}");

@@ -106,7 +106,6 @@ async fn wait_for_health(
     want: impl Fn(&Value) -> bool,
 ) -> Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut last = String::new();
     loop {
         let r = sink
             .admin(reqwest::Method::GET, "/v1/kafka/health")
@@ -117,10 +116,9 @@ async fn wait_for_health(
         if ok && want(&body) {
             return Ok(body);
         }
-        last = body.to_string();
         anyhow::ensure!(
             Instant::now() < deadline,
-            "/v1/kafka/health never showed {what} within {secs} s; last: {last}"
+            "/v1/kafka/health never showed {what} within {secs} s; last: {body}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
