@@ -101,6 +101,19 @@ pub struct Config {
     #[arg(long, env = "TUMBLEWEED_MEMORY_LIMIT", value_parser = clap::value_parser!(u64).range((64 << 20)..))]
     pub memory_limit: Option<u64>,
 
+    /// CloudWatch namespace of the metrics written to stdout in Embedded Metric Format
+    /// (shipped by the ECS log driver; see `emf.rs`). Unset: no EMF lines.
+    #[arg(long, env = "TUMBLEWEED_EMF_NAMESPACE")]
+    pub emf_namespace: Option<String>,
+
+    /// Value of the `Deployment` dimension of the EMF metrics (the deployment's name prefix).
+    #[arg(long, env = "TUMBLEWEED_EMF_DEPLOYMENT", default_value = "tumbleweed")]
+    pub emf_deployment: String,
+
+    /// Seconds between two rounds of EMF lines.
+    #[arg(long, env = "TUMBLEWEED_EMF_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub emf_interval_secs: u64,
+
     /// SSE streams this sink serves at once; more are answered 503 with `Retry-After`.
     #[arg(long, env = "TUMBLEWEED_MAX_STREAMS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_streams: u64,

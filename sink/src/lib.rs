@@ -16,12 +16,14 @@
 //! - [`sse`]: SSE delivery: framing, keepalive, resume, gap notices, slow consumers;
 //! - [`sources`]: PostgreSQL sources: Kafka Connect and PostgreSQL administration, WAL guard;
 //! - [`metrics`]: Prometheus counters and gauges;
+//! - [`emf`]: the same health as CloudWatch Embedded Metric Format lines (ECS, no agent);
 //! - [`http`]: HTTP routing (API, SSE, UI);
 //! - [`server`]: wiring of the components and graceful shutdown.
 
 pub mod auth;
 pub mod config;
 pub mod cursor;
+pub mod emf;
 pub mod error;
 pub mod event;
 pub mod http;

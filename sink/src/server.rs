@@ -227,6 +227,19 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         Duration::from_secs(config.reconcile_interval_secs),
         shutdown.clone(),
     );
+    if let Some(namespace) = &config.emf_namespace {
+        crate::emf::spawn(
+            namespace.clone(),
+            config.emf_deployment.clone(),
+            Duration::from_secs(config.emf_interval_secs),
+            crate::emf::Sources {
+                metrics: metrics.clone(),
+                memory: memory.clone(),
+                sources: sources.clone(),
+            },
+            shutdown.clone(),
+        );
+    }
     let sources_for_shutdown = sources.clone();
     let state = Arc::new(AppState {
         registry: registry.clone(),

@@ -107,6 +107,31 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
         stack.pg_host, stack.pg_port
     )));
 
+    // The same numbers as CloudWatch EMF lines: one per slot, and the largest in the fixed
+    // line the retained-WAL alarm reads.
+    let emf = tumbleweed_sink::emf::Sources {
+        metrics: Default::default(),
+        memory: tumbleweed_sink::memory::MemoryGuard::new(None),
+        sources: api.service.clone(),
+    };
+    let lines: Vec<Value> =
+        tumbleweed_sink::emf::lines("Tumbleweed", "tw", 1_760_000_000_000, &emf.snapshot())
+            .iter()
+            .map(|l| serde_json::from_str(l))
+            .collect::<Result<_, _>>()?;
+    let ghost_line = lines
+        .iter()
+        .find(|l| l["Slot"] == json!(ghost))
+        .with_context(|| format!("no EMF line for {ghost}: {lines:?}"))?;
+    let ghost_bytes = ghost_line["RetainedWalBytes"].as_f64().unwrap_or(0.0);
+    assert!(ghost_bytes > 0.0, "{ghost_line}");
+    assert!(lines.iter().any(|l| l["Slot"] == json!(own)));
+    assert!(
+        lines[0]["MaxRetainedWalBytes"].as_f64().unwrap_or(0.0) >= ghost_bytes,
+        "{}",
+        lines[0]
+    );
+
     // Thresholds: tiny ones make the idle orphan warn, then critical.
     let warn = serve_with(stack, 1, 1 << 50).await;
     assert_eq!(slot_entry(&warn, &ghost).await?["status"], json!("warn"));

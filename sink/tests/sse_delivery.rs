@@ -532,7 +532,16 @@ async fn metrics_and_health_report_streams_and_lag() -> Result<()> {
     let topic = format!("sse_metrics_{}", unique_suffix());
     create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
     produce(&stack.kafka_bootstrap, &topic, &inserts(0, 5, 1)).await?;
-    let sink = SinkProcess::start(SINK, stack, &[]).await?;
+    let sink = SinkProcess::start(
+        SINK,
+        stack,
+        &[
+            ("--emf-namespace", "TumbleweedTest"),
+            ("--emf-deployment", "tw-test"),
+            ("--emf-interval-secs", "1"),
+        ],
+    )
+    .await?;
     let health: Value = sink
         .http
         .get(sink.url("/healthz"))
@@ -596,6 +605,39 @@ async fn metrics_and_health_report_streams_and_lag() -> Result<()> {
         .unwrap();
     assert_eq!(ours["partitions"], 1);
     assert_eq!(ours["end_offsets"], json!([5]));
+
+    // The same health as CloudWatch EMF lines on stdout (what the ECS log driver ships and the
+    // Terraform alarms read): the fixed line with the open stream, and the consumer's line.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let log = sink.log_text();
+    let emf: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{') && l.contains("\"_aws\""))
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let head = emf
+        .iter()
+        .rev()
+        .find(|v| v["ConnectedStreams"].is_number())
+        .with_context(|| format!("no EMF line in the log:\n{log}"))?;
+    assert_eq!(
+        head["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "TumbleweedTest"
+    );
+    assert_eq!(head["Deployment"], "tw-test");
+    assert_eq!(head["ConnectedStreams"], json!(1.0), "{head}");
+    assert_eq!(head["KafkaReachable"], json!(1.0), "{head}");
+    assert_eq!(head["MaxConsumerLagEvents"], json!(0.0), "{head}");
+    assert!(
+        head["ResidentBytes"].as_f64().unwrap_or(0.0) > 1e6,
+        "{head}"
+    );
+    assert!(
+        emf.iter()
+            .any(|v| v["Consumer"] == "watched" && v["ConsumerLagEvents"] == json!(0.0)),
+        "a line per consumer with a live stream"
+    );
+    drop(s);
     Ok(())
 }
 

@@ -207,6 +207,11 @@ impl SourcesService {
     }
 
     /// Appends this service's Prometheus metrics (text format) to `out`.
+    /// (server, slot, retained WAL bytes) of every slot the WAL guard last saw.
+    pub fn retained_wal(&self) -> Vec<(String, String, u64)> {
+        self.guard.retained()
+    }
+
     pub fn write_metrics(&self, out: &mut String) {
         self.guard.write_metrics(out);
         self.reconcile.write_metrics(out);

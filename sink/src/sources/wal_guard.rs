@@ -130,6 +130,23 @@ impl GuardState {
         inner.last = Some(scan.clone());
     }
 
+    /// (server, slot, retained WAL bytes) of every slot in the last scan.
+    pub fn retained(&self) -> Vec<(String, String, u64)> {
+        let inner = self.inner.lock();
+        inner
+            .last
+            .iter()
+            .flat_map(|scan| &scan.slots)
+            .map(|s| {
+                (
+                    s.server.clone(),
+                    s.slot.clone(),
+                    s.retained_bytes.unwrap_or(0).max(0) as u64,
+                )
+            })
+            .collect()
+    }
+
     /// Prometheus text for the last scan.
     pub fn write_metrics(&self, out: &mut String) {
         let inner = self.inner.lock();
