@@ -37,6 +37,15 @@ locals {
   controller_names = [for i in range(1, 4) : "controller-${i}"]
   broker_names     = [for i in range(1, 4) : "broker-${i}"]
 
+  # Either the Kafka cluster on ECS (modules/kafka), or an existing one (such as MSK) given
+  # by existing_kafka_bootstrap_servers. With an existing cluster nothing orders Connect and
+  # the sink after Kafka (start_after is empty): the cluster is there before this apply.
+  create_kafka             = var.existing_kafka_bootstrap_servers == ""
+  kafka_bootstrap_servers  = local.create_kafka ? module.kafka[0].bootstrap_servers : var.existing_kafka_bootstrap_servers
+  kafka_replication_factor = local.create_kafka ? module.kafka[0].replication_factor : var.existing_kafka_replication_factor
+  # Ports of the existing cluster's bootstrap servers: the sink's and Connect's egress.
+  existing_kafka_ports = distinct([for s in compact(split(",", var.existing_kafka_bootstrap_servers)) : tonumber(split(":", s)[1])])
+
   tags = merge(var.tags, { Deployment = var.name_prefix })
 }
 
@@ -80,7 +89,11 @@ module "security" {
   listener_port           = local.listener_port
   source_database_cidrs   = var.source_database_cidrs
   postgres_port           = var.postgres_port
-  tags                    = local.tags
+
+  existing_kafka_security_group_id = var.existing_kafka_security_group_id
+  existing_kafka_ports             = local.existing_kafka_ports
+
+  tags = local.tags
 }
 
 module "service_discovery" {
@@ -88,12 +101,13 @@ module "service_discovery" {
 
   name     = var.name_prefix
   vpc_id   = local.vpc_id
-  services = concat(local.controller_names, local.broker_names, ["connect"])
+  services = concat(local.create_kafka ? concat(local.controller_names, local.broker_names) : [], ["connect"])
   tags     = local.tags
 }
 
 module "kafka" {
   source = "../modules/kafka"
+  count  = local.create_kafka ? 1 : 0
 
   name                         = var.name_prefix
   image                        = var.kafka_image
@@ -130,14 +144,14 @@ module "connect" {
   security_group_id              = module.security.connect_security_group_id
   service_discovery_arn          = module.service_discovery.service_arns["connect"]
   rest_dns_name                  = module.service_discovery.service_dns_names["connect"]
-  bootstrap_servers              = module.kafka.bootstrap_servers
+  bootstrap_servers              = local.kafka_bootstrap_servers
   desired_count                  = var.connect_desired_count
   cpu                            = var.connect_cpu
   memory                         = var.connect_memory
-  replication_factor             = module.kafka.replication_factor
+  replication_factor             = local.kafka_replication_factor
   source_db_password_secret_arn  = var.source_db_password_secret_arn
   source_db_password_kms_key_arn = var.source_db_password_kms_key_arn
-  start_after                    = module.kafka.node_service_ids
+  start_after                    = local.create_kafka ? module.kafka[0].node_service_ids : []
   log_retention_days             = var.log_retention_days
   exec_log_group_arn             = module.cluster.exec_log_group_arn
   tags                           = local.tags
@@ -159,23 +173,50 @@ module "sink" {
   certificate_arn                = var.certificate_arn
   lb_deletion_protection         = var.lb_deletion_protection
   desired_count                  = var.sink_desired_count
+  min_count                      = var.sink_min_count
+  max_count                      = var.sink_max_count
+  target_cpu_percent             = var.sink_target_cpu_percent
   cpu                            = var.sink_cpu
   memory                         = var.sink_memory
   cpu_architecture               = var.sink_cpu_architecture
   sse_keepalive_seconds          = var.sse_keepalive_seconds
   lb_idle_timeout_seconds        = var.lb_idle_timeout_seconds
-  kafka_bootstrap_servers        = module.kafka.bootstrap_servers
+  kafka_bootstrap_servers        = local.kafka_bootstrap_servers
+  replication_factor             = local.kafka_replication_factor
   connect_url                    = module.connect.rest_url
-  start_after                    = module.kafka.node_service_ids
+  start_after                    = local.create_kafka ? module.kafka[0].node_service_ids : []
   source_db_password_secret_arn  = var.source_db_password_secret_arn
   source_db_password_kms_key_arn = var.source_db_password_kms_key_arn
   extra_environment              = var.sink_extra_environment
+  metrics_namespace              = var.metrics_namespace
   log_retention_days             = var.log_retention_days
   exec_log_group_arn             = module.cluster.exec_log_group_arn
   tags                           = local.tags
 }
 
+module "alarms" {
+  source = "../modules/alarms"
+
+  name                          = var.name_prefix
+  deployment                    = module.sink.metrics_deployment
+  metrics_namespace             = module.sink.metrics_namespace
+  lb_arn_suffix                 = module.sink.lb_arn_suffix
+  target_group_arn_suffix       = module.sink.target_group_arn_suffix
+  alarm_actions                 = var.alarm_actions
+  retained_wal_bytes_threshold  = var.alarm_retained_wal_bytes_threshold
+  consumer_lag_events_threshold = var.alarm_consumer_lag_events_threshold
+  kafka_unreachable_periods     = var.alarm_kafka_unreachable_periods
+  unhealthy_targets_threshold   = var.alarm_unhealthy_targets_threshold
+  sink_5xx_threshold            = var.alarm_sink_5xx_threshold
+  tags                          = local.tags
+}
+
 moved {
   from = module.network
   to   = module.network[0]
+}
+
+moved {
+  from = module.kafka
+  to   = module.kafka[0]
 }

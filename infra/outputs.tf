@@ -31,13 +31,13 @@ output "connect_service_name" {
 }
 
 output "kafka_broker_service_names" {
-  description = "Names of the Kafka broker ECS services (one task each)."
-  value       = module.kafka.broker_service_names
+  description = "Names of the Kafka broker ECS services (one task each); empty with existing_kafka_bootstrap_servers."
+  value       = local.create_kafka ? module.kafka[0].broker_service_names : []
 }
 
 output "kafka_controller_service_names" {
-  description = "Names of the KRaft controller ECS services (one task each)."
-  value       = module.kafka.controller_service_names
+  description = "Names of the KRaft controller ECS services (one task each); empty with existing_kafka_bootstrap_servers."
+  value       = local.create_kafka ? module.kafka[0].controller_service_names : []
 }
 
 output "ecr_repository_url" {
@@ -46,8 +46,33 @@ output "ecr_repository_url" {
 }
 
 output "sink_security_group_id" {
-  description = "Security group of the sink tasks."
+  description = "Security group of the sink tasks (an existing Kafka cluster's security group must admit it on the client port)."
   value       = module.security.sink_security_group_id
+}
+
+output "connect_security_group_id" {
+  description = "Security group of the Kafka Connect workers (an existing Kafka cluster's security group must admit it on the client port)."
+  value       = module.security.connect_security_group_id
+}
+
+output "kafka_client_security_group_ids" {
+  description = "Security groups of the Kafka clients (the sink and Connect): with existing_kafka_bootstrap_servers, the cluster's security group must admit both on its client port."
+  value       = [module.security.sink_security_group_id, module.security.connect_security_group_id]
+}
+
+output "sink_autoscaling_policy_arn" {
+  description = "ARN of the sink's target tracking policy on average CPU; null when sink_min_count = sink_max_count (fixed count)."
+  value       = module.sink.autoscaling_policy_arn
+}
+
+output "alarm_names" {
+  description = "CloudWatch alarm names of the deployment, by alarm (retained_wal, consumer_lag, kafka_reachable, unhealthy_targets, sink_5xx)."
+  value       = module.alarms.alarm_names
+}
+
+output "metrics_namespace" {
+  description = "CloudWatch namespace of the sink's metrics (dimension Deployment = name_prefix)."
+  value       = module.sink.metrics_namespace
 }
 
 output "load_balancer_security_group_id" {
@@ -66,8 +91,8 @@ output "vpc_id" {
 }
 
 output "kafka_bootstrap_servers" {
-  description = "Kafka bootstrap string inside the VPC."
-  value       = module.kafka.bootstrap_servers
+  description = "Kafka bootstrap string the sink and Connect use: the ECS cluster's brokers, or existing_kafka_bootstrap_servers."
+  value       = local.kafka_bootstrap_servers
 }
 
 output "connect_url" {
@@ -81,8 +106,10 @@ output "nat_public_ips" {
 }
 
 output "kafka_node_task_definition_arns" {
-  description = "Latest task definition of every Kafka node (by node name); `tumbleweed kafka roll` moves the node services to them one at a time."
-  value       = module.kafka.node_task_definition_arns
+  description = "Latest task definition of every Kafka node (by node name); `tumbleweed kafka roll` moves the node services to them one at a time. Empty with existing_kafka_bootstrap_servers."
+  # try(): the module's for-expression output is an object, which a conditional could not
+  # unify with {}.
+  value = try(module.kafka[0].node_task_definition_arns, {})
 }
 
 output "sink_cpu_architecture" {

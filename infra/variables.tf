@@ -331,6 +331,42 @@ variable "controller_memory" {
   }
 }
 
+variable "existing_kafka_bootstrap_servers" {
+  description = "Bootstrap servers (host:port,host:port) of an existing Kafka cluster, such as Amazon MSK, to use instead of creating the ECS Kafka cluster. Empty: create it (modules/kafka). The sink and Connect speak PLAINTEXT: the cluster must accept plaintext clients (MSK: port 9092) until TLS/IAM authentication is supported."
+  type        = string
+  default     = ""
+
+  validation {
+    condition = var.existing_kafka_bootstrap_servers == "" || alltrue([
+      for s in split(",", var.existing_kafka_bootstrap_servers) :
+      can(regex("^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}$", s)) && try(tonumber(split(":", s)[1]) >= 1 && tonumber(split(":", s)[1]) <= 65535, false)
+    ])
+    error_message = "The existing_kafka_bootstrap_servers must be empty or comma-separated host:port pairs without spaces, such as b-1.tw.abc123.c2.kafka.eu-central-1.amazonaws.com:9092,b-2.tw.abc123.c2.kafka.eu-central-1.amazonaws.com:9092."
+  }
+}
+
+variable "existing_kafka_security_group_id" {
+  description = "With existing_kafka_bootstrap_servers: the security group of the existing cluster's brokers. The sink and Connect get egress to it on the bootstrap ports; the group itself must admit them (outputs kafka_client_security_group_ids)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.existing_kafka_bootstrap_servers == "" ? var.existing_kafka_security_group_id == null : can(regex("^sg-[0-9a-f]{8,17}$", var.existing_kafka_security_group_id))
+    error_message = "Give existing_kafka_security_group_id (sg-...) with existing_kafka_bootstrap_servers, and none without it."
+  }
+}
+
+variable "existing_kafka_replication_factor" {
+  description = "With existing_kafka_bootstrap_servers: replication factor of the topics Tumbleweed creates there (Connect's config, offset and status topics, and the sink's topics). Unused when the ECS Kafka cluster is created (it uses 3)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.existing_kafka_replication_factor >= 1 && var.existing_kafka_replication_factor <= 5 && floor(var.existing_kafka_replication_factor) == var.existing_kafka_replication_factor
+    error_message = "The existing_kafka_replication_factor must be a whole number from 1 to 5 (and at most the cluster's broker count)."
+  }
+}
+
 ################################################################################
 # Kafka Connect
 ################################################################################
@@ -456,13 +492,46 @@ variable "sink_memory" {
 }
 
 variable "sink_desired_count" {
-  description = "Number of sink tasks behind the load balancer."
+  description = "Number of sink tasks when the service is created. Afterwards the autoscaler owns the count within sink_min_count..sink_max_count and Terraform ignores this value (change the range instead)."
   type        = number
   default     = 2
 
   validation {
-    condition     = var.sink_desired_count >= 0 && var.sink_desired_count <= 20
-    error_message = "The sink_desired_count must be between 0 (stopped) and 20."
+    condition     = var.sink_desired_count >= var.sink_min_count && var.sink_desired_count <= var.sink_max_count
+    error_message = "The sink_desired_count (the count at creation) must lie within sink_min_count..sink_max_count."
+  }
+}
+
+variable "sink_min_count" {
+  description = "Fewest sink tasks: the autoscaler never scales in below it. Equal to sink_max_count: a fixed count (no scaling policy)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.sink_min_count >= 1 && var.sink_min_count <= var.sink_max_count && floor(var.sink_min_count) == var.sink_min_count
+    error_message = "The sink_min_count must be a whole number with 1 <= sink_min_count <= sink_max_count."
+  }
+}
+
+variable "sink_max_count" {
+  description = "Most sink tasks: the autoscaler never scales out beyond it."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.sink_max_count >= 1 && var.sink_max_count <= 20 && floor(var.sink_max_count) == var.sink_max_count
+    error_message = "The sink_max_count must be a whole number from 1 to 20."
+  }
+}
+
+variable "sink_target_cpu_percent" {
+  description = "Average CPU of the sink service (percent) that target tracking holds: tasks are added above it (2 min cooldown) and removed well below it (15 min cooldown, as every removed task cuts its SSE streams)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.sink_target_cpu_percent >= 10 && var.sink_target_cpu_percent <= 90
+    error_message = "The sink_target_cpu_percent must be between 10 and 90."
   }
 }
 
@@ -481,4 +550,85 @@ variable "sink_extra_environment" {
   description = "Additional non-secret environment variables of the sink container (no passwords: use source_db_password_secret_arn)."
   type        = map(string)
   default     = {}
+}
+
+################################################################################
+# Metrics and alarms
+################################################################################
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the metrics the sink publishes as Embedded Metric Format log lines (dimension Deployment = name_prefix), which the alarms watch."
+  type        = string
+  default     = "Tumbleweed"
+
+  validation {
+    condition     = can(regex("^[0-9A-Za-z.#:_/-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "The metrics_namespace must be 1 to 255 of the characters CloudWatch allows (letters, digits, . - _ / # :) and must not start with AWS/."
+  }
+}
+
+variable "alarm_actions" {
+  description = "SNS topic ARNs every alarm notifies on ALARM and on OK. Empty: the alarms exist and show their state, but notify nobody."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.alarm_actions : can(regex("^arn:[^:]+:sns:[^:]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", a))])
+    error_message = "Every alarm_actions entry must be an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)."
+  }
+}
+
+variable "alarm_retained_wal_bytes_threshold" {
+  description = "Alarm when a replication slot retains more WAL than this on its source database, in bytes (MaxRetainedWalBytes). Default 10 GiB."
+  type        = number
+  default     = 10737418240
+
+  validation {
+    condition     = var.alarm_retained_wal_bytes_threshold >= 1048576
+    error_message = "The alarm_retained_wal_bytes_threshold must be at least 1 MiB (1048576 bytes)."
+  }
+}
+
+variable "alarm_consumer_lag_events_threshold" {
+  description = "Alarm when a consumer stays more than this many events behind for 5 minutes (MaxConsumerLagEvents)."
+  type        = number
+  default     = 100000
+
+  validation {
+    condition     = var.alarm_consumer_lag_events_threshold >= 1
+    error_message = "The alarm_consumer_lag_events_threshold must be at least 1."
+  }
+}
+
+variable "alarm_kafka_unreachable_periods" {
+  description = "Alarm when the sink reports Kafka unreachable (KafkaReachable < 1), or publishes no metrics, for this many consecutive minutes."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.alarm_kafka_unreachable_periods >= 1 && var.alarm_kafka_unreachable_periods <= 60 && floor(var.alarm_kafka_unreachable_periods) == var.alarm_kafka_unreachable_periods
+    error_message = "The alarm_kafka_unreachable_periods must be a whole number from 1 to 60."
+  }
+}
+
+variable "alarm_unhealthy_targets_threshold" {
+  description = "Alarm when more sink targets than this fail the load balancer health check for 3 minutes (UnHealthyHostCount)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alarm_unhealthy_targets_threshold >= 0 && floor(var.alarm_unhealthy_targets_threshold) == var.alarm_unhealthy_targets_threshold
+    error_message = "The alarm_unhealthy_targets_threshold must be a whole number, 0 or more."
+  }
+}
+
+variable "alarm_sink_5xx_threshold" {
+  description = "Alarm when the sink answers more than this many 5xx responses in 5 minutes (HTTPCode_Target_5XX_Count)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.alarm_sink_5xx_threshold >= 0 && floor(var.alarm_sink_5xx_threshold) == var.alarm_sink_5xx_threshold
+    error_message = "The alarm_sink_5xx_threshold must be a whole number, 0 or more."
+  }
 }

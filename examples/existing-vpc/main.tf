@@ -52,11 +52,25 @@ module "tumbleweed" {
 
   source_database_cidrs         = ["10.50.0.0/24"]
   source_db_password_secret_arn = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-shared/source-db-password-AbCdEf"
+
+  # 2 to 6 sink tasks on average CPU (starts with 2).
+  sink_min_count          = 2
+  sink_max_count          = 6
+  sink_target_cpu_percent = 50
+
+  # The platform team's on-call topic; a tighter WAL limit for a small source disk.
+  alarm_actions                      = ["arn:aws:sns:eu-central-1:111122223333:platform-on-call"]
+  alarm_retained_wal_bytes_threshold = 5368709120
 }
 
 output "public_url" {
   description = "Stable public URL of the sink."
   value       = module.tumbleweed.public_url
+}
+
+output "alarm_names" {
+  description = "The deployment's CloudWatch alarms."
+  value       = module.tumbleweed.alarm_names
 }
 
 output "kafka_node_task_definition_arns" {

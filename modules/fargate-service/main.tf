@@ -1,9 +1,10 @@
 # Fargate service: one container as one ECS service on Fargate, with what every
 # Tumbleweed component needs around it: its log group, an execution role limited to that
 # log group (plus, when given, one ECR repository and exactly the secrets the container
-# receives), a task role (ECS Exec, plus an optional policy), the task definition and the
-# service. Used by modules/kafka (once per node), modules/connect and modules/sink, so
-# the three do not drift apart.
+# receives), a task role (ECS Exec, plus an optional policy), the task definition, the
+# service and, optionally, target tracking autoscaling of its task count. Used by
+# modules/kafka (once per node), modules/connect and modules/sink, so the three do not
+# drift apart.
 
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
@@ -15,6 +16,8 @@ locals {
   region     = data.aws_region.current.name
 
   secret_arns = distinct(values(var.secrets))
+
+  autoscaled = var.autoscaling != null
 
   container = merge(
     {
@@ -305,7 +308,7 @@ resource "terraform_data" "start_after" {
 }
 
 resource "aws_ecs_service" "this" {
-  count = var.ignore_task_definition_changes ? 0 : 1
+  count = var.ignore_task_definition_changes || local.autoscaled ? 0 : 1
 
   name                   = var.name
   cluster                = var.cluster_arn
@@ -359,7 +362,7 @@ resource "aws_ecs_service" "this" {
 
 # The same service for callers that roll task definitions themselves (the Kafka nodes,
 # one at a time with `tumbleweed kafka roll`): Terraform registers new revisions but never
-# moves the service to them. ignore_changes cannot be conditional, hence two resources.
+# moves the service to them. ignore_changes cannot be conditional, hence separate resources.
 resource "aws_ecs_service" "ignore_task_definition" {
   count = var.ignore_task_definition_changes ? 1 : 0
 
@@ -415,4 +418,114 @@ resource "aws_ecs_service" "ignore_task_definition" {
   }
 
   depends_on = [aws_iam_role_policy.execution, aws_iam_role_policy.task, aws_iam_role_policy.exec, terraform_data.start_after]
+}
+
+# The same service for callers whose task count Application Auto Scaling owns (the sink):
+# desired_count is only the count at creation, after which the scalable target below moves
+# it within [min_count, max_count]. Without ignore_changes every apply would reset the
+# count the autoscaler chose (scaling in tasks that carry live streams). ignore_changes
+# cannot be conditional, hence a third resource; a count that must change is changed
+# through autoscaling's min_count/max_count, which RegisterScalableTarget enforces at once
+# (it moves the current count into the new range). Not combinable with
+# ignore_task_definition_changes (validated on var.autoscaling).
+resource "aws_ecs_service" "ignore_desired_count" {
+  count = local.autoscaled ? 1 : 0
+
+  name                   = var.name
+  cluster                = var.cluster_arn
+  task_definition        = aws_ecs_task_definition.this.arn
+  desired_count          = var.desired_count
+  launch_type            = "FARGATE"
+  platform_version       = "LATEST"
+  enable_execute_command = var.enable_execute_command
+  wait_for_steady_state  = var.wait_for_steady_state
+
+  deployment_minimum_healthy_percent = var.deployment_minimum_healthy_percent
+  deployment_maximum_percent         = var.deployment_maximum_percent
+  health_check_grace_period_seconds  = var.load_balancer == null ? null : var.health_check_grace_period_seconds
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = var.circuit_breaker_rollback
+  }
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = var.security_group_ids
+    assign_public_ip = false
+  }
+
+  dynamic "service_registries" {
+    for_each = var.service_registry_arn == null ? [] : [var.service_registry_arn]
+
+    content {
+      registry_arn = service_registries.value
+    }
+  }
+
+  dynamic "load_balancer" {
+    for_each = var.load_balancer == null ? [] : [var.load_balancer]
+
+    content {
+      target_group_arn = load_balancer.value.target_group_arn
+      container_name   = var.container_name
+      container_port   = var.port
+    }
+  }
+
+  enable_ecs_managed_tags = true
+  propagate_tags          = "SERVICE"
+
+  tags = merge(var.tags, { Name = var.name })
+
+  lifecycle {
+    ignore_changes = [desired_count]
+  }
+
+  depends_on = [aws_iam_role_policy.execution, aws_iam_role_policy.task, aws_iam_role_policy.exec, terraform_data.start_after]
+}
+
+################################################################################
+# Autoscaling
+################################################################################
+
+locals {
+  # service/<cluster name>/<service name>; the cluster ARN ends in cluster/<name>.
+  autoscaling_resource_id = local.autoscaled ? "service/${element(split("/", var.cluster_arn), 1)}/${one(aws_ecs_service.ignore_desired_count[*].name)}" : null
+}
+
+# Registered even when min_count = max_count: the scalable target then pins the count, and
+# changing the range later reaches the running service through RegisterScalableTarget
+# (the service itself ignores desired_count).
+resource "aws_appautoscaling_target" "this" {
+  count = local.autoscaled ? 1 : 0
+
+  service_namespace  = "ecs"
+  scalable_dimension = "ecs:service:DesiredCount"
+  resource_id        = local.autoscaling_resource_id
+  min_capacity       = var.autoscaling.min_count
+  max_capacity       = var.autoscaling.max_count
+
+  tags = var.tags
+}
+
+# Target tracking on the service's average CPU. Only with room to move (max > min).
+resource "aws_appautoscaling_policy" "cpu" {
+  count = local.autoscaled && try(var.autoscaling.max_count > var.autoscaling.min_count, false) ? 1 : 0
+
+  name               = "${var.name}-cpu"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = var.autoscaling.target_cpu_percent
+    scale_in_cooldown  = var.autoscaling.scale_in_cooldown_seconds
+    scale_out_cooldown = var.autoscaling.scale_out_cooldown_seconds
+
+    predefined_metric_specification {
+      predefined_metric_type = "ECSServiceAverageCPUUtilization"
+    }
+  }
 }

@@ -149,7 +149,7 @@ variable "log_retention_days" {
 }
 
 variable "desired_count" {
-  description = "Number of tasks."
+  description = "Number of tasks. With autoscaling: the number at creation only (the service then ignores it; Application Auto Scaling keeps the count within min_count..max_count)."
   type        = number
   default     = 1
 }
@@ -292,6 +292,43 @@ variable "ignore_task_definition_changes" {
   description = "When true, Terraform registers new task definition revisions but never moves the running service to them (the caller rolls it, e.g. one Kafka node at a time)."
   type        = bool
   default     = false
+}
+
+variable "autoscaling" {
+  description = "Target tracking autoscaling of the task count on the service's average CPU, or null for a fixed desired_count. With it the service ignores desired_count after creation (the autoscaler owns the count); min_count = max_count pins the count through the scalable target. scale_in_cooldown_seconds: seconds after a scale-in before the next one; scale_out_cooldown_seconds: after a scale-out before the next."
+  type = object({
+    min_count                  = number
+    max_count                  = number
+    target_cpu_percent         = number
+    scale_in_cooldown_seconds  = optional(number, 900)
+    scale_out_cooldown_seconds = optional(number, 120)
+  })
+  default = null
+
+  validation {
+    condition     = var.autoscaling == null || try(var.autoscaling.min_count >= 1 && var.autoscaling.min_count <= var.autoscaling.max_count && var.autoscaling.max_count <= 100, false)
+    error_message = "The autoscaling min_count and max_count must satisfy 1 <= min_count <= max_count <= 100."
+  }
+
+  validation {
+    condition     = var.autoscaling == null || try(var.autoscaling.target_cpu_percent >= 10 && var.autoscaling.target_cpu_percent <= 90, false)
+    error_message = "The autoscaling target_cpu_percent must be between 10 and 90."
+  }
+
+  validation {
+    condition     = var.autoscaling == null || try(var.autoscaling.scale_in_cooldown_seconds >= 0 && var.autoscaling.scale_out_cooldown_seconds >= 0 && var.autoscaling.scale_in_cooldown_seconds <= 3600 && var.autoscaling.scale_out_cooldown_seconds <= 3600, false)
+    error_message = "The autoscaling cooldowns must be between 0 and 3600 seconds."
+  }
+
+  validation {
+    condition     = var.autoscaling == null || try(var.desired_count >= var.autoscaling.min_count && var.desired_count <= var.autoscaling.max_count, false)
+    error_message = "With autoscaling, desired_count (the count at creation) must lie within min_count..max_count."
+  }
+
+  validation {
+    condition     = var.autoscaling == null || !var.ignore_task_definition_changes
+    error_message = "The autoscaling and ignore_task_definition_changes cannot be combined (one service resource ignores either desired_count or task_definition, not both)."
+  }
 }
 
 variable "start_after" {

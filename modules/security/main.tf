@@ -1,6 +1,8 @@
 # Security: the two managed prefix lists that whitelist the public entry point, and
 # one security group per component. Every rule names the one port it opens and the
-# security group (or prefix list) on the other side. Nothing in here opens a Kafka,
+# security group (or prefix list) on the other side. With an existing Kafka cluster the
+# broker, controller and EFS groups stay (unused, no cost) and the sink and Connect get
+# egress to that cluster's group as well. Nothing in here opens a Kafka,
 # Connect or PostgreSQL port to 0.0.0.0/0; the only 0.0.0.0/0 rules are egress on 443
 # (AWS APIs and image registries, through the NAT gateways).
 
@@ -210,6 +212,21 @@ resource "aws_vpc_security_group_egress_rule" "sink_to_brokers" {
   tags = var.tags
 }
 
+# An existing Kafka cluster (such as MSK) instead of the ECS brokers: egress to its security
+# group on each bootstrap port. Its group must admit the sink's group (outputs).
+resource "aws_vpc_security_group_egress_rule" "sink_to_existing_kafka" {
+  for_each = var.existing_kafka_security_group_id == null ? toset([]) : toset([for p in var.existing_kafka_ports : tostring(p)])
+
+  security_group_id            = aws_security_group.sink.id
+  description                  = "Kafka client connections to the existing Kafka cluster"
+  ip_protocol                  = "tcp"
+  from_port                    = tonumber(each.value)
+  to_port                      = tonumber(each.value)
+  referenced_security_group_id = var.existing_kafka_security_group_id
+
+  tags = var.tags
+}
+
 resource "aws_vpc_security_group_egress_rule" "sink_to_connect" {
   security_group_id            = aws_security_group.sink.id
   description                  = "Kafka Connect REST API"
@@ -291,6 +308,19 @@ resource "aws_vpc_security_group_egress_rule" "connect_to_brokers" {
   from_port                    = local.ports.broker
   to_port                      = local.ports.broker
   referenced_security_group_id = aws_security_group.broker.id
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "connect_to_existing_kafka" {
+  for_each = var.existing_kafka_security_group_id == null ? toset([]) : toset([for p in var.existing_kafka_ports : tostring(p)])
+
+  security_group_id            = aws_security_group.connect.id
+  description                  = "Kafka client connections to the existing Kafka cluster"
+  ip_protocol                  = "tcp"
+  from_port                    = tonumber(each.value)
+  to_port                      = tonumber(each.value)
+  referenced_security_group_id = var.existing_kafka_security_group_id
 
   tags = var.tags
 }

@@ -89,6 +89,28 @@ variable "postgres_port" {
   }
 }
 
+variable "existing_kafka_security_group_id" {
+  description = "Security group of an existing Kafka cluster (such as MSK) the sink and Connect use instead of the ECS brokers, or null. They get egress to it on existing_kafka_ports; the group must admit the sink's and Connect's groups itself."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.existing_kafka_security_group_id == null || can(regex("^sg-[0-9a-f]{8,17}$", var.existing_kafka_security_group_id))
+    error_message = "The existing_kafka_security_group_id must be a security group id (sg-...) or null."
+  }
+}
+
+variable "existing_kafka_ports" {
+  description = "Client ports of the existing Kafka cluster's brokers (from its bootstrap servers), used with existing_kafka_security_group_id."
+  type        = list(number)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.existing_kafka_ports : p >= 1 && p <= 65535])
+    error_message = "Every existing_kafka_ports entry must be a TCP port number."
+  }
+}
+
 variable "tags" {
   description = "Tags added to every resource of this module (on top of the provider's default_tags)."
   type        = map(string)

@@ -23,7 +23,7 @@ locals {
     TUMBLEWEED_CONNECT_URL              = var.connect_url
     TUMBLEWEED_LISTEN                   = "0.0.0.0:${var.container_port}"
     TUMBLEWEED_SSE_KEEPALIVE_SECS       = tostring(var.sse_keepalive_seconds)
-    TUMBLEWEED_TOPIC_REPLICATION_FACTOR = "3"
+    TUMBLEWEED_TOPIC_REPLICATION_FACTOR = tostring(var.replication_factor)
     TUMBLEWEED_FETCH_WAIT_MAX_MS        = "100" # Apache Kafka ends a fetch as soon as data arrives
     # The event buffers get a fifth of the task's memory: measured RSS is about 20 MiB plus
     # 2 times this budget at rest and 3 times at the peak of 200 simultaneous replays.
@@ -31,6 +31,12 @@ locals {
     # Near 85 % of this (90 % of the task's memory) the sink refuses new streams (503) and
     # slows replays, well before the container's hard limit.
     TUMBLEWEED_MEMORY_LIMIT = tostring(floor(var.memory * 1048576 * 0.9))
+    # CloudWatch Embedded Metric Format: once a minute the sink prints its metrics as EMF
+    # JSON lines on stdout (namespace metrics_namespace, dimension Deployment = name); the
+    # awslogs driver ships them to the service's log group, where CloudWatch extracts the
+    # metrics the alarms (modules/alarms) watch. No agent and no IAM permission needed.
+    TUMBLEWEED_EMF_NAMESPACE  = var.metrics_namespace
+    TUMBLEWEED_EMF_DEPLOYMENT = var.name
   })
 
   # Sources declared with password_secret: "env:TUMBLEWEED_SOURCE_DB_PASSWORD" resolve here.
@@ -409,6 +415,20 @@ module "service" {
   security_group_ids = [var.security_group_id]
   desired_count      = var.desired_count
 
+  # The count belongs to Application Auto Scaling (target tracking on average CPU): the
+  # service ignores desired_count after creation, so an apply never undoes a scale-out.
+  # min_count = max_count pins the count (no policy). Scale-in waits scale_in_cooldown_seconds
+  # (15 min by default): SSE streams are long-lived, every task removed cuts its streams
+  # (consumers reconnect with Last-Event-ID), and a new task only gets new connections, so
+  # CPU on the old tasks falls slowly after a scale-out.
+  autoscaling = {
+    min_count                  = var.min_count
+    max_count                  = var.max_count
+    target_cpu_percent         = var.target_cpu_percent
+    scale_in_cooldown_seconds  = var.scale_in_cooldown_seconds
+    scale_out_cooldown_seconds = var.scale_out_cooldown_seconds
+  }
+
   environment         = local.environment
   secrets             = local.secrets
   secret_kms_key_arns = var.source_db_password_kms_key_arn == null ? [] : [var.source_db_password_kms_key_arn]
@@ -465,4 +485,11 @@ moved {
 moved {
   from = aws_ecs_service.this
   to   = module.service.aws_ecs_service.this[0]
+}
+
+# Autoscaling (#12): the service moved to the variant that ignores desired_count (chained
+# after the move above, so both older layouts arrive here).
+moved {
+  from = module.service.aws_ecs_service.this[0]
+  to   = module.service.aws_ecs_service.ignore_desired_count[0]
 }

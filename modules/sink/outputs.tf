@@ -47,3 +47,28 @@ output "access_log_bucket" {
   description = "Name of the S3 bucket holding the load balancer access logs."
   value       = aws_s3_bucket.access_logs.id
 }
+
+output "lb_arn_suffix" {
+  description = "ARN suffix of the load balancer (the LoadBalancer dimension of AWS/ApplicationELB metrics)."
+  value       = aws_lb.this.arn_suffix
+}
+
+output "target_group_arn_suffix" {
+  description = "ARN suffix of the sink's target group (the TargetGroup dimension of AWS/ApplicationELB metrics)."
+  value       = aws_lb_target_group.this.arn_suffix
+}
+
+output "metrics_namespace" {
+  description = "CloudWatch namespace the sink publishes its Embedded Metric Format metrics in."
+  value       = var.metrics_namespace
+}
+
+output "metrics_deployment" {
+  description = "Value of the Deployment dimension of the sink's metrics (TUMBLEWEED_EMF_DEPLOYMENT)."
+  value       = var.name
+}
+
+output "autoscaling_policy_arn" {
+  description = "ARN of the target tracking policy on average CPU, or null when min_count = max_count."
+  value       = module.service.autoscaling_policy_arn
+}

@@ -120,13 +120,90 @@ variable "health_check_path" {
 }
 
 variable "desired_count" {
-  description = "Number of sink tasks behind the load balancer."
+  description = "Number of sink tasks when the service is created; afterwards Application Auto Scaling owns the count within min_count..max_count (the service ignores this value)."
   type        = number
   default     = 2
 
   validation {
-    condition     = var.desired_count >= 0 && var.desired_count <= 20
-    error_message = "The desired_count must be between 0 (stopped) and 20."
+    condition     = var.desired_count >= var.min_count && var.desired_count <= var.max_count
+    error_message = "The desired_count (the count at creation) must lie within min_count..max_count."
+  }
+}
+
+variable "min_count" {
+  description = "Fewest sink tasks the autoscaler keeps (scale-in stops here). Equal to max_count: a fixed count, no scaling policy."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.min_count >= 1 && var.min_count <= var.max_count && floor(var.min_count) == var.min_count
+    error_message = "The min_count must be a whole number from 1 to max_count."
+  }
+}
+
+variable "max_count" {
+  description = "Most sink tasks the autoscaler starts (scale-out stops here)."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.max_count >= 1 && var.max_count <= 20 && floor(var.max_count) == var.max_count
+    error_message = "The max_count must be a whole number from 1 to 20."
+  }
+}
+
+variable "target_cpu_percent" {
+  description = "Average CPU utilization of the sink service (percent of the tasks' CPU) that target tracking keeps: above it tasks are added, well below it removed."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.target_cpu_percent >= 10 && var.target_cpu_percent <= 90
+    error_message = "The target_cpu_percent must be between 10 and 90."
+  }
+}
+
+variable "scale_in_cooldown_seconds" {
+  description = "Seconds after a scale-in before the next one. Long by default: SSE streams are long-lived, each removed task cuts its streams (consumers reconnect with Last-Event-ID), and streams stay on the tasks they opened on, so CPU settles slowly."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.scale_in_cooldown_seconds >= 60 && var.scale_in_cooldown_seconds <= 3600
+    error_message = "The scale_in_cooldown_seconds must be between 60 and 3600."
+  }
+}
+
+variable "scale_out_cooldown_seconds" {
+  description = "Seconds after a scale-out before the next one (a new task needs about a minute to pass its health check and take connections)."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.scale_out_cooldown_seconds >= 0 && var.scale_out_cooldown_seconds <= 3600
+    error_message = "The scale_out_cooldown_seconds must be between 0 and 3600."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the metrics the sink publishes as Embedded Metric Format log lines (TUMBLEWEED_EMF_NAMESPACE); the dimension Deployment is name (TUMBLEWEED_EMF_DEPLOYMENT)."
+  type        = string
+  default     = "Tumbleweed"
+
+  validation {
+    condition     = can(regex("^[0-9A-Za-z.#:_/-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "The metrics_namespace must be 1 to 255 of the characters CloudWatch allows (letters, digits, . - _ / # :) and must not start with AWS/."
+  }
+}
+
+variable "replication_factor" {
+  description = "Replication factor of the topics the sink creates (TUMBLEWEED_TOPIC_REPLICATION_FACTOR): the Kafka cluster's."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.replication_factor >= 1 && var.replication_factor <= 5 && floor(var.replication_factor) == var.replication_factor
+    error_message = "The replication_factor must be a whole number from 1 to 5."
   }
 }
 
@@ -192,7 +269,7 @@ variable "lb_access_log_retention_days" {
 }
 
 variable "kafka_bootstrap_servers" {
-  description = "Kafka bootstrap string (TUMBLEWEED_KAFKA_BOOTSTRAP)."
+  description = "Kafka bootstrap string (TUMBLEWEED_KAFKA_BOOTSTRAP); the sink speaks PLAINTEXT to it."
   type        = string
 }
 
@@ -246,7 +323,7 @@ variable "cpu_architecture" {
 }
 
 variable "start_after" {
-  description = "Ids of services this one must start after (the Kafka node services). Only ordering: their values are not used."
+  description = "Ids of services this one must start after (the Kafka node services; empty with a Kafka cluster not managed here). Only ordering: their values are not used."
   type        = list(string)
   default     = []
 }

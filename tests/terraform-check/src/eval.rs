@@ -437,6 +437,54 @@ fn function(name: &str, args: &[&Expression], scope: &Scope) -> Result<Value, Ev
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
             Value::Str(std::net::Ipv4Addr::from(mask).to_string())
         }
+        // RE2 syntax, as Terraform; regex-lite covers it except Unicode classes, and a
+        // pattern it cannot compile is Unsupported rather than a silent mismatch.
+        "regex" | "regexall" => {
+            let pattern = arg(0)?.to_text()?;
+            let text = arg(1)?.to_text()?;
+            let re = regex_lite::Regex::new(&pattern)
+                .map_err(|e| EvalError::Unsupported(format!("regex {pattern:?}: {e}")))?;
+            let one = |caps: regex_lite::Captures<'_>| -> Value {
+                let names: Vec<Option<&str>> = re.capture_names().skip(1).collect();
+                if names.is_empty() {
+                    Value::str(caps.get(0).map_or("", |m| m.as_str()))
+                } else if names.iter().all(|n| n.is_some()) {
+                    Value::Obj(
+                        names
+                            .iter()
+                            .flatten()
+                            .map(|n| {
+                                (
+                                    n.to_string(),
+                                    caps.name(n).map_or(Value::Null, |m| Value::str(m.as_str())),
+                                )
+                            })
+                            .collect(),
+                    )
+                } else {
+                    Value::List(
+                        (1..caps.len())
+                            .map(|i| caps.get(i).map_or(Value::Null, |m| Value::str(m.as_str())))
+                            .collect(),
+                    )
+                }
+            };
+            if name == "regexall" {
+                Value::List(re.captures_iter(&text).map(one).collect())
+            } else {
+                match re.captures(&text) {
+                    Some(c) => one(c),
+                    None => return fail(format!("regex {pattern:?} does not match {text:?}")),
+                }
+            }
+        }
+        "compact" => Value::List(
+            arg(0)?
+                .items()?
+                .into_iter()
+                .filter(|x| !matches!(x, Value::Str(s) if s.is_empty()) && *x != Value::Null)
+                .collect(),
+        ),
         "cidrsubnet" => {
             let (ip, len) = ipv4_cidr(&arg(0)?.to_text()?)?;
             let bits = arg(1)?.as_num()? as u32;
@@ -514,8 +562,36 @@ mod tests {
             run("cidrsubnet(var.cidr, 2, 4)", &scope),
             Err(EvalError::Failed(_))
         ));
+        // A function the evaluator does not know is never swallowed by can().
         assert!(matches!(
-            run("can(regex(\"a\", \"b\"))", &scope),
+            run("can(sha256(\"a\"))", &scope),
+            Err(EvalError::Unsupported(_))
+        ));
+        // regex() as Terraform: the match, or an error (which can() turns into false).
+        assert_eq!(
+            run(
+                "can(regex(\"^[a-z]+:[0-9]{1,5}$\", \"kafka:9092\"))",
+                &scope
+            ),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            run(
+                "can(regex(\"^[a-z]+:[0-9]{1,5}$\", \"kafka: 9092\"))",
+                &scope
+            ),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            run("regex(\"^([a-z]+):([0-9]+)$\", \"kafka:9092\")", &scope),
+            Ok(Value::list_of_str(&["kafka", "9092"]))
+        );
+        assert_eq!(
+            run("length(regexall(\"[0-9]\", \"a1b2\"))", &scope),
+            Ok(Value::Num(2.0))
+        );
+        assert!(matches!(
+            run("can(regex(\"(\", \"x\"))", &scope),
             Err(EvalError::Unsupported(_))
         ));
     }

@@ -50,6 +50,12 @@ pub enum FindingKind {
     SecretNotWired { variable: String, missing: String },
     /// A variable's validation accepts an input Terraform or AWS rejects later (or the reverse).
     ValidationGap { variable: String, detail: String },
+    /// An alarm on the sink's namespace names a metric, dimensions or unit the sink does
+    /// not publish: it never gets a data point.
+    MetricNotPublished { resource: String, detail: String },
+    /// An Application Auto Scaling target on an ECS service that does not ignore
+    /// `desired_count`: each apply resets the autoscaler's count.
+    AutoscaledServiceSetsDesiredCount { resource: String, service: String },
 }
 
 impl fmt::Display for FindingKind {
@@ -118,6 +124,13 @@ impl fmt::Display for FindingKind {
             FindingKind::ValidationGap { variable, detail } => {
                 write!(f, "variable \"{variable}\": {detail}")
             }
+            FindingKind::MetricNotPublished { resource, detail } => {
+                write!(f, "{resource}: {detail} (the alarm would never see data)")
+            }
+            FindingKind::AutoscaledServiceSetsDesiredCount { resource, service } => write!(
+                f,
+                "{resource} scales {service}, which does not ignore desired_count: every apply resets the autoscaler's count"
+            ),
         }
     }
 }

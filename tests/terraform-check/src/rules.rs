@@ -12,6 +12,11 @@
 //! - An EFS file system without `prevent_destroy` or without backups.
 //! - `source_db_password_secret_arn` not reaching a container `secrets` entry named
 //!   `TUMBLEWEED_SOURCE_DB_PASSWORD` and an execution-role statement scoped to it.
+//! - A CloudWatch alarm on the sink's own namespace whose metric name, dimension keys or
+//!   unit are not what the sink publishes ([`SINK_EMF_METRICS`]): such an alarm never sees
+//!   a data point. The sink container without the two variables that turn publishing on.
+//! - An ECS service under an Application Auto Scaling target that does not ignore
+//!   `desired_count`: every apply undoes the autoscaler's count.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -89,6 +94,71 @@ pub const DEBEZIUM_CONNECT_REQUIRED_ENV: &[(&str, &str)] = &[
     (
         "CONNECT_STATUS_STORAGE_REPLICATION_FACTOR",
         "the image's connect-distributed.properties says status.storage.replication.factor=1",
+    ),
+];
+
+/// One metric the sink publishes as CloudWatch Embedded Metric Format (the contract with
+/// the sink's EMF output, once a minute in the namespace `TUMBLEWEED_EMF_NAMESPACE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkMetric {
+    pub name: &'static str,
+    /// The metric's one dimension set (CloudWatch matches an alarm's dimensions exactly).
+    pub dimensions: &'static [&'static str],
+    /// The unit it is published with, when the contract fixes one: an alarm that names a
+    /// unit sees only data points with that unit.
+    pub unit: Option<&'static str>,
+}
+
+/// The sink's EMF metrics: dimension set `[["Deployment"]]` for the deployment-wide ones,
+/// `[["Deployment","Slot"]]` and `[["Deployment","Consumer"]]` for the per-slot and
+/// per-consumer ones.
+pub const SINK_EMF_METRICS: &[SinkMetric] = &[
+    SinkMetric {
+        name: "MaxRetainedWalBytes",
+        dimensions: &["Deployment"],
+        unit: Some("Bytes"),
+    },
+    SinkMetric {
+        name: "MaxConsumerLagEvents",
+        dimensions: &["Deployment"],
+        unit: Some("Count"),
+    },
+    SinkMetric {
+        name: "KafkaReachable",
+        dimensions: &["Deployment"],
+        unit: None,
+    },
+    SinkMetric {
+        name: "ConnectedStreams",
+        dimensions: &["Deployment"],
+        unit: None,
+    },
+    SinkMetric {
+        name: "ResidentBytes",
+        dimensions: &["Deployment"],
+        unit: None,
+    },
+    SinkMetric {
+        name: "RetainedWalBytes",
+        dimensions: &["Deployment", "Slot"],
+        unit: None,
+    },
+    SinkMetric {
+        name: "ConsumerLagEvents",
+        dimensions: &["Deployment", "Consumer"],
+        unit: None,
+    },
+];
+
+/// The sink publishes EMF only with both set: (name, what it is).
+pub const SINK_EMF_ENV: &[(&str, &str)] = &[
+    (
+        "TUMBLEWEED_EMF_NAMESPACE",
+        "the sink publishes the metrics the alarms watch only when it is set (the namespace)",
+    ),
+    (
+        "TUMBLEWEED_EMF_DEPLOYMENT",
+        "the sink publishes the metrics the alarms watch only when it is set (the Deployment dimension)",
     ),
 ];
 
@@ -516,6 +586,152 @@ pub fn check_module(module: &ModuleSource, findings: &mut Vec<Finding>) {
     stateful_storage(module, findings);
     source_db_password(module, findings);
     fargate_service_grants(module, findings);
+    sink_metric_alarms(module, findings);
+    sink_metrics_environment(module, findings);
+    autoscaled_services(module, findings);
+}
+
+/// Alarms on a namespace other than `AWS/...` watch the sink's EMF metrics: name, dimension
+/// keys and unit must be the contract's.
+fn sink_metric_alarms(module: &ModuleSource, findings: &mut Vec<Finding>) {
+    for (file, block) in module.resources("aws_cloudwatch_metric_alarm") {
+        let Some(namespace) = block.body.get_attribute("namespace") else {
+            continue;
+        };
+        if namespace
+            .value
+            .as_str()
+            .is_some_and(|n| n.starts_with("AWS/"))
+        {
+            continue;
+        }
+        let resource = resource_address(block);
+        let mut problem = |detail: String| {
+            findings.push(Finding {
+                location: file.at(block.span()),
+                kind: FindingKind::MetricNotPublished {
+                    resource: resource.clone(),
+                    detail,
+                },
+            })
+        };
+        let Some(name) = block
+            .body
+            .get_attribute("metric_name")
+            .and_then(|a| a.value.as_str())
+        else {
+            problem("metric_name is not a literal of the sink's metric contract".into());
+            continue;
+        };
+        let Some(metric) = SINK_EMF_METRICS.iter().find(|m| m.name == name) else {
+            problem(format!("the sink publishes no metric {name}"));
+            continue;
+        };
+        let mut dims = BTreeSet::new();
+        if let Some(d) = block.body.get_attribute("dimensions") {
+            env_names(module, &d.value, 0, &mut dims);
+        }
+        let want: BTreeSet<String> = metric.dimensions.iter().map(|d| d.to_string()).collect();
+        if dims != want {
+            problem(format!(
+                "dimensions {dims:?}, but the sink publishes {name} with exactly {want:?}"
+            ));
+        }
+        let unit = block
+            .body
+            .get_attribute("unit")
+            .map(|a| a.value.as_str().map(str::to_string));
+        match (unit, metric.unit) {
+            (None, _) => {}
+            (Some(Some(u)), Some(want)) if u == want => {}
+            (Some(u), want) => problem(format!(
+                "unit {}: the sink publishes {name} {}",
+                u.as_deref().unwrap_or("(not a literal)"),
+                match want {
+                    Some(w) => format!("in {w}"),
+                    None =>
+                        "without a unit fixed by the contract, so the alarm must not filter on one"
+                            .into(),
+                }
+            )),
+        }
+    }
+}
+
+/// The sink's container turns EMF publishing on.
+fn sink_metrics_environment(module: &ModuleSource, findings: &mut Vec<Finding>) {
+    if module.name != "sink" {
+        return;
+    }
+    for c in containers(module) {
+        for (name, why) in SINK_EMF_ENV {
+            if !c.environment.contains(*name) {
+                findings.push(Finding {
+                    location: c.location.clone(),
+                    kind: FindingKind::MissingContainerEnv {
+                        container: c.container.clone(),
+                        name: name.to_string(),
+                        why: why.to_string(),
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// The text of an expression, with a `local.X` replaced by its definition (one level).
+fn expr_text(module: &ModuleSource, expr: &Expression) -> String {
+    match root_ref(expr) {
+        Some(("local", name)) => module
+            .local(name)
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+        _ => expr.to_string(),
+    }
+}
+
+/// An ECS service whose count Application Auto Scaling owns must ignore `desired_count`.
+fn autoscaled_services(module: &ModuleSource, findings: &mut Vec<Finding>) {
+    for (file, target) in module.resources("aws_appautoscaling_target") {
+        let dimension = target
+            .body
+            .get_attribute("scalable_dimension")
+            .and_then(|a| a.value.as_str());
+        if dimension != Some("ecs:service:DesiredCount") {
+            continue;
+        }
+        let id = target
+            .body
+            .get_attribute("resource_id")
+            .map(|a| expr_text(module, &a.value))
+            .unwrap_or_default();
+        let services: Vec<&Block> = module
+            .resources("aws_ecs_service")
+            .map(|(_, b)| b)
+            .filter(|b| id.contains(&format!("aws_ecs_service.{}", label(b, 1).unwrap_or("?"))))
+            .collect();
+        let ignores = |b: &Block| {
+            b.body.get_blocks("lifecycle").any(|l| {
+                l.body
+                    .get_attribute("ignore_changes")
+                    .is_some_and(|a| a.value.to_string().contains("desired_count"))
+            })
+        };
+        let service = match services.as_slice() {
+            [] => "(no aws_ecs_service of this module in resource_id)".to_string(),
+            found => match found.iter().find(|b| !ignores(b)) {
+                Some(b) => resource_address(b),
+                None => continue,
+            },
+        };
+        findings.push(Finding {
+            location: file.at(target.span()),
+            kind: FindingKind::AutoscaledServiceSetsDesiredCount {
+                resource: resource_address(target),
+                service,
+            },
+        });
+    }
 }
 
 fn connect_environment(module: &ModuleSource, findings: &mut Vec<Finding>) {
@@ -1240,7 +1456,15 @@ resource "aws_ecs_task_definition" "this" {
   runtime_platform {
     cpu_architecture = "X86_64"
   }
-  container_definitions = jsonencode([{ name = "sink", secrets = local.secrets }])
+  container_definitions = jsonencode([{
+    name    = "sink"
+    secrets = local.secrets
+    # A sink container publishes its metrics (rule sink_metrics_environment).
+    environment = [
+      { name = "TUMBLEWEED_EMF_NAMESPACE", value = "Tumbleweed" },
+      { name = "TUMBLEWEED_EMF_DEPLOYMENT", value = "tw" },
+    ]
+  }])
 }
 data "aws_iam_policy_document" "execution" {
   dynamic "statement" {

@@ -94,14 +94,14 @@ fn at(file: &str, line: usize) -> Location {
 fn real_tree_is_clean() -> Result<()> {
     let report = check_tree(&repo())?;
     assert!(report.is_clean(), "{report}");
-    // Root plus the eight modules and the two examples, every one reached.
+    // Root plus the nine modules and the three examples, every one reached.
     assert_eq!(
         report.modules_checked.len(),
-        11,
+        13,
         "{:?}",
         report.modules_checked
     );
-    assert!(report.files_checked >= 9 * 4 + 2);
+    assert!(report.files_checked >= 10 * 4 + 2);
     Ok(())
 }
 
@@ -696,6 +696,10 @@ fn defect_3_terraform_does_not_roll_kafka_nodes_itself() -> Result<()> {
         &["aws_ecs_service", "ignore_task_definition"],
     )
     .expect("the ignore_task_definition service");
+    assert!(
+        attr_text(node, "autoscaling").is_empty(),
+        "Kafka nodes are never autoscaled"
+    );
     let ignored: String = svc
         .body
         .get_blocks("lifecycle")
@@ -704,8 +708,10 @@ fn defect_3_terraform_does_not_roll_kafka_nodes_itself() -> Result<()> {
     assert!(ignored.contains("task_definition"), "{ignored}");
     assert!(attr_text(svc, "count").contains("var.ignore_task_definition_changes"));
     // The helper finds the revisions to roll to.
+    // (module.kafka has a count since existing_kafka_bootstrap_servers: index 0 is the
+    // ECS cluster when it is created.)
     let outs = fs::read_to_string(repo().join("infra/outputs.tf"))?;
-    assert!(outs.contains("module.kafka.node_task_definition_arns"));
+    assert!(outs.contains("module.kafka[0].node_task_definition_arns"));
     Ok(())
 }
 
@@ -715,7 +721,7 @@ fn defect_2_connect_and_sink_start_after_steady_kafka_nodes() -> Result<()> {
     let node = block(&k, "module", &["node"]).expect("module node");
     assert_eq!(attr_text(node, "wait_for_steady_state").trim(), "true");
     let f = body("modules/fargate-service/main.tf")?;
-    for name in ["this", "ignore_task_definition"] {
+    for name in ["this", "ignore_task_definition", "ignore_desired_count"] {
         let svc = block(&f, "resource", &["aws_ecs_service", name]).expect("service");
         let deps = attr_text(svc, "depends_on");
         assert!(
@@ -733,8 +739,11 @@ fn defect_2_connect_and_sink_start_after_steady_kafka_nodes() -> Result<()> {
     let root = body("infra/main.tf")?;
     for m in ["connect", "sink"] {
         let call = block(&root, "module", &[m]).expect("module call");
-        assert!(
-            attr_text(call, "start_after").contains("module.kafka.node_service_ids"),
+        // After the ECS Kafka nodes when this deployment creates them; with an existing
+        // cluster (module.kafka count 0) there is nothing to wait for.
+        assert_eq!(
+            attr_text(call, "start_after").trim(),
+            "local.create_kafka ? module.kafka[0].node_service_ids : []",
             "{m}"
         );
         let b = body(&format!("modules/{m}/main.tf"))?;
@@ -867,5 +876,385 @@ fn defect_11_every_ecs_service_goes_through_fargate_service() -> Result<()> {
     let f = body("modules/fargate-service/variables.tf")?;
     let exec = block(&f, "variable", &["enable_execute_command"]).expect("variable");
     assert_eq!(attr_text(exec, "default").trim(), "true");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue #12, new inputs: sink autoscaling, alarms on the sink's metrics, existing Kafka.
+// ---------------------------------------------------------------------------------------
+
+/// The contract with the sink's Embedded Metric Format output, written out here on its own
+/// (not taken from the crate) so that a change on either side fails this test: metric name,
+/// dimension set.
+const SINK_METRICS_CONTRACT: &[(&str, &[&str])] = &[
+    ("MaxRetainedWalBytes", &["Deployment"]),
+    ("MaxConsumerLagEvents", &["Deployment"]),
+    ("KafkaReachable", &["Deployment"]),
+    ("ConnectedStreams", &["Deployment"]),
+    ("ResidentBytes", &["Deployment"]),
+    ("RetainedWalBytes", &["Deployment", "Slot"]),
+    ("ConsumerLagEvents", &["Deployment", "Consumer"]),
+];
+
+/// The alarms issue #12 asks for on the sink's own metrics, with the unit each names.
+const SINK_METRIC_ALARMS: &[(&str, Option<&str>)] = &[
+    ("MaxRetainedWalBytes", Some("Bytes")),
+    ("MaxConsumerLagEvents", Some("Count")),
+    ("KafkaReachable", None),
+];
+
+#[test]
+fn sink_metric_contract_is_the_one_the_rule_checks() {
+    use tumbleweed_terraform_check::rules::SINK_EMF_METRICS;
+    let rule: Vec<(&str, &[&str])> = SINK_EMF_METRICS
+        .iter()
+        .map(|m| (m.name, m.dimensions))
+        .collect();
+    assert_eq!(rule, SINK_METRICS_CONTRACT.to_vec());
+    for (name, unit) in SINK_METRIC_ALARMS {
+        let m = SINK_EMF_METRICS.iter().find(|m| m.name == *name).unwrap();
+        assert_eq!(m.unit, *unit, "{name}");
+    }
+}
+
+#[test]
+fn alarms_watch_the_metrics_the_sink_publishes() -> Result<()> {
+    let b = body("modules/alarms/main.tf")?;
+    let mut own = Vec::new();
+    let mut elb = Vec::new();
+    for blk in b.blocks().filter(|x| {
+        x.ident.as_str() == "resource"
+            && x.labels.first().map(|l| l.as_str()) == Some("aws_cloudwatch_metric_alarm")
+    }) {
+        let ns = attr_text(blk, "namespace");
+        let metric = attr_text(blk, "metric_name")
+            .trim()
+            .trim_matches('"')
+            .to_string();
+        let unit = attr_text(blk, "unit").trim().trim_matches('"').to_string();
+        if ns.trim() == "var.metrics_namespace" {
+            assert_eq!(
+                attr_text(blk, "dimensions").trim(),
+                "local.deployment_dimensions"
+            );
+            own.push((metric, unit, blk));
+        } else {
+            assert_eq!(ns.trim(), "\"AWS/ApplicationELB\"");
+            elb.push(metric);
+        }
+        // Every alarm notifies the shared actions.
+        assert_eq!(attr_text(blk, "alarm_actions").trim(), "var.alarm_actions");
+    }
+    let mut names: Vec<&str> = own.iter().map(|(m, _, _)| m.as_str()).collect();
+    names.sort();
+    let mut want: Vec<&str> = SINK_METRIC_ALARMS.iter().map(|(m, _)| *m).collect();
+    want.sort();
+    assert_eq!(names, want);
+    for (metric, unit, blk) in &own {
+        let (_, want_unit) = SINK_METRIC_ALARMS
+            .iter()
+            .find(|(m, _)| m == metric)
+            .unwrap();
+        assert_eq!(unit.as_str(), want_unit.unwrap_or(""), "{metric}");
+        if metric == "KafkaReachable" {
+            // No data = the sink is not publishing: that is an alarm too.
+            assert_eq!(attr_text(blk, "treat_missing_data").trim(), "\"breaching\"");
+            assert_eq!(attr_text(blk, "statistic").trim(), "\"Minimum\"");
+            assert_eq!(
+                attr_text(blk, "comparison_operator").trim(),
+                "\"LessThanThreshold\""
+            );
+            assert_eq!(attr_text(blk, "threshold").trim(), "1");
+        }
+    }
+    let locals: String = b
+        .blocks()
+        .filter(|x| x.ident.as_str() == "locals")
+        .map(|l| attr_text(l, "deployment_dimensions"))
+        .collect();
+    assert_eq!(
+        locals.split_whitespace().collect::<String>(),
+        "{Deployment=var.deployment}"
+    );
+    elb.sort();
+    assert_eq!(elb, vec!["HTTPCode_Target_5XX_Count", "UnHealthyHostCount"]);
+
+    // The sink publishes into the namespace and with the Deployment value the alarms use:
+    // both come from the sink module (its env and its outputs share one variable each).
+    let sink = fs::read_to_string(repo().join("modules/sink/main.tf"))?;
+    assert!(sink.contains("TUMBLEWEED_EMF_NAMESPACE  = var.metrics_namespace"));
+    assert!(sink.contains("TUMBLEWEED_EMF_DEPLOYMENT = var.name"));
+    let outs = body("modules/sink/outputs.tf")?;
+    assert_eq!(
+        attr_text(
+            block(&outs, "output", &["metrics_namespace"]).unwrap(),
+            "value"
+        )
+        .trim(),
+        "var.metrics_namespace"
+    );
+    assert_eq!(
+        attr_text(
+            block(&outs, "output", &["metrics_deployment"]).unwrap(),
+            "value"
+        )
+        .trim(),
+        "var.name"
+    );
+    let root = body("infra/main.tf")?;
+    let alarms = block(&root, "module", &["alarms"]).expect("module alarms");
+    assert_eq!(
+        attr_text(alarms, "deployment").trim(),
+        "module.sink.metrics_deployment"
+    );
+    assert_eq!(
+        attr_text(alarms, "metrics_namespace").trim(),
+        "module.sink.metrics_namespace"
+    );
+    let sink_call = block(&root, "module", &["sink"]).expect("module sink");
+    assert_eq!(attr_text(sink_call, "name").trim(), "var.name_prefix");
+    Ok(())
+}
+
+#[test]
+fn alarm_on_a_metric_the_sink_does_not_publish_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/alarms/main.tf",
+        "metric_name         = \"MaxConsumerLagEvents\"",
+        "metric_name         = \"MaxConsumerLag\"",
+    )?;
+    let f = c.findings()?;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        f[0].kind,
+        FindingKind::MetricNotPublished {
+            resource: "aws_cloudwatch_metric_alarm.consumer_lag".into(),
+            detail: "the sink publishes no metric MaxConsumerLag".into(),
+        }
+    );
+    assert_eq!(
+        f[0].location,
+        at(
+            "modules/alarms/main.tf",
+            c.line_of("modules/alarms/main.tf", "\"consumer_lag\" {")?
+        )
+    );
+    Ok(())
+}
+
+#[test]
+fn alarm_with_other_dimensions_or_unit_than_the_sink_publishes_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/alarms/main.tf",
+        "deployment_dimensions = { Deployment = var.deployment }",
+        "deployment_dimensions = { Deployment = var.deployment, Task = \"all\" }",
+    )?;
+    let k = kinds(&c)?;
+    assert_eq!(k.len(), 3, "one per alarm on the sink's metrics: {k:?}");
+    assert!(k.iter().all(
+        |f| matches!(f, FindingKind::MetricNotPublished { detail, .. } if detail.contains("Task"))
+    ));
+
+    let c = Copy::new()?;
+    c.edit(
+        "modules/alarms/main.tf",
+        "unit                = \"Bytes\"",
+        "unit                = \"Megabytes\"",
+    )?;
+    let k = kinds(&c)?;
+    assert_eq!(k.len(), 1, "{k:?}");
+    assert!(
+        matches!(&k[0], FindingKind::MetricNotPublished { resource, detail }
+        if resource == "aws_cloudwatch_metric_alarm.retained_wal" && detail.contains("in Bytes"))
+    );
+    Ok(())
+}
+
+#[test]
+fn sink_without_emf_environment_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/sink/main.tf",
+        "    TUMBLEWEED_EMF_DEPLOYMENT = var.name\n",
+        "",
+    )?;
+    let k = kinds(&c)?;
+    assert_eq!(k.len(), 1, "{k:?}");
+    assert!(
+        matches!(&k[0], FindingKind::MissingContainerEnv { container, name, .. }
+        if container == "sink" && name == "TUMBLEWEED_EMF_DEPLOYMENT")
+    );
+    Ok(())
+}
+
+#[test]
+fn autoscaled_service_that_resets_desired_count_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/fargate-service/main.tf",
+        "    ignore_changes = [desired_count]",
+        "    ignore_changes = []",
+    )?;
+    let f = c.findings()?;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        f[0].kind,
+        FindingKind::AutoscaledServiceSetsDesiredCount {
+            resource: "aws_appautoscaling_target.this".into(),
+            service: "aws_ecs_service.ignore_desired_count".into(),
+        }
+    );
+    // And the sink's service is that variant, reached from its old addresses.
+    let sink = body("modules/sink/main.tf")?;
+    let svc = block(&sink, "module", &["service"]).expect("fargate-service call");
+    assert!(attr_text(svc, "autoscaling").contains("var.min_count"));
+    let moved: Vec<(String, String)> = sink
+        .blocks()
+        .filter(|b| b.ident.as_str() == "moved")
+        .map(|b| {
+            (
+                attr_text(b, "from").trim().to_string(),
+                attr_text(b, "to").trim().to_string(),
+            )
+        })
+        .collect();
+    assert!(moved.contains(&(
+        "module.service.aws_ecs_service.this[0]".into(),
+        "module.service.aws_ecs_service.ignore_desired_count[0]".into()
+    )));
+    Ok(())
+}
+
+#[test]
+fn sink_scaling_inputs_are_validated_together() -> Result<()> {
+    let m = root()?;
+    let scale = |min: f64, desired: f64, max: f64| {
+        [
+            ("sink_min_count", num(min)),
+            ("sink_desired_count", num(desired)),
+            ("sink_max_count", num(max)),
+        ]
+    };
+    assert_eq!(failing_validations(&m, &scale(2.0, 2.0, 4.0)), Ok(vec![]));
+    assert!(!rejected(&m, &scale(1.0, 1.0, 1.0))?, "a fixed count of 1");
+    assert!(!rejected(&m, &scale(3.0, 5.0, 20.0))?);
+    assert!(rejected(&m, &scale(0.0, 0.0, 2.0))?, "min below 1");
+    assert!(rejected(&m, &scale(3.0, 3.0, 2.0))?, "min above max");
+    assert!(rejected(&m, &scale(2.0, 2.0, 21.0))?, "max above 20");
+    assert!(rejected(&m, &scale(2.0, 1.0, 4.0))?, "desired below min");
+    assert!(rejected(&m, &scale(2.0, 5.0, 4.0))?, "desired above max");
+    let cpu = |t: f64| [("sink_target_cpu_percent", num(t))];
+    assert!(!rejected(&m, &cpu(10.0))?);
+    assert!(!rejected(&m, &cpu(90.0))?);
+    assert!(rejected(&m, &cpu(9.0))?);
+    assert!(rejected(&m, &cpu(91.0))?);
+    // The same rules in the sink module and in the service module's autoscaling object.
+    let sink = ModuleSource::load(&repo().join("modules/sink"), &repo())?;
+    let s = |min: f64, desired: f64, max: f64| {
+        [
+            ("min_count", num(min)),
+            ("desired_count", num(desired)),
+            ("max_count", num(max)),
+        ]
+    };
+    assert!(!rejected(&sink, &s(2.0, 3.0, 4.0))?);
+    assert!(rejected(&sink, &s(2.0, 5.0, 4.0))?);
+    assert!(rejected(&sink, &s(0.0, 0.0, 4.0))?);
+    Ok(())
+}
+
+#[test]
+fn existing_kafka_inputs_are_validated() -> Result<()> {
+    let m = root()?;
+    let msk = "b-1.tw.abc123.c2.kafka.eu-central-1.amazonaws.com:9092,b-2.tw.abc123.c2.kafka.eu-central-1.amazonaws.com:9092";
+    let with = |bootstrap: &str, sg: Value| {
+        [
+            ("existing_kafka_bootstrap_servers", Value::str(bootstrap)),
+            ("existing_kafka_security_group_id", sg),
+        ]
+    };
+    let sg = || Value::str("sg-0123456789abcdef0");
+    assert_eq!(failing_validations(&m, &with("", Value::Null)), Ok(vec![]));
+    assert_eq!(failing_validations(&m, &with(msk, sg())), Ok(vec![]));
+    assert!(!rejected(&m, &with("10.0.1.5:9092", sg()))?);
+    for bad in [
+        "b-1.example:9092, b-2.example:9092",
+        "b-1.example",
+        "b-1.example:",
+        "b-1.example:9092,",
+        ":9092",
+        "b-1.example:99999",
+        "b-1.example:0",
+        "PLAINTEXT://b-1.example:9092",
+    ] {
+        assert!(rejected(&m, &with(bad, sg()))?, "{bad:?} accepted");
+    }
+    // Egress needs the cluster's security group, and it means nothing without the cluster.
+    assert!(rejected(&m, &with(msk, Value::Null))?);
+    assert!(rejected(&m, &with(msk, Value::str("vpc-0123")))?);
+    assert!(rejected(&m, &with("", sg()))?);
+    let rf = |n: f64| [("existing_kafka_replication_factor", num(n))];
+    assert!(!rejected(&m, &rf(1.0))?);
+    assert!(!rejected(&m, &rf(5.0))?);
+    assert!(rejected(&m, &rf(0.0))?);
+    assert!(rejected(&m, &rf(6.0))?);
+    assert!(rejected(&m, &rf(2.5))?);
+    Ok(())
+}
+
+#[test]
+fn existing_kafka_replaces_the_ecs_cluster_everywhere() -> Result<()> {
+    let root = body("infra/main.tf")?;
+    let kafka = block(&root, "module", &["kafka"]).expect("module kafka");
+    assert_eq!(
+        attr_text(kafka, "count").trim(),
+        "local.create_kafka ? 1 : 0"
+    );
+    let text = fs::read_to_string(repo().join("infra/main.tf"))?;
+    assert!(
+        text.contains("create_kafka             = var.existing_kafka_bootstrap_servers == \"\"")
+    );
+    // No use of module.kafka outside the create_kafka conditionals, the count and moved.
+    for (i, line) in text.lines().enumerate() {
+        if line.contains("module.kafka") && !line.contains("moved") {
+            assert!(
+                line.contains("local.create_kafka ? module.kafka[0].")
+                    || line.trim() == "from = module.kafka"
+                    || line.trim() == "to   = module.kafka[0]",
+                "infra/main.tf:{}: {line}",
+                i + 1
+            );
+        }
+    }
+    for m in ["connect", "sink"] {
+        let call = block(&root, "module", &[m]).expect("module call");
+        assert_eq!(
+            attr_text(call, "replication_factor").trim(),
+            "local.kafka_replication_factor",
+            "{m}"
+        );
+    }
+    let outs = fs::read_to_string(repo().join("infra/outputs.tf"))?;
+    for line in outs.lines().filter(|l| l.contains("module.kafka")) {
+        assert!(
+            line.contains("local.create_kafka ? module.kafka[0].")
+                || line.contains("try(module.kafka[0]."),
+            "infra/outputs.tf: {line}"
+        );
+    }
+    // The sink creates its topics with the cluster's replication factor, not a literal.
+    let sink = fs::read_to_string(repo().join("modules/sink/main.tf"))?;
+    assert!(sink.contains("TUMBLEWEED_TOPIC_REPLICATION_FACTOR = tostring(var.replication_factor)"));
+    // Egress to the existing cluster's group from both Kafka clients.
+    let sec = body("modules/security/main.tf")?;
+    for r in ["sink_to_existing_kafka", "connect_to_existing_kafka"] {
+        let rule = block(&sec, "resource", &["aws_vpc_security_group_egress_rule", r]).expect(r);
+        assert_eq!(
+            attr_text(rule, "referenced_security_group_id").trim(),
+            "var.existing_kafka_security_group_id"
+        );
+    }
     Ok(())
 }
