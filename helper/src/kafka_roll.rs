@@ -369,6 +369,12 @@ async fn run_roll(g: &GlobalArgs, a: RollArgs) -> anyhow::Result<Outcome> {
     let outputs = TfOutputs::load(&a.tf)?;
     let nodes = nodes_from_outputs(&outputs)?;
     let brokers = outputs.strings("kafka_broker_service_names")?.len();
+    if nodes.is_empty() {
+        // existing_kafka_bootstrap_servers: the cluster (MSK, ...) is not run by this
+        // deployment, so there is nothing of it to roll here.
+        println!("this deployment runs no Kafka nodes (it uses an existing Kafka cluster): nothing to roll");
+        return Ok(Outcome::Success);
+    }
     let ecs = Ecs {
         client: aws_sdk_ecs::Client::new(&crate::aws::sdk_config(g).await),
         cluster: outputs.string("cluster_name")?,

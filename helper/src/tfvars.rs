@@ -52,12 +52,19 @@ pub const CONTRACT_VARIABLES: &[&str] = &[
     "sink_cpu",
     "sink_memory",
     "sink_desired_count",
+    "sink_min_count",
+    "sink_max_count",
     "sse_keepalive_seconds",
     "lb_idle_timeout_seconds",
     "log_retention_days",
     "certificate_arn",
     "tags",
 ];
+
+/// Defaults of infra's `sink_min_count`, `sink_max_count` and `sink_desired_count`.
+pub const DEFAULT_SINK_MIN_COUNT: u32 = 2;
+pub const DEFAULT_SINK_MAX_COUNT: u32 = 4;
+pub const DEFAULT_SINK_DESIRED_COUNT: u32 = 2;
 
 /// Default of the module's `prefix_list_max_entries`.
 pub const DEFAULT_PREFIX_LIST_MAX_ENTRIES: u32 = 20;
@@ -113,8 +120,15 @@ pub struct RenderArgs {
     pub sink_cpu: Option<u32>,
     #[arg(long)]
     pub sink_memory: Option<u32>,
+    /// Sink tasks when the service is created, within the autoscaling range.
     #[arg(long)]
     pub sink_desired_count: Option<u32>,
+    /// Fewest sink tasks the autoscaler keeps [Terraform's default: 2].
+    #[arg(long)]
+    pub sink_min_count: Option<u32>,
+    /// Most sink tasks the autoscaler runs [Terraform's default: 4; at most 20].
+    #[arg(long)]
+    pub sink_max_count: Option<u32>,
     #[arg(long)]
     pub sse_keepalive_seconds: Option<u32>,
     #[arg(long)]
@@ -160,6 +174,8 @@ pub struct TfVars {
     pub sink_cpu: Option<Given<u32>>,
     pub sink_memory: Option<Given<u32>>,
     pub sink_desired_count: Option<Given<u32>>,
+    pub sink_min_count: Option<Given<u32>>,
+    pub sink_max_count: Option<Given<u32>>,
     pub sse_keepalive_seconds: Option<Given<u32>>,
     pub lb_idle_timeout_seconds: Option<Given<u32>>,
     pub log_retention_days: Option<Given<u32>>,
@@ -231,6 +247,22 @@ pub fn validate(
             Err(e) => problems.push(format!("--vpc-cidr: {e}")),
         }
     }
+    // The sink's task counts, as infra/variables.tf validates them (its defaults for the
+    // ones not given; `defaults_of_the_sink_counts_match_infra` keeps these in step).
+    let min = a.sink_min_count.unwrap_or(DEFAULT_SINK_MIN_COUNT);
+    let max = a.sink_max_count.unwrap_or(DEFAULT_SINK_MAX_COUNT);
+    let desired = a
+        .sink_desired_count
+        .unwrap_or(min.max(DEFAULT_SINK_DESIRED_COUNT));
+    if !(1..=20).contains(&max) || min < 1 || min > max {
+        problems.push(format!(
+            "--sink-min-count {min} and --sink-max-count {max}: need 1 <= min <= max <= 20"
+        ));
+    } else if a.sink_desired_count.is_some() && !(min..=max).contains(&desired) {
+        problems.push(format!(
+            "--sink-desired-count {desired} must lie within --sink-min-count {min} .. --sink-max-count {max} (the autoscaling range)"
+        ));
+    }
     let mut tags = BTreeMap::new();
     for t in &a.tags {
         match t.split_once('=') {
@@ -266,6 +298,8 @@ pub fn validate(
         sink_cpu: given(a.sink_cpu),
         sink_memory: given(a.sink_memory),
         sink_desired_count: given(a.sink_desired_count),
+        sink_min_count: given(a.sink_min_count),
+        sink_max_count: given(a.sink_max_count),
         sse_keepalive_seconds: given(a.sse_keepalive_seconds),
         lb_idle_timeout_seconds: given(a.lb_idle_timeout_seconds),
         log_retention_days: given(a.log_retention_days),
@@ -437,6 +471,59 @@ pub fn set_list(path: &Path, key: &str, list: &[String]) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// The default of `name` in infra/variables.tf.
+    fn infra_default(name: &str) -> u32 {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/variables.tf"),
+        )
+        .unwrap();
+        let block = &text[text.find(&format!("variable \"{name}\"")).unwrap()..];
+        let line = block
+            .lines()
+            .find(|l| l.trim_start().starts_with("default"))
+            .unwrap();
+        line.split('=').nth(1).unwrap().trim().parse().unwrap()
+    }
+
+    #[test]
+    fn defaults_of_the_sink_counts_match_infra() {
+        assert_eq!(infra_default("sink_min_count"), DEFAULT_SINK_MIN_COUNT);
+        assert_eq!(infra_default("sink_max_count"), DEFAULT_SINK_MAX_COUNT);
+        assert_eq!(
+            infra_default("sink_desired_count"),
+            DEFAULT_SINK_DESIRED_COUNT
+        );
+    }
+
+    #[test]
+    fn sink_counts_are_checked_like_terraform_does() {
+        let check = |d: Option<u32>, min: Option<u32>, max: Option<u32>| {
+            let a = RenderArgs {
+                sink_desired_count: d,
+                sink_min_count: min,
+                sink_max_count: max,
+                ..base()
+            };
+            validate("r".into(), "tw-1".into(), &[], &[], &a).map(|_| ())
+        };
+        assert!(check(None, None, None).is_ok());
+        assert!(check(Some(3), None, None).is_ok());
+        // 0 ("stopped") is below the default minimum of 2.
+        let e = check(Some(0), None, None).unwrap_err().0;
+        assert!(
+            e.contains(
+                "--sink-desired-count 0 must lie within --sink-min-count 2 .. --sink-max-count 4"
+            ),
+            "{e}"
+        );
+        assert!(check(Some(6), None, None).is_err());
+        assert!(check(Some(6), None, Some(8)).is_ok());
+        let e = check(None, Some(5), Some(3)).unwrap_err().0;
+        assert!(e.contains("need 1 <= min <= max <= 20"), "{e}");
+        assert!(check(None, Some(0), None).is_err());
+        assert!(check(None, None, Some(21)).is_err());
+    }
+
     fn base() -> RenderArgs {
         RenderArgs::default()
     }
@@ -476,7 +563,9 @@ mod tests {
             connect_memory: Some(1024),
             sink_cpu: Some(256),
             sink_memory: Some(512),
-            sink_desired_count: Some(0),
+            sink_desired_count: Some(3),
+            sink_min_count: Some(1),
+            sink_max_count: Some(5),
             sse_keepalive_seconds: Some(15),
             lb_idle_timeout_seconds: Some(3600),
             log_retention_days: Some(7),
@@ -492,7 +581,8 @@ mod tests {
         want.sort();
         assert_eq!(keys, want);
         assert_eq!(j["single_nat_gateway"], Value::Bool(false));
-        assert_eq!(j["sink_desired_count"], Value::from(0));
+        assert_eq!(j["sink_desired_count"], Value::from(3));
+        assert_eq!(j["sink_min_count"], Value::from(1));
         assert_eq!(j["sink_image"], Value::from("s:\"1\""));
         assert_eq!(j["tags"], serde_json::json!({"env":"prod","team":"data"}));
     }
