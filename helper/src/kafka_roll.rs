@@ -220,6 +220,12 @@ pub async fn roll(
             "{}: moving {} from {} to {}",
             node.key, node.service, state.task_definition, node.target
         ));
+        let stopped_at = || {
+            format!(
+                "the roll stopped at {}; the nodes after it were not touched (run again to continue)",
+                node.key
+            )
+        };
         ecs.update(&node.service, &node.target).await?;
         let steady = format!(
             "{} did not reach ECS steady state on {}",
@@ -230,12 +236,7 @@ pub async fn roll(
             Ok((!(s.steady && s.task_definition == node.target)).then_some(s.detail))
         })
         .await
-        .with_context(|| {
-            format!(
-                "the roll stopped at {}; the nodes after it were not touched (run again to continue)",
-                node.key
-            )
-        })?;
+        .with_context(stopped_at)?;
         let synced = format!("the cluster was not in sync again after {}", node.key);
         wait_for(&synced, timeout, poll, || async {
             let h = cluster.health().await?;
@@ -249,12 +250,7 @@ pub async fn roll(
             }))
         })
         .await
-        .with_context(|| {
-            format!(
-                "the roll stopped at {}; the nodes after it were not touched (run again to continue)",
-                node.key
-            )
-        })?;
+        .with_context(stopped_at)?;
         progress(&format!(
             "{}: on {}, cluster in sync",
             node.key, node.target

@@ -25,9 +25,10 @@ const KAFKA_LATE_BY: Duration = Duration::from_secs(15);
 fn late_forwarder(port: u16, target: String, delay: Duration) {
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        loop {
-            let (mut inbound, _) = listener.accept().await?;
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("the forwarder's port is free");
+        while let Ok((mut inbound, _)) = listener.accept().await {
             let target = target.clone();
             tokio::spawn(async move {
                 if let Ok(mut outbound) = TcpStream::connect(&target).await {
@@ -35,8 +36,6 @@ fn late_forwarder(port: u16, target: String, delay: Duration) {
                 }
             });
         }
-        #[allow(unreachable_code)]
-        anyhow::Ok(())
     });
 }
 
