@@ -182,6 +182,24 @@ pub struct Config {
     )]
     pub tickets_topic: String,
 
+    /// Log topic of the health history behind `GET /v1/stats` and the UI's charts: every
+    /// replica writes a sample per interval and reads everyone's, so any replica answers for
+    /// the whole deployment (kept a little longer than the window).
+    #[arg(
+        long,
+        env = "TUMBLEWEED_STATS_TOPIC",
+        default_value = "_tumbleweed_stats"
+    )]
+    pub stats_topic: String,
+
+    /// Seconds between two samples of the health history.
+    #[arg(long, env = "TUMBLEWEED_STATS_INTERVAL_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub stats_interval_secs: u64,
+
+    /// Seconds of health history kept and shown (15 minutes by default).
+    #[arg(long, env = "TUMBLEWEED_STATS_WINDOW_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    pub stats_window_secs: u64,
+
     /// Seconds a stream ticket stays valid (it opens one stream).
     #[arg(long, env = "TUMBLEWEED_TICKET_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ticket_ttl_secs: u64,
@@ -249,6 +267,10 @@ impl Config {
         anyhow::ensure!(
             self.buffer_bytes_per_topic >= 1 << 20 && self.buffer_bytes >= 1 << 20,
             "TUMBLEWEED_BUFFER_BYTES_PER_TOPIC and TUMBLEWEED_BUFFER_BYTES must be at least 1 MiB (1048576)"
+        );
+        anyhow::ensure!(
+            self.stats_window_secs >= 2 * self.stats_interval_secs,
+            "TUMBLEWEED_STATS_WINDOW_SECS must hold at least two samples (2 × TUMBLEWEED_STATS_INTERVAL_SECS)"
         );
         anyhow::ensure!(
             self.max_chunk_events >= 1,

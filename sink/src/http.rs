@@ -16,7 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{middleware, Json, Router};
+use axum::{middleware, Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_http::services::{ServeDir, ServeFile};
@@ -29,7 +29,7 @@ use crate::kafka::cursors::CursorStore;
 use crate::kafka::feed::TopicFeed;
 use crate::kafka::hub::FeedHub;
 use crate::limits::{LimitError, StreamLimits};
-use crate::metrics::Metrics;
+use crate::metrics::{ClientAddr, Metrics};
 use crate::registry::{self, ConsumerRecord, CreateError, Registry, StartFrom};
 use crate::sources::SourcesService;
 use crate::sse::{self, SseContext, StreamSpec};
@@ -42,6 +42,7 @@ pub struct AppState {
     pub cursors: Arc<CursorStore>,
     pub limits: Arc<StreamLimits>,
     pub tickets: Arc<TicketStore>,
+    pub stats: Arc<crate::stats::StatsStore>,
     /// Whether `?token=` is accepted (off by default: URLs are logged).
     pub allow_query_token: bool,
     pub sse: Arc<SseContext>,
@@ -68,6 +69,7 @@ pub fn router(
         .route("/v1/topics", get(list_topics))
         .route("/v1/topics/{topic}/events", get(tail_topic))
         .route("/v1/kafka/health", get(kafka_health))
+        .route("/v1/stats", get(stats))
         .with_state(state.clone())
         .merge(state.sources.routes())
         .layer(middleware::from_fn_with_state(admin, auth::require_admin));
@@ -266,6 +268,8 @@ async fn get_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<
         .ok_or_else(|| ApiError::not_found(format!("unknown consumer {name:?}")))?;
     let mut v = consumer_json(&r);
     v["live_lag_events"] = json!(st.metrics.consumer_lag().get(&name));
+    // This replica's streams only: a consumer's other streams may be served by another.
+    v["streams"] = json!(st.metrics.streams_of(&name));
     let parts = topic_partitions(&st, &r.topics).await?;
     let cursor = st
         .cursors
@@ -630,6 +634,7 @@ async fn consumer_events(
     State(st): Shared,
     Path(name): Path<String>,
     Query(q): Query<EventsQuery>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (record, closed) =
@@ -667,8 +672,23 @@ async fn consumer_events(
             closed,
             preamble: start.preamble,
             permit: Some(permit),
+            client: client_addr(peer, &headers),
         },
     ))
+}
+
+/// The TCP peer of a connection, put into each request's extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+fn client_addr(peer: Option<Extension<PeerAddr>>, headers: &HeaderMap) -> ClientAddr {
+    ClientAddr {
+        peer: peer.map(|Extension(PeerAddr(a))| a.to_string()),
+        forwarded_for: headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(200).collect()),
+    }
 }
 
 /// The operator's live tail of one topic (admin token; starts at the head by default).
@@ -676,6 +696,8 @@ async fn tail_topic(
     State(st): Shared,
     Path(topic): Path<String>,
     Query(q): Query<EventsQuery>,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     // Internal topics (Connect's configs, the sink's registries) are never streamed.
     if topic.starts_with('_') || st.hub.meta().partition_count(&topic).await?.is_none() {
@@ -717,6 +739,7 @@ async fn tail_topic(
             closed: tokio_util::sync::CancellationToken::new(),
             preamble: start.preamble,
             permit: Some(permit),
+            client: client_addr(peer, &headers),
         },
     ))
 }
@@ -776,6 +799,11 @@ async fn readyz(State(st): Shared) -> Response {
         )
             .into_response(),
     }
+}
+
+/// The deployment's health over the last minutes (see [`crate::stats`]).
+async fn stats(State(st): Shared) -> Json<Value> {
+    Json(st.stats.view())
 }
 
 /// The Kafka cluster's brokers and partition health, for operators and `tumbleweed kafka

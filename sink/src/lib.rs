@@ -17,6 +17,7 @@
 //! - [`sources`]: PostgreSQL sources: Kafka Connect and PostgreSQL administration, WAL guard;
 //! - [`metrics`]: Prometheus counters and gauges;
 //! - [`emf`]: the same health as CloudWatch Embedded Metric Format lines (ECS, no agent);
+//! - [`stats`]: the last 15 minutes of health for the UI's charts, shared by replicas;
 //! - [`http`]: HTTP routing (API, SSE, UI);
 //! - [`server`]: wiring of the components and graceful shutdown.
 
@@ -35,4 +36,5 @@ pub mod registry;
 pub mod server;
 pub mod sources;
 pub mod sse;
+pub mod stats;
 pub mod tickets;

@@ -35,6 +35,27 @@ pub struct StreamStats {
     pub feeds: Vec<Arc<TopicFeed>>,
     /// Next offsets per topic and partition, updated after every chunk.
     pub positions: Mutex<Vec<Vec<i64>>>,
+    /// When the stream opened (ms since the epoch).
+    pub since_ms: u64,
+    /// Who opened it, as far as this server can tell.
+    pub client: ClientAddr,
+}
+
+/// The address a stream came from: the TCP peer, and the `X-Forwarded-For` header a load
+/// balancer adds (as received: only the last entry, the one the load balancer appended, can be
+/// trusted behind one).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ClientAddr {
+    pub peer: Option<String>,
+    pub forwarded_for: Option<String>,
+}
+
+/// One live stream of a consumer, as `GET /v1/consumers/{name}` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamView {
+    pub since_ms: u64,
+    pub client: ClientAddr,
+    pub lag_events: u64,
 }
 
 impl StreamStats {
@@ -82,6 +103,27 @@ impl Metrics {
 
     pub fn connected_streams(&self) -> usize {
         self.streams.lock().len()
+    }
+
+    /// The live streams of `consumer` on this replica, oldest first.
+    pub fn streams_of(&self, consumer: &str) -> Vec<StreamView> {
+        let streams: Vec<_> = self
+            .streams
+            .lock()
+            .values()
+            .filter(|s| s.consumer.as_deref() == Some(consumer))
+            .cloned()
+            .collect();
+        let mut out: Vec<StreamView> = streams
+            .iter()
+            .map(|s| StreamView {
+                since_ms: s.since_ms,
+                client: s.client.clone(),
+                lag_events: s.lag(),
+            })
+            .collect();
+        out.sort_by_key(|v| v.since_ms);
+        out
     }
 
     /// Lag (events) of each consumer with live streams: the largest of its streams.

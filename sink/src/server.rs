@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::sources::{SourcesConfig, SourcesService, SourcesTuning};
 use crate::sse::{SseContext, SseSettings};
+use crate::stats::StatsStore;
 use crate::tickets::TicketStore;
 
 /// A started sink: its address and the task serving it.
@@ -57,6 +58,7 @@ struct KafkaStores {
     registry: Arc<Registry>,
     cursors: Arc<CursorStore>,
     tickets: Arc<TicketStore>,
+    stats: Arc<StatsStore>,
     sources: Arc<SourcesService>,
 }
 
@@ -123,6 +125,16 @@ async fn open_kafka_stores(config: &Config, settings: &KafkaSettings) -> Result<
     )
     .await?;
     opened.push(&tickets, |t| t.shutdown());
+    let stats = StatsStore::open(
+        settings,
+        &meta,
+        &config.stats_topic,
+        rf,
+        Duration::from_secs(config.stats_interval_secs),
+        Duration::from_secs(config.stats_window_secs),
+    )
+    .await?;
+    opened.push(&stats, |s| s.shutdown());
     let sources = SourcesService::open_with_tuning(
         SourcesConfig {
             connect_url: config.connect_url.clone(),
@@ -144,6 +156,7 @@ async fn open_kafka_stores(config: &Config, settings: &KafkaSettings) -> Result<
         registry,
         cursors,
         tickets,
+        stats,
         sources,
     })
 }
@@ -184,6 +197,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         registry,
         cursors,
         tickets,
+        stats,
         sources,
     } = open_kafka_stores_retrying(&config, &settings).await?;
     let hub = Arc::new(FeedHub::start(
@@ -240,12 +254,22 @@ pub async fn start(config: Config) -> Result<RunningSink> {
             shutdown.clone(),
         );
     }
+    stats.spawn_sampler(
+        crate::stats::Probe {
+            metrics: metrics.clone(),
+            sources: sources.clone(),
+            hub: hub.clone(),
+        },
+        shutdown.clone(),
+    );
     let sources_for_shutdown = sources.clone();
+    let stats_for_shutdown = stats.clone();
     let state = Arc::new(AppState {
         registry: registry.clone(),
         hub: hub.clone(),
         cursors: cursors.clone(),
         tickets: tickets.clone(),
+        stats,
         allow_query_token: config.allow_query_token,
         memory: memory.clone(),
         limits: StreamLimits::with_memory(
@@ -273,6 +297,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         registry.shutdown();
         cursors.shutdown();
         tickets.shutdown();
+        stats_for_shutdown.shutdown();
         sources_for_shutdown.shutdown();
         hub.shutdown();
         Ok(())
@@ -297,6 +322,7 @@ async fn serve_http1(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
 
     let graceful = GracefulShutdown::new();
     // Each open connection holds a clone: the strong count is the number open, plus one.
@@ -305,7 +331,7 @@ async fn serve_http1(
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -334,7 +360,13 @@ async fn serve_http1(
             continue;
         }
         let held = connections.clone();
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address goes into every request's extensions (shown for SSE streams).
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(crate::http::PeerAddr(peer));
+                req
+            },
+        ));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = conn.await;

@@ -42,7 +42,7 @@ use crate::kafka::hub::FeedHub;
 use crate::kafka::replay::ReplayPool;
 use crate::limits::StreamPermit;
 use crate::memory::MemoryGuard;
-use crate::metrics::{Metrics, StreamStats};
+use crate::metrics::{ClientAddr, Metrics, StreamStats};
 
 /// Delivery settings, from the configuration.
 #[derive(Debug, Clone)]
@@ -72,6 +72,8 @@ pub struct StreamSpec {
     pub preamble: Vec<String>,
     /// The stream's place under the stream limits, released when it ends.
     pub permit: Option<StreamPermit>,
+    /// Where the stream came from (shown on the consumer's page).
+    pub client: ClientAddr,
 }
 
 /// Shared context of all streams.
@@ -168,6 +170,8 @@ impl Stream {
             consumer: self.spec.consumer.clone(),
             feeds: self.spec.feeds.clone(),
             positions: parking_lot::Mutex::new(self.spec.positions.clone()),
+            since_ms: crate::registry::now_ms(),
+            client: std::mem::take(&mut self.spec.client),
         });
         self.stats = Some(guard.stats.clone());
         let mut changed: Vec<_> = self.spec.feeds.iter().map(|f| f.subscribe()).collect();

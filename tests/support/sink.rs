@@ -75,6 +75,14 @@ impl SinkProcess {
             args.push("--tickets-topic".into());
             args.push(tickets);
         }
+        if !extra.iter().any(|(k, _)| *k == "--stats-topic") {
+            let stats = match extra.iter().find(|(k, _)| *k == "--consumers-topic") {
+                Some((_, consumers)) => format!("{consumers}_stats"),
+                None => format!("_tw_test_stats_{id}"),
+            };
+            args.push("--stats-topic".into());
+            args.push(stats);
+        }
         if !extra.iter().any(|(k, _)| *k == "--sources-topic") {
             args.push("--sources-topic".into());
             args.push(format!("_tw_test_sources_{id}"));

@@ -86,7 +86,8 @@ say "starting the sink on 127.0.0.1:$PORT (consumers topic _tw_ui_$RUN_ID)"
   exec env TUMBLEWEED_ADMIN_TOKEN="$ADMIN_TOKEN" TUMBLEWEED_UI_DIR=ui RUST_LOG="${RUST_LOG:-info}" \
     "$SINK" --listen "127.0.0.1:$PORT" --kafka-bootstrap "$TW_KAFKA_BOOTSTRAP" \
     --connect-url "$TW_CONNECT_URL" --consumers-topic "_tw_ui_$RUN_ID" --sources-topic "_tw_ui_sources_$RUN_ID" \
-    --cursors-topic "_tw_ui_cursors_$RUN_ID" --tickets-topic "_tw_ui_tickets_$RUN_ID"
+    --cursors-topic "_tw_ui_cursors_$RUN_ID" --tickets-topic "_tw_ui_tickets_$RUN_ID" \
+    --stats-topic "_tw_ui_stats_$RUN_ID" --stats-interval-secs 1 --stats-window-secs 120
 ) >"$SINK_LOG" 2>&1 &
 SINK_PID=$!
 

@@ -26,7 +26,7 @@
 //! [`origin`]: TopicFeed::origin
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -155,6 +155,8 @@ pub struct TopicFeed {
     partitions: RwLock<Vec<RwLock<PartitionBuffer>>>,
     limits: Arc<BufferLimits>,
     changed: watch::Sender<u64>,
+    /// Events appended since the feed opened (the health history's events/s per topic).
+    appended: AtomicU64,
 }
 
 impl TopicFeed {
@@ -172,7 +174,13 @@ impl TopicFeed {
             ),
             limits,
             changed,
+            appended: AtomicU64::new(0),
         }
+    }
+
+    /// Events appended since the feed opened (deliverable ones: tombstones are not counted).
+    pub fn appended(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
     }
 
     /// Number of partitions the feed reads now (it grows when partitions are added).
@@ -273,6 +281,7 @@ impl TopicFeed {
         let capacity = self.limits.events_per_partition;
         let budget = self.limits.partition_bytes(parts.len());
         // The batch is in offset order per partition; take each partition's lock once per run.
+        let mut appended = 0u64;
         let mut events = batch.drain(..).peekable();
         while let Some(first) = events.next() {
             let p = first.partition as usize;
@@ -280,18 +289,20 @@ impl TopicFeed {
             let mut buf = slot.write();
             let push = |buf: &mut PartitionBuffer, ev: ChangeEvent| {
                 if ev.offset < buf.next {
-                    return;
+                    return 0;
                 }
                 buf.next = ev.offset + 1;
                 buf.bytes += ev.json.len() + EVENT_OVERHEAD;
                 buf.events.push_back(Arc::new(ev));
+                1
             };
-            push(&mut buf, first);
+            appended += push(&mut buf, first);
             while let Some(ev) = events.next_if(|e| e.partition as usize == p) {
-                push(&mut buf, ev);
+                appended += push(&mut buf, ev);
             }
             buf.evict(capacity, budget);
         }
+        self.appended.fetch_add(appended, Ordering::Relaxed);
         // Records that were not delivered (tombstones) still move the head.
         for (p, head) in heads.iter_mut().enumerate() {
             if let (Some(next), Some(slot)) = (head.take(), parts.get(p)) {
