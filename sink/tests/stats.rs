@@ -66,7 +66,7 @@ async fn the_history_is_shared_by_replicas_and_survives_a_restart() -> Result<()
             .map(|i| {
                 let n = round * 40 + i;
                 (
-                    (n % 2) as i32,
+                    n % 2,
                     json!({"id": n}),
                     Some(debezium_value("c", Value::Null, json!({"id": n}), n as i64)),
                 )
