@@ -305,6 +305,71 @@ describe('operator UI', { concurrency: false }, () => {
     await screenshot(page, 'consumer-detail');
   });
 
+  test('charts draw the live history (events/s, lag, retained WAL) and update; the consumer lists its live stream', async () => {
+    // A consumer stream kept open in another tab while rows are written, as a service would.
+    const es = await browser.context.newPage();
+    es.on('pageerror', (e) => pageErrors.push(e.message));
+    await es.goto(`${env.base}/#/sign-in`);
+    await es.evaluate(async ([name, token]) => {
+      const r = await fetch(`/v1/consumers/${name}/tickets`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      const { events_path: path } = await r.json();
+      window.__seen = 0;
+      window.__es = new EventSource(path);
+      window.__es.onmessage = () => { window.__seen += 1; };
+    }, [consumer, consumerToken]);
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing && i < 200; i++) {
+        insert(`chart-${rand}-${i}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      // The history (1 s samples in this test's sink) sees the topic being read.
+      const stats = await waitFor('a non-zero events/s sample of the topic', async () => {
+        const st = (await adminApi('GET', '/v1/stats')).json;
+        const rates = (st.events_per_sec_by_topic || {})[topic] || [];
+        return rates.some((v) => v > 0) && (st.consumer_lag_events || {})[consumer] && st;
+      }, { timeoutMs: 30000 });
+      assert.ok(stats.t_ms.length >= 2);
+
+      await go('#/health');
+      const topicLine = page.locator(`[data-chart=events-by-topic] g.series[data-series="${topic}"]`);
+      await topicLine.waitFor({ timeout: 10000 });
+      assert.match(await topicLine.locator('path').getAttribute('d'), /^M[\d.]+,[\d.]+L/, 'a line of at least two points');
+      const slotLine = page.locator(`[data-chart=retained-wal] g.series[data-series="tumbleweed_${source}"]`);
+      await slotLine.waitFor({ timeout: 10000 });
+      assert.match(await page.locator('[data-chart=retained-wal] li[data-series] [data-k=latest]').first().textContent(), /\d+(\.\d)? (B|KiB|MiB|GiB)/);
+      const label = await page.locator('[data-chart=events-by-topic] svg').getAttribute('aria-label');
+      assert.ok(label.includes(topic), label);
+      // It updates without a reload: more samples a few seconds later.
+      const before = Number(await page.getAttribute('[data-chart=events-by-topic]', 'data-samples'));
+      await waitFor('the chart to redraw with newer samples', async () =>
+        Number(await page.getAttribute('[data-chart=events-by-topic]', 'data-samples')) > before, { timeoutMs: 10000 });
+      await screenshot(page, 'health-charts');
+
+      await go(`#/consumers/${consumer}`);
+      const streams = page.locator('#consumer-streams tbody tr');
+      await streams.first().waitFor({ timeout: 10000 });
+      assert.equal(await streams.count(), 1);
+      assert.match(await streams.first().locator('[data-k=peer]').textContent(), /^127\.0\.0\.1:\d+$/);
+      await page.locator(`#consumer-lag-trend g.series[data-series="${consumer}"]`).waitFor({ timeout: 10000 });
+      await screenshot(page, 'consumer-charts');
+
+      await go('#/consumers');
+      await page.locator(`#consumers-lag g.series[data-series="${consumer}"]`).waitFor({ timeout: 10000 });
+      await go('#/sources');
+      await page.locator(`#sources-wal g.series[data-series="tumbleweed_${source}"]`).waitFor({ timeout: 10000 });
+      await screenshot(page, 'sources-wal');
+      assert.ok(await es.evaluate(() => window.__seen) > 0, 'the stream received the rows');
+    } finally {
+      writing = false;
+      await writer;
+      await es.evaluate(() => window.__es.close()).catch(() => {});
+      await es.close();
+    }
+  });
+
   test('the health page shows the source slot, the broker, the connector, and drops an orphan slot', async () => {
     psql(db, `SELECT pg_create_logical_replication_slot('${orphanSlot}', 'pgoutput')`);
     await go('#/health');

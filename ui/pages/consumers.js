@@ -2,6 +2,7 @@
 
 import { api, enc } from '../api.js';
 import { h, replace, when, announce, confirmDialog, copyBlock } from '../dom.js';
+import { lineChart, seriesOf, pollStats } from '../charts.js';
 import { field, formErrorBox, clearErrors, setFieldError, focusFirstError, showApiError, busy } from '../forms.js';
 
 export const CONSUMER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -21,13 +22,15 @@ function lagText(lag) {
 
 export async function consumersPage(main, ctx) {
   const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const lagChart = h('div', { class: 'charts', id: 'consumers-lag' }, h('p', { class: 'muted' }, 'Loading…'));
   replace(main,
     h('div', { class: 'page-head' }, h('h1', {}, 'Consumers'),
       h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'secondary', onclick: () => load() }, 'Refresh'),
         h('a', { class: 'button', href: '#/consumers/new' }, 'Add a consumer'))),
     h('p', { class: 'lede' }, 'Applications reading change events over Server-Sent Events, each with its own token and acknowledged position.'),
-    body);
+    body,
+    h('section', { 'aria-labelledby': 'h-consumers-lag' }, h('h2', { id: 'h-consumers-lag' }, 'Lag'), lagChart));
   async function load() {
     let data;
     try {
@@ -54,6 +57,9 @@ export async function consumersPage(main, ctx) {
     announce(`${list.length} consumer${list.length === 1 ? '' : 's'} loaded`);
   }
   await load();
+  return pollStats(ctx.signal, (st) => replace(lagChart,
+    lineChart({ id: 'consumer-lag', title: 'Events behind the head, by consumer (its most lagging live stream)', t: st.t_ms, windowSecs: st.window_secs, series: seriesOf(st.consumer_lag_events), empty: 'No consumer stream in the window.' })),
+  (e) => replace(lagChart, h('p', { class: 'error', role: 'alert' }, `Could not read the history: ${e.message}`)));
 }
 
 /** Maps the consumers API's messages (which name no field) to the field they are about. */
@@ -224,6 +230,7 @@ export async function consumerDetailPage(main, ctx) {
         h('td', { class: 'num' }, a === null || e === null ? '—' : Math.max(0, e - a))));
     }
   }
+  const lagTrend = h('div', { class: 'charts', id: 'consumer-lag-trend' }, h('p', { class: 'muted' }, 'Loading…'));
   const del = h('button', { type: 'button', class: 'danger', id: 'delete-consumer' }, 'Delete consumer…');
   del.addEventListener('click', async () => {
     const ok = await confirmDialog(`Delete consumer ${name}?`, h('p', {}, 'Its token stops working at once, open streams are closed and its acknowledged position is forgotten. The topics are not touched.'), 'Delete consumer');
@@ -248,6 +255,11 @@ export async function consumerDetailPage(main, ctx) {
       h('dt', {}, 'Created'), h('dd', {}, when(c.created_at_ms)),
       h('dt', {}, 'Last ack'), h('dd', { 'data-k': 'acked-at' }, c.acked_at_ms ? when(c.acked_at_ms) : 'never'),
       h('dt', {}, 'Events endpoint'), h('dd', {}, h('code', {}, c.events_path))),
+    h('h2', {}, 'Lag'),
+    lagTrend,
+    h('h2', {}, 'Live streams'),
+    streamsTable(c.streams || []),
+    h('p', { class: 'hint' }, 'Streams served by the replica that answered this page; another replica may serve more. The client is the TCP peer, and the X-Forwarded-For header when a load balancer sent one.'),
     h('h2', {}, 'Last acknowledged position'),
     rows.length
       ? h('table', { class: 'data', id: 'consumer-acks' },
@@ -258,4 +270,19 @@ export async function consumerDetailPage(main, ctx) {
     h('p', {}, h('a', { href: `#/tail?consumer=${enc(name)}` }, 'Live tail of its topics')),
     h('div', { class: 'actions' }, del),
     h('div', { class: 'del-status' }));
+  return pollStats(ctx.signal, (st) => replace(lagTrend,
+    lineChart({ id: 'consumer-lag', title: `Events ${name} is behind the head (most lagging live stream)`, t: st.t_ms, windowSecs: st.window_secs, series: seriesOf(st.consumer_lag_events, (n) => n === name), empty: 'No live stream of this consumer in the window.' })),
+  (e) => replace(lagTrend, h('p', { class: 'error', role: 'alert' }, `Could not read the history: ${e.message}`)));
+}
+
+function streamsTable(streams) {
+  if (!streams.length) return h('p', { id: 'consumer-streams' }, 'No live stream on this replica.');
+  return h('table', { class: 'data', id: 'consumer-streams' },
+    h('caption', { class: 'visually-hidden' }, 'Live streams of this consumer'),
+    h('thead', {}, h('tr', {}, ['Connected since', 'Client', 'Forwarded for', 'Lag'].map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, streams.map((s) => h('tr', {},
+      h('td', {}, when(s.since_ms)),
+      h('td', { 'data-k': 'peer' }, s.client && s.client.peer ? h('code', {}, s.client.peer) : '—'),
+      h('td', { 'data-k': 'forwarded' }, s.client && s.client.forwarded_for ? h('code', {}, s.client.forwarded_for) : '—'),
+      h('td', { class: 'num', 'data-k': 'lag' }, lagText(s.lag_events))))));
 }

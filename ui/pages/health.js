@@ -1,8 +1,11 @@
-// Health: broker reachability, replication slots (retained WAL against the thresholds, orphans
-// with a drop button) and connector states. Refreshes every 15 s while open.
+// Health: trends of the last minutes (events/s by topic, streams, consumer lag, retained WAL
+// by slot; from /v1/stats, redrawn every sample), broker reachability, replication slots
+// (retained WAL against the thresholds, orphans with a drop button) and connector states.
+// The tables refresh every 15 s while open.
 
 import { api, enc } from '../api.js';
 import { h, replace, badge, bytes, announce, confirmDialog } from '../dom.js';
+import { lineChart, seriesOf, pollStats } from '../charts.js';
 
 const REFRESH_MS = 15000;
 
@@ -11,10 +14,12 @@ export async function healthPage(main, ctx) {
   const slots = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const connectors = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const updated = h('p', { class: 'muted', id: 'health-updated' });
+  const trends = h('div', { class: 'charts', id: 'health-trends' }, h('p', { class: 'muted' }, 'Loading…'));
   replace(main,
     h('div', { class: 'page-head' }, h('h1', {}, 'Health'),
       h('div', { class: 'actions' }, h('button', { type: 'button', class: 'secondary', onclick: () => load(true) }, 'Refresh'))),
     updated,
+    h('section', { 'aria-labelledby': 'h-trends' }, h('h2', { id: 'h-trends' }, 'Trends'), trends),
     h('section', { 'aria-labelledby': 'h-broker' }, h('h2', { id: 'h-broker' }, 'Broker'), broker),
     h('section', { 'aria-labelledby': 'h-slots' }, h('h2', { id: 'h-slots' }, 'Replication slots'), slots),
     h('section', { 'aria-labelledby': 'h-connectors' }, h('h2', { id: 'h-connectors' }, 'Connectors'), connectors));
@@ -125,6 +130,13 @@ export async function healthPage(main, ctx) {
     if (announceIt) announce('Health refreshed');
   }
   await load(false);
+  const stopStats = pollStats(ctx.signal, (st) => replace(trends,
+    h('p', { class: 'hint' }, `The last ${Math.round(st.window_secs / 60)} minutes, one sample every ${st.interval_secs} s, from every sink replica (${st.replicas} reporting).`),
+    lineChart({ id: 'events-by-topic', title: 'Events read per second, by topic', t: st.t_ms, windowSecs: st.window_secs, series: seriesOf(st.events_per_sec_by_topic), empty: 'No topic is being read (no consumer stream open).' }),
+    lineChart({ id: 'delivery', title: 'Delivery: events sent per second and connected streams', t: st.t_ms, windowSecs: st.window_secs, series: [{ name: 'events sent/s', values: st.events_sent_per_sec }, { name: 'streams', values: st.connected_streams }] }),
+    lineChart({ id: 'consumer-lag', title: 'Consumer lag (events behind the head)', t: st.t_ms, windowSecs: st.window_secs, series: seriesOf(st.consumer_lag_events), empty: 'No consumer stream in the window.' }),
+    lineChart({ id: 'retained-wal', title: 'Retained WAL by replication slot', t: st.t_ms, windowSecs: st.window_secs, series: seriesOf(st.retained_wal_bytes), format: bytes, empty: 'No replication slot measured yet.' })),
+  (e) => replace(trends, h('p', { class: 'error', role: 'alert' }, `Could not read the history: ${e.message}`)));
   const timer = setInterval(() => { if (!document.hidden && !document.getElementById('confirm').open && !(document.activeElement && document.activeElement.closest('table'))) load(false); }, REFRESH_MS);
-  return () => clearInterval(timer);
+  return () => { clearInterval(timer); stopStats(); };
 }

@@ -1,7 +1,8 @@
 // Sources: PostgreSQL databases captured by a Debezium connector (list, create, detail, delete).
 
 import { api, enc } from '../api.js';
-import { h, replace, badge, announce, confirmDialog } from '../dom.js';
+import { h, replace, badge, bytes, announce, confirmDialog } from '../dom.js';
+import { lineChart, seriesOf, pollStats } from '../charts.js';
 import { field, formErrorBox, clearErrors, setFieldError, focusFirstError, showApiError, busy, setFormError } from '../forms.js';
 
 export const SOURCE_NAME = /^[a-z0-9_]{1,40}$/;
@@ -30,12 +31,14 @@ function loadError(e) {
 
 export async function sourcesPage(main, ctx) {
   const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const wal = h('div', { class: 'charts', id: 'sources-wal' }, h('p', { class: 'muted' }, 'Loading…'));
   const refresh = h('button', { type: 'button', class: 'secondary', onclick: () => load() }, 'Refresh');
   replace(main,
     h('div', { class: 'page-head' }, h('h1', {}, 'Sources'),
       h('div', { class: 'actions' }, refresh, h('a', { class: 'button', href: '#/sources/new' }, 'Add a source'))),
     h('p', { class: 'lede' }, 'PostgreSQL databases captured by a Debezium connector in Kafka Connect. Each has a replication slot and a publication named tumbleweed_<name>.'),
-    body);
+    body,
+    h('section', { 'aria-labelledby': 'h-source-wal' }, h('h2', { id: 'h-source-wal' }, 'Retained WAL'), wal));
 
   async function load() {
     let data;
@@ -63,6 +66,11 @@ export async function sourcesPage(main, ctx) {
     announce(`${sources.length} source${sources.length === 1 ? '' : 's'} loaded`);
   }
   await load();
+  // WAL a slot keeps on its server grows while its connector is down: the trend says whether
+  // it is draining or still growing.
+  return pollStats(ctx.signal, (st) => replace(wal,
+    lineChart({ id: 'retained-wal', title: 'Retained WAL by replication slot, last minutes', t: st.t_ms, windowSecs: st.window_secs, series: seriesOf(st.retained_wal_bytes), format: bytes, empty: 'No replication slot measured yet.' })),
+  (e) => replace(wal, h('p', { class: 'error', role: 'alert' }, `Could not read the history: ${e.message}`)));
 }
 
 /** Splits the tables text box: one per line or separated by commas. */
