@@ -56,6 +56,8 @@ pub enum Command {
     Image(crate::image::ImageArgs),
     /// Day-2 Kafka operations: roll the node services one at a time.
     Kafka(crate::kafka_roll::KafkaArgs),
+    /// Follow a consumer's stream (or a topic) in the terminal; never acknowledges.
+    Tail(crate::tail::TailArgs),
 }
 
 /// Where to find `terraform output -json`.

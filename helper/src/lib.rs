@@ -22,6 +22,7 @@
 //! * [`image`]: build an OCI image layout for the sink and push it, without a Docker daemon.
 //! * [`kafka_roll`]: move the Kafka node services to their new revision one node at a time,
 //!   waiting for ECS steady state and the cluster in sync, behind two small traits.
+//! * [`tail`]: follow a consumer's stream in the terminal, resuming after drops, never acking.
 //! * [`fsutil`]: atomic file writes (temp file + rename).
 //!
 //! # Errors and exit codes
@@ -41,6 +42,7 @@ pub mod fsutil;
 pub mod image;
 pub mod kafka_roll;
 pub mod status;
+pub mod tail;
 pub mod tf_outputs;
 pub mod tfvars;
 pub mod whitelist;
@@ -82,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(args) => status::run(&g, args).await,
         Command::Image(args) => image::run(&g, args).await,
         Command::Kafka(args) => kafka_roll::run(&g, args).await,
+        Command::Tail(args) => tail::run(&g, args).await,
     }
 }
 
