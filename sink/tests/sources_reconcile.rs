@@ -207,6 +207,10 @@ async fn sources_come_back_after_connect_loses_them_and_nothing_is_lost() -> Res
         "reconciler actions: {v}"
     );
     wait_running(&sink, &source, Duration::from_secs(30)).await?;
+    // The reconciler's view as gauges: the connector RUNNING, Connect reachable.
+    let running =
+        format!("tumbleweed_source_connector_state{{source=\"{source}\",state=\"RUNNING\"}} 1");
+    metric_shows(&sink, &[&running, "tumbleweed_connect_reachable 1"]).await?;
 
     // 2. Connect dies. The source and its slot stay visible.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -245,7 +249,8 @@ async fn sources_come_back_after_connect_loses_them_and_nothing_is_lost() -> Res
             .any(|s| s["name"] == source.as_str()),
         "the source is still listed while Connect is away: {listed}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The next pass finds Connect gone, which the gauge says.
+    metric_shows(&sink, &["tumbleweed_connect_reachable 0"]).await?;
     tokio::task::spawn_blocking(|| stack_command(&["up"])).await??;
     wait_running(&sink, &source, Duration::from_secs(30)).await?;
     let back_after_kill = killed_at.elapsed();
@@ -299,4 +304,29 @@ async fn sources_come_back_after_connect_loses_them_and_nothing_is_lost() -> Res
     );
     std::fs::remove_dir_all(secret_dir)?;
     Ok(())
+}
+
+/// Waits (up to 20 s) until the sink's `/metrics` has every one of `lines`.
+async fn metric_shows(sink: &SinkProcess, lines: &[&str]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = sink
+            .admin(Method::GET, "/metrics")
+            .send()
+            .await?
+            .text()
+            .await?;
+        if lines.iter().all(|l| text.lines().any(|t| t == *l)) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "/metrics never showed {lines:?}; it has:\n{}",
+            text.lines()
+                .filter(|l| l.contains("connect_reachable") || l.contains("connector_state"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

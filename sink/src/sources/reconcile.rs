@@ -16,6 +16,12 @@
 //! Every action is logged, counted in `tumbleweed_source_reconcile_actions_total`, and kept
 //! (the last few, with the time of the last pass) on the source's API resource. Replicas all
 //! run it: each step is idempotent (a creation that lost a race answers "exists").
+//!
+//! What a pass saw is exported as gauges too, for alerting on a state rather than on actions:
+//! `tumbleweed_source_connector_state{source,state}` (1 for the connector's state as Connect
+//! reported it, or `MISSING`; 0 for the others), `tumbleweed_source_failed_tasks{source}`,
+//! and `tumbleweed_connect_reachable` (whether Connect answered the last pass; only measured
+//! while some source is declared, as a pass with nothing to reconcile asks Connect nothing).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -63,11 +69,33 @@ struct State {
     next_restart: Option<Instant>,
 }
 
+/// Connector states exported one-hot by `tumbleweed_source_connector_state` (Connect's
+/// states, plus `MISSING` for a declared source without a connector).
+pub const CONNECTOR_STATES: [&str; 6] = [
+    "RUNNING",
+    "PAUSED",
+    "FAILED",
+    "UNASSIGNED",
+    "RESTARTING",
+    "MISSING",
+];
+
+/// What the last pass saw of one source's connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Connect's connector state, `MISSING`, or `UNKNOWN` when Connect gave no status.
+    pub connector_state: String,
+    pub failed_tasks: usize,
+}
+
 /// Per-source reconciler state and action counters.
 #[derive(Default)]
 pub struct ReconcileState {
     sources: Mutex<HashMap<String, State>>,
     counts: Mutex<HashMap<(String, &'static str), u64>>,
+    observed: Mutex<HashMap<String, Observed>>,
+    /// Whether Connect answered the last pass: `None` before a pass asked it anything.
+    connect_reachable: Mutex<Option<bool>>,
 }
 
 impl ReconcileState {
@@ -148,6 +176,11 @@ impl ReconcileState {
     /// Forgets a deleted source.
     pub fn forget(&self, source: &str) {
         self.sources.lock().remove(source);
+        self.observed.lock().remove(source);
+    }
+
+    fn observe(&self, source: &str, seen: Observed) {
+        self.observed.lock().insert(source.to_string(), seen);
     }
 
     /// Prometheus text for the action counters.
@@ -165,6 +198,41 @@ impl ReconcileState {
                 "tumbleweed_source_reconcile_actions_total{{source=\"{source}\",action=\"{action}\"}} {n}"
             );
         }
+        drop(counts);
+        let observed = self.observed.lock();
+        let mut sources: Vec<_> = observed.iter().collect();
+        sources.sort_by(|a, b| a.0.cmp(b.0));
+        let _ = writeln!(
+            out,
+            "# HELP tumbleweed_source_connector_state The state of each declared source's connector at the last reconciler pass (1 for the current state; MISSING: no connector in Connect).\n# TYPE tumbleweed_source_connector_state gauge"
+        );
+        for (source, seen) in &sources {
+            for state in CONNECTOR_STATES {
+                let on = u8::from(seen.connector_state == state);
+                let _ = writeln!(
+                    out,
+                    "tumbleweed_source_connector_state{{source=\"{source}\",state=\"{state}\"}} {on}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tumbleweed_source_failed_tasks Tasks of each declared source's connector in state FAILED at the last reconciler pass.\n# TYPE tumbleweed_source_failed_tasks gauge"
+        );
+        for (source, seen) in &sources {
+            let _ = writeln!(
+                out,
+                "tumbleweed_source_failed_tasks{{source=\"{source}\"}} {}",
+                seen.failed_tasks
+            );
+        }
+        if let Some(up) = *self.connect_reachable.lock() {
+            let _ = writeln!(
+                out,
+                "# HELP tumbleweed_connect_reachable 1 when Kafka Connect answered the reconciler's last pass, else 0 (measured while a source is declared).\n# TYPE tumbleweed_connect_reachable gauge\ntumbleweed_connect_reachable {}",
+                u8::from(up)
+            );
+        }
     }
 }
 
@@ -179,7 +247,9 @@ impl SourcesService {
         if declared.is_empty() {
             return;
         }
-        let actual = match self.connect.list_expanded().await {
+        let listed = self.connect.list_expanded().await;
+        *self.reconcile.connect_reachable.lock() = Some(listed.is_ok());
+        let actual = match listed {
             Ok(a) => a,
             Err(e) => {
                 let why = format!("Kafka Connect is not answering: {e:#}");
@@ -193,6 +263,23 @@ impl SourcesService {
         for d in declared {
             let connector = connector_name(&d.name);
             let state = &self.reconcile;
+            state.observe(
+                &d.name,
+                match actual.get(&connector) {
+                    None => Observed {
+                        connector_state: "MISSING".into(),
+                        failed_tasks: 0,
+                    },
+                    Some((_, status)) => Observed {
+                        connector_state: status
+                            .as_ref()
+                            .map_or_else(|| "UNKNOWN".into(), |s| s.state.clone()),
+                        failed_tasks: status.as_ref().map_or(0, |s| {
+                            s.tasks.iter().filter(|t| t.state == "FAILED").count()
+                        }),
+                    },
+                },
+            );
             match actual.get(&connector) {
                 // A creation in progress (on this or another replica) declares first.
                 None if now_ms().saturating_sub(d.declared_at_ms) < CREATE_GRACE_MS => {}
@@ -293,6 +380,56 @@ mod tests {
             backoff(&s),
             FIRST_BACKOFF,
             "a running connector starts over"
+        );
+    }
+
+    #[test]
+    fn connector_states_are_exported_one_hot_with_failed_tasks_and_reachability() {
+        let s = ReconcileState::default();
+        let mut out = String::new();
+        s.write_metrics(&mut out);
+        assert!(
+            !out.contains("tumbleweed_connect_reachable "),
+            "not measured yet: {out}"
+        );
+        s.observe(
+            "orders",
+            Observed {
+                connector_state: "RUNNING".into(),
+                failed_tasks: 1,
+            },
+        );
+        s.observe(
+            "gone",
+            Observed {
+                connector_state: "MISSING".into(),
+                failed_tasks: 0,
+            },
+        );
+        *s.connect_reachable.lock() = Some(false);
+        let mut out = String::new();
+        s.write_metrics(&mut out);
+        assert!(out
+            .contains("tumbleweed_source_connector_state{source=\"orders\",state=\"RUNNING\"} 1"));
+        assert!(
+            out.contains("tumbleweed_source_connector_state{source=\"orders\",state=\"FAILED\"} 0")
+        );
+        assert!(
+            out.contains("tumbleweed_source_connector_state{source=\"gone\",state=\"MISSING\"} 1")
+        );
+        assert_eq!(
+            out.matches("tumbleweed_source_connector_state{source=\"orders\"")
+                .count(),
+            CONNECTOR_STATES.len()
+        );
+        assert!(out.contains("tumbleweed_source_failed_tasks{source=\"orders\"} 1"));
+        assert!(out.contains("tumbleweed_connect_reachable 0"));
+        s.forget("gone");
+        let mut out = String::new();
+        s.write_metrics(&mut out);
+        assert!(
+            !out.contains("source=\"gone\""),
+            "a deleted source leaves the metrics"
         );
     }
 
