@@ -338,12 +338,13 @@ async fn feeds(hub: &FeedHub, topics: &[String]) -> ApiResult<Vec<Arc<TopicFeed>
     Ok(out)
 }
 
-#[derive(Deserialize, Default)]
-struct EventsQuery {
-    token: Option<String>,
-    ticket: Option<String>,
-    last_event_id: Option<String>,
-    start: Option<StartFrom>,
+/// The query string of the events endpoints (public for the query-parsing fuzz target).
+#[derive(Debug, Deserialize, Default)]
+pub struct EventsQuery {
+    pub token: Option<String>,
+    pub ticket: Option<String>,
+    pub last_event_id: Option<String>,
+    pub start: Option<StartFrom>,
 }
 
 /// How a consumer request proves who it is.
