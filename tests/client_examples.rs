@@ -18,11 +18,17 @@
 //!    localStorage). After a second the example is started again;
 //! 5. when OUTPUT covers every committed change (or nothing new came for 30 s), the example
 //!    gets SIGTERM, and OUTPUT is checked by (primary key, op, version): every committed
-//!    change exactly once, in order per key, nothing that was not committed.
+//!    change exactly once, in order per key, nothing that was not committed;
+//! 6. lost local state: OUTPUT is deleted (the browser runner starts on a new profile anyway)
+//!    and the example started once more, so it connects without a position; five new changes
+//!    are written and waited for. What came before them (`replayed_without_output`) followed
+//!    the last ack, and must be fewer than half the changes: a resume near the end, not from
+//!    the start.
 //!
 //! One line per example: `example=NAME committed=N delivered=N lost=L duplicated=D
-//! out_of_order=O unexpected=U killed_at=K secs=S`. Exit status 0 when every example lost,
-//! repeated and reordered nothing; 1 otherwise; 2 when the test could not run.
+//! out_of_order=O unexpected=U killed_at=K replayed_without_output=R secs=S`. Exit status 0
+//! when every example lost, repeated and reordered nothing and resumed from its ack; 1
+//! otherwise; 2 when the test could not run.
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::process::CommandExt;
@@ -88,7 +94,9 @@ fn parse_examples(specs: &[String]) -> Result<Vec<Example>> {
                 .with_context(|| format!("--example {s:?}: expected NAME=COMMAND"))?;
             let command: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
             if name.is_empty()
-                || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                 || command.is_empty()
             {
                 bail!("--example {s:?}: NAME must be [a-z0-9]+ and COMMAND not empty");
@@ -154,13 +162,18 @@ impl Writer {
             let i = rng.random_range(0..self.live.len());
             if rng.random_bool(0.25) {
                 let (k, v) = self.live.swap_remove(i);
-                ((k, 'd', v), format!("DELETE FROM public.{table} WHERE id = {k}"))
+                (
+                    (k, 'd', v),
+                    format!("DELETE FROM public.{table} WHERE id = {k}"),
+                )
             } else {
                 let (k, v) = &mut self.live[i];
                 *v += 1;
                 (
                     (*k, 'u', *v),
-                    format!("UPDATE public.{table} SET ver = {v}, note = 'row {k} v{v}' WHERE id = {k}"),
+                    format!(
+                        "UPDATE public.{table} SET ver = {v}, note = 'row {k} v{v}' WHERE id = {k}"
+                    ),
                 )
             }
         }
@@ -183,8 +196,9 @@ fn read_output(path: &Path, topic: &str) -> Result<Vec<Change>> {
         .lines()
         .enumerate()
         .map(|(n, line)| {
-            let v: Value = serde_json::from_str(line)
-                .with_context(|| format!("{} line {}: not JSON: {line:?}", path.display(), n + 1))?;
+            let v: Value = serde_json::from_str(line).with_context(|| {
+                format!("{} line {}: not JSON: {line:?}", path.display(), n + 1)
+            })?;
             let bad = || format!("{} line {}: {line}", path.display(), n + 1);
             if v["topic"] != topic {
                 bail!("{}: topic is not {topic}", bad());
@@ -192,7 +206,10 @@ fn read_output(path: &Path, topic: &str) -> Result<Vec<Change>> {
             if v["id"].as_str().is_none_or(str::is_empty) {
                 bail!("{}: no SSE id", bad());
             }
-            let op = v["op"].as_str().and_then(|o| o.chars().next()).with_context(bad)?;
+            let op = v["op"]
+                .as_str()
+                .and_then(|o| o.chars().next())
+                .with_context(bad)?;
             let key = v["key"]["id"].as_i64().with_context(bad)?;
             let ver = v["row"]["ver"].as_i64().with_context(bad)?;
             if v["row"]["id"].as_i64() != Some(key) {
@@ -211,6 +228,8 @@ struct Verdict {
     duplicated: usize,
     out_of_order: usize,
     unexpected: usize,
+    /// Changes delivered again after OUTPUT was deleted (those after the last ack).
+    replayed: Option<usize>,
 }
 
 impl Verdict {
@@ -241,13 +260,21 @@ impl Verdict {
                 }
             }
         }
-        v.delivered = committed_set.iter().filter(|c| seen.contains_key(c)).count();
+        v.delivered = committed_set
+            .iter()
+            .filter(|c| seen.contains_key(c))
+            .count();
         v.lost = v.committed - v.delivered;
         v
     }
 
     fn pass(&self) -> bool {
-        self.lost == 0 && self.duplicated == 0 && self.out_of_order == 0 && self.unexpected == 0
+        self.lost == 0
+            && self.duplicated == 0
+            && self.out_of_order == 0
+            && self.unexpected == 0
+            // Resumed near the end, from an ack, not from the start.
+            && self.replayed.is_none_or(|r| r < self.committed / 2)
     }
 }
 
@@ -361,9 +388,7 @@ async fn run_example(
     let pg = ctx.stack.pg(&ctx.db).await?;
     let committed: Arc<Mutex<Vec<Change>>> = Arc::new(Mutex::new(vec![(0, 'c', 1)]));
     let mut model = Writer::new();
-    let plan: Vec<(Change, String)> = (0..args.changes)
-        .map(|_| model.next(rng, &table))
-        .collect();
+    let plan: Vec<(Change, String)> = (0..args.changes).map(|_| model.next(rng, &table)).collect();
     let writer = {
         let committed = committed.clone();
         let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
@@ -455,7 +480,9 @@ async fn run_example(
     tokio::time::sleep(Duration::from_secs(1)).await;
     running.stop().await;
     let out = read_output(&output, &topic)?;
-    let verdict = Verdict::of(&committed, &out);
+    let mut verdict = Verdict::of(&committed, &out);
+    verdict.replayed =
+        Some(lost_state(ctx, ex, &env, &log, &output, &topic, &mut model, rng).await?);
     let _ = api(
         &ctx.sink,
         Method::DELETE,
@@ -464,6 +491,55 @@ async fn run_example(
     )
     .await;
     Ok((verdict, killed_at, t0.elapsed().as_secs_f64()))
+}
+
+/// Lost local state: OUTPUT is deleted (the browser runner starts with a new profile anyway)
+/// and the example started again, so it connects without a position and the sink resumes it
+/// after its last ack. Five new changes are written and waited for (so it did connect); returns
+/// how many changes came before them: those after the last ack.
+#[allow(clippy::too_many_arguments)]
+async fn lost_state(
+    ctx: &Ctx,
+    ex: &Example,
+    env: &[(&str, String)],
+    log: &Path,
+    output: &Path,
+    topic: &str,
+    model: &mut Writer,
+    rng: &mut StdRng,
+) -> Result<usize> {
+    std::fs::remove_file(output)?;
+    let mut again = Running::start(ex, env, log)?;
+    let pg = ctx.stack.pg(&ctx.db).await?;
+    let mut fresh = HashSet::new();
+    for _ in 0..5 {
+        let (change, sql) = model.next(rng, &format!("{}_items", ex.name));
+        pg.batch_execute(&sql).await?;
+        fresh.insert(change);
+    }
+    eventually(
+        &format!(
+            "example {} to deliver 5 new changes after losing its output",
+            ex.name
+        ),
+        Duration::from_secs(60),
+        || {
+            let out = read_output(output, topic);
+            let exited = again.exited();
+            let fresh = &fresh;
+            async move {
+                if let Some(status) = exited {
+                    bail!("example exited by itself ({status})");
+                }
+                let out: HashSet<Change> = out?.into_iter().collect();
+                Ok(fresh.is_subset(&out).then_some(()))
+            }
+        },
+    )
+    .await?;
+    again.stop().await;
+    let out = read_output(output, topic)?;
+    Ok(out.iter().filter(|c| !fresh.contains(c)).count())
 }
 
 async fn setup(stack: &Stack, sink: &SinkProcess, db: &str, examples: &[Example]) -> Result<()> {
@@ -476,7 +552,9 @@ async fn setup(stack: &Stack, sink: &SinkProcess, db: &str, examples: &[Example]
              ALTER TABLE public.{t} REPLICA IDENTITY FULL;"
         ));
     }
-    pg.batch_execute(&sql).await.context("creating the tables")?;
+    pg.batch_execute(&sql)
+        .await
+        .context("creating the tables")?;
     let tables: Vec<String> = examples
         .iter()
         .map(|e| format!("public.{}_items", e.name))
@@ -542,7 +620,10 @@ async fn cleanup(ctx: &Ctx, examples: &[Example]) {
             say!("cleanup: dropping database {}: {e}", ctx.db);
         }
     }
-    let mut topics: Vec<String> = examples.iter().map(|e| topic_of(&ctx.db, &e.name)).collect();
+    let mut topics: Vec<String> = examples
+        .iter()
+        .map(|e| topic_of(&ctx.db, &e.name))
+        .collect();
     topics.push(format!("__debezium-heartbeat.{}", ctx.db));
     topics.push(format!("{}.public.tumbleweed_heartbeat", ctx.db));
     if let Err(e) = delete_topics(&ctx.stack.kafka_bootstrap, &topics).await {
@@ -624,8 +705,9 @@ async fn async_main(args: Args) -> ExitCode {
         match run_example(&ctx, ex, &args, &mut rng).await {
             Ok((v, killed_at, secs)) => {
                 let line = format!(
-                    "example={} committed={} delivered={} lost={} duplicated={} out_of_order={} unexpected={} killed_at={killed_at} secs={secs:.1}",
-                    ex.name, v.committed, v.delivered, v.lost, v.duplicated, v.out_of_order, v.unexpected
+                    "example={} committed={} delivered={} lost={} duplicated={} out_of_order={} unexpected={} killed_at={killed_at} replayed_without_output={} secs={secs:.1}",
+                    ex.name, v.committed, v.delivered, v.lost, v.duplicated, v.out_of_order, v.unexpected,
+                    v.replayed.map_or("-".to_string(), |r| r.to_string()),
                 );
                 println!("{line}");
                 if !v.pass() {
@@ -694,7 +776,13 @@ mod tests {
         assert_eq!(v.delivered, 4);
         let v = Verdict::of(
             &committed,
-            &[(1, 'c', 1), (1, 'd', 2), (1, 'u', 2), (1, 'c', 1), (3, 'c', 1)],
+            &[
+                (1, 'c', 1),
+                (1, 'd', 2),
+                (1, 'u', 2),
+                (1, 'c', 1),
+                (3, 'c', 1),
+            ],
         );
         assert_eq!(
             (v.lost, v.duplicated, v.out_of_order, v.unexpected),

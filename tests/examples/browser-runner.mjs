@@ -91,7 +91,11 @@ process.on('SIGTERM', () =>
     await close();
     server.close();
     server.closeAllConnections();
-    rmSync(profile, { recursive: true, force: true });
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    } catch (e) {
+      log(`could not remove the profile ${profile}: ${e.message}`);
+    }
     process.exit(0);
   }),
 );

@@ -88,7 +88,8 @@ async function connect() {
   source = new EventSource(url);
   source.onopen = () => {
     backoffMs = 1000;
-    $('status').textContent = lastId ? `streaming (resumed after ${lastId})` : 'streaming';
+    $('status').textContent = lastId ? `streaming (resumed after ${lastId})` : 'streaming (no position yet: after the last ack)';
+    console.info($('status').textContent);
   };
   source.onmessage = (e) => processChange(e.lastEventId, JSON.parse(e.data));
   source.addEventListener('gap', (e) => notice(`gap: events lost to retention: ${e.data}`));

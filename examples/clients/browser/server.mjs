@@ -70,6 +70,9 @@ export function start({ port = Number(env('PORT', '8090')), host = '127.0.0.1' }
     if (req.method === 'GET' && file) {
       res.writeHead(200, { 'content-type': file[1], 'cache-control': 'no-store' });
       res.end(readFileSync(path.join(here, file[0])));
+    } else if (req.method === 'GET' && url.pathname === '/favicon.ico') {
+      res.writeHead(204);
+      res.end();
     } else if (req.method === 'GET' && url.pathname === '/config') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(config));

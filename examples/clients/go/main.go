@@ -190,8 +190,10 @@ func (t resumeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	last := t.c.lastID
 	t.c.mu.Unlock()
 	if last != "" {
+		log.Printf("connecting (Last-Event-ID %s)", last)
 		r.Header.Set("Last-Event-ID", last)
 	} else {
+		log.Printf("connecting (no Last-Event-ID)")
 		r.Header.Del("Last-Event-ID")
 	}
 	return http.DefaultTransport.RoundTrip(r)
@@ -254,6 +256,9 @@ func main() {
 		conn := client.NewConnection(req)
 		conn.Buffer(nil, 1<<20) // events up to 1 MiB (go-sse's default limit is 64 KiB)
 		conn.SubscribeMessages(func(e sse.Event) {
+			if e.Data == "" {
+				return // a bare `retry:` field, which go-sse passes on as an empty event
+			}
 			if err := c.process(e.LastEventID, e.Data); err != nil {
 				log.Fatalf("error: processing event %s: %v", e.LastEventID, err)
 			}

@@ -132,7 +132,7 @@ class Consumer:
                     log("connected")
                     backoff = 1.0
                     for sse in source.iter_sse():
-                        if sse.event == "message":
+                        if sse.event == "message" and sse.data:  # (not a bare `retry:`)
                             self.process(sse.id, json.loads(sse.data))
                         elif sse.event == "gap":
                             log(f"gap: events lost to retention: {sse.data}")

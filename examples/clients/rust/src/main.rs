@@ -47,7 +47,9 @@ fn env(name: &str, default: Option<&str>) -> Result<String, Error> {
 impl Config {
     fn from_env() -> Result<Self, Error> {
         Ok(Self {
-            base: env("TUMBLEWEED_URL", None)?.trim_end_matches('/').to_string(),
+            base: env("TUMBLEWEED_URL", None)?
+                .trim_end_matches('/')
+                .to_string(),
             consumer: env("TUMBLEWEED_CONSUMER", None)?,
             token: env("TUMBLEWEED_TOKEN", None)?,
             output: env("OUTPUT", Some("events.jsonl"))?,
@@ -148,7 +150,10 @@ impl Consumer {
     async fn ack(&self) {
         let cursor = {
             let mut st = self.state.lock().unwrap();
-            let Some(cursor) = st.last_id.clone().filter(|c| Some(c) != st.acked_id.as_ref())
+            let Some(cursor) = st
+                .last_id
+                .clone()
+                .filter(|c| Some(c) != st.acked_id.as_ref())
             else {
                 return;
             };
@@ -159,7 +164,10 @@ impl Consumer {
             }
             cursor
         };
-        let url = format!("{}/v1/consumers/{}/ack", self.config.base, self.config.consumer);
+        let url = format!(
+            "{}/v1/consumers/{}/ack",
+            self.config.base, self.config.consumer
+        );
         let res = self
             .http
             .post(url)
@@ -201,9 +209,10 @@ impl Consumer {
             match req.send().await {
                 Ok(resp)
                     if resp.status() == reqwest::StatusCode::OK
-                        && resp.headers().get("content-type").is_some_and(|v| {
-                            v.as_bytes().starts_with(b"text/event-stream")
-                        }) =>
+                        && resp
+                            .headers()
+                            .get("content-type")
+                            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) =>
                 {
                     say!("connected");
                     backoff = Duration::from_secs(1);
@@ -296,7 +305,9 @@ async fn main() -> ExitCode {
     };
     match &last_id {
         Some(id) => say!("resuming after {id} (from {})", config.output),
-        None => say!("no output yet: the sink starts after the last ack, or at the consumer's start"),
+        None => {
+            say!("no output yet: the sink starts after the last ack, or at the consumer's start")
+        }
     }
     let consumer = Arc::new(Consumer {
         http: reqwest::Client::new(),
