@@ -11,9 +11,12 @@
 # playwright-core from tests/ui (as tests/ui/run.sh installs them). Then `scripts/stack up`
 # (returns at once when the stack runs) and the driver, which starts a private sink (free port,
 # its own registry topics), one source with a table per example, and for each example: starts
-# it, writes 3,000 changes, kills it mid-stream, restarts it and checks OUTPUT by primary key.
-# It prints one line per example:
+# it, writes 3,000 changes, kills it mid-stream, restarts it and checks OUTPUT by primary key;
+# then deletes OUTPUT, starts it again and checks that it resumes from its last ack.
+# It prints one line per example, then "N passed, M failed":
 #   example=NAME committed=N delivered=N lost=0 duplicated=0 out_of_order=0 unexpected=0 …
+# In CI (scripts/test) the stack is the one `scripts/stack up` started in the same checkout;
+# by hand against a stack started elsewhere, point TW_HOME (and the TW_*_PORT variables) at it.
 # Outputs and the examples' logs go to tests/artifacts/examples/ (git-ignored).
 # Exit status: that of the driver (0 all passed, 1 a loss/duplicate/reorder, 2 could not run);
 # a setup failure ends with one line starting "examples-tests: error:".
