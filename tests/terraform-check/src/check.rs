@@ -11,7 +11,7 @@ use crate::report::{Finding, FindingKind, Report};
 
 /// Checks the repository layout: root configuration `<repo>/infra`, local modules
 /// `<repo>/modules/*` (each is checked even if nothing calls it yet) and the example
-/// configurations `<repo>/examples/*` (which call `infra` as a module).
+/// configurations `<repo>/examples/*` with `.tf` files (which call `infra` as a module).
 pub fn check_tree(repo: &Path) -> Result<Report> {
     let modules_dir = repo.join("modules");
     let mut extra = Vec::new();
@@ -27,7 +27,8 @@ pub fn check_tree(repo: &Path) -> Result<Report> {
             }
         }
     }
-    // Examples are root configurations of their own that call infra/ as a module.
+    // Examples are root configurations of their own that call infra/ as a module (those with
+    // .tf files: examples/clients/ holds SSE consumers, no Terraform).
     let examples_dir = repo.join("examples");
     if examples_dir.is_dir() {
         for entry in std::fs::read_dir(&examples_dir)
@@ -36,7 +37,7 @@ pub fn check_tree(repo: &Path) -> Result<Report> {
             let path = entry
                 .with_context(|| format!("listing {}", examples_dir.display()))?
                 .path();
-            if path.is_dir() {
+            if path.is_dir() && has_tf_files(&path) {
                 extra.push(path);
             }
         }

@@ -29,7 +29,8 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A scratch copy of infra/, modules/ and examples/.
+/// A scratch copy of infra/, modules/ and examples/ (without examples/clients/: SSE consumers,
+/// with their installed packages, and no Terraform).
 struct Copy {
     dir: tempfile::TempDir,
 }
@@ -39,7 +40,15 @@ impl Copy {
         let dir = tempfile::tempdir().context("creating a temp dir")?;
         copy_dir(&repo().join("infra"), &dir.path().join("infra"))?;
         copy_dir(&repo().join("modules"), &dir.path().join("modules"))?;
-        copy_dir(&repo().join("examples"), &dir.path().join("examples"))?;
+        for entry in fs::read_dir(repo().join("examples")).context("listing examples/")? {
+            let entry = entry?;
+            if entry.file_name() != "clients" && entry.path().is_dir() {
+                copy_dir(
+                    &entry.path(),
+                    &dir.path().join("examples").join(entry.file_name()),
+                )?;
+            }
+        }
         Ok(Copy { dir })
     }
 
