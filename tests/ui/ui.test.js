@@ -305,6 +305,8 @@ describe('operator UI', { concurrency: false }, () => {
     await screenshot(page, 'consumer-detail');
   });
 
+  // Series are waited for as attached, not visible: a flat line (a constant WAL or a lag of 0)
+  // has an empty bounding box, which Playwright calls hidden.
   test('charts draw the live history (events/s, lag, retained WAL) and update; the consumer lists its live stream', async () => {
     // A consumer stream kept open in another tab while rows are written, as a service would.
     const es = await browser.context.newPage();
@@ -335,10 +337,10 @@ describe('operator UI', { concurrency: false }, () => {
 
       await go('#/health');
       const topicLine = page.locator(`[data-chart=events-by-topic] g.series[data-series="${topic}"]`);
-      await topicLine.waitFor({ timeout: 10000 });
+      await topicLine.waitFor({ state: 'attached', timeout: 10000 });
       assert.match(await topicLine.locator('path').getAttribute('d'), /^M[\d.]+,[\d.]+L/, 'a line of at least two points');
       const slotLine = page.locator(`[data-chart=retained-wal] g.series[data-series="tumbleweed_${source}"]`);
-      await slotLine.waitFor({ timeout: 10000 });
+      await slotLine.waitFor({ state: 'attached', timeout: 10000 });
       assert.match(await page.locator('[data-chart=retained-wal] li[data-series] [data-k=latest]').first().textContent(), /\d+(\.\d)? (B|KiB|MiB|GiB)/);
       const label = await page.locator('[data-chart=events-by-topic] svg').getAttribute('aria-label');
       assert.ok(label.includes(topic), label);
@@ -353,13 +355,13 @@ describe('operator UI', { concurrency: false }, () => {
       await streams.first().waitFor({ timeout: 10000 });
       assert.equal(await streams.count(), 1);
       assert.match(await streams.first().locator('[data-k=peer]').textContent(), /^127\.0\.0\.1:\d+$/);
-      await page.locator(`#consumer-lag-trend g.series[data-series="${consumer}"]`).waitFor({ timeout: 10000 });
+      await page.locator(`#consumer-lag-trend g.series[data-series="${consumer}"]`).waitFor({ state: 'attached', timeout: 10000 });
       await screenshot(page, 'consumer-charts');
 
       await go('#/consumers');
-      await page.locator(`#consumers-lag g.series[data-series="${consumer}"]`).waitFor({ timeout: 10000 });
+      await page.locator(`#consumers-lag g.series[data-series="${consumer}"]`).waitFor({ state: 'attached', timeout: 10000 });
       await go('#/sources');
-      await page.locator(`#sources-wal g.series[data-series="tumbleweed_${source}"]`).waitFor({ timeout: 10000 });
+      await page.locator(`#sources-wal g.series[data-series="tumbleweed_${source}"]`).waitFor({ state: 'attached', timeout: 10000 });
       await screenshot(page, 'sources-wal');
       assert.ok(await es.evaluate(() => window.__seen) > 0, 'the stream received the rows');
     } finally {
