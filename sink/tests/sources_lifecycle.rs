@@ -303,3 +303,77 @@ async fn delete_is_retry_safe_when_the_database_is_unreachable() -> Result<()> {
     ensure!(!publication_exists(&pg, &slot).await?, "publication left");
     Ok(())
 }
+
+/// Every connector created or deleted makes the Connect cluster rebalance, and during a
+/// rebalance Connect answers reads with `500 … a rebalance is expected` and writes with `409`.
+/// Four sources created and deleted at once while their pages are read in a loop: no request
+/// may fail (CI once saw a DELETE answer 502 because a config read met a rebalance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_writes_ride_out_connect_rebalances() -> Result<()> {
+    let stack = stack();
+    let api = std::sync::Arc::new(serve(stack).await);
+    let id = unique_suffix();
+    let names: Vec<String> = (0..4).map(|i| format!("r{i}_{id}")).collect();
+    for (i, _) in names.iter().enumerate() {
+        let pg = stack.create_database(&format!("reb{i}_{id}")).await?;
+        pg.batch_execute("CREATE TABLE public.items (id int PRIMARY KEY);")
+            .await?;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (api, names, stop) = (api.clone(), names.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut reads = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for path in names
+                    .iter()
+                    .map(|n| format!("/v1/sources/{n}"))
+                    .chain(["/v1/sources".to_string()])
+                {
+                    let (status, body) = api.get(&path).await.expect("GET");
+                    reads += 1;
+                    if status.is_server_error() {
+                        failures.push(format!("GET {path}: {status} {body}"));
+                    }
+                }
+            }
+            (reads, failures)
+        })
+    };
+    let created = futures::future::join_all(names.iter().enumerate().map(|(i, n)| {
+        let api = api.clone();
+        let body = source_body(stack, n, &format!("reb{i}_{id}"), &["public.items"], 60);
+        // Staggered, so that each creation's checks meet the rebalance the previous one began.
+        async move {
+            tokio::time::sleep(Duration::from_millis(400 * i as u64)).await;
+            api.post("/v1/sources", &body).await
+        }
+    }))
+    .await;
+    for r in created {
+        let (status, body) = r?;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let deleted = futures::future::join_all(names.iter().enumerate().map(|(i, n)| {
+        let api = api.clone();
+        let path = format!("/v1/sources/{n}");
+        async move {
+            tokio::time::sleep(Duration::from_millis(400 * i as u64)).await;
+            api.delete(&path).await
+        }
+    }))
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, failures) = reader.await?;
+    for r in deleted {
+        let (status, body) = r?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {reads} reads failed: {failures:#?}",
+        failures.len()
+    );
+    Ok(())
+}

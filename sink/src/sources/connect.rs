@@ -8,8 +8,10 @@
 //! the same sources and a sink restart loses nothing. The password is read back from Connect
 //! only to reach the database for slot cleanup and the WAL guard; it is never returned.
 //!
-//! Connect answers 409 while a rebalance is in progress: writes retry for up to
-//! [`REBALANCE_RETRY`]. A 409 that says the connector already exists is a real conflict.
+//! While its group rebalances, which every connector created or deleted sets off, Connect
+//! answers writes with 409 and reads with `500 Request cannot be completed because a
+//! rebalance is expected`. Both are retried for up to [`REBALANCE_RETRY`] (see
+//! [`rebalancing`]); a 409 that says the connector already exists is a real conflict.
 //! Every error carries the request it came from and Connect's own message, in one line.
 
 use std::collections::BTreeMap;
@@ -345,7 +347,7 @@ impl ConnectClient {
         })
     }
 
-    /// One request; retries 409 (rebalance) unless the body says the connector exists.
+    /// One request; retries while Connect [`rebalancing`] answers say it is rebalancing.
     /// Returns the status and the body (JSON, or `Null` when empty or not JSON).
     async fn request(
         &self,
@@ -369,10 +371,7 @@ impl ConnectClient {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if status == StatusCode::CONFLICT
-                && !message(&value).contains("already exists")
-                && Instant::now() < deadline
-            {
+            if rebalancing(status, &value) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
@@ -522,6 +521,18 @@ impl ConnectClient {
     }
 }
 
+/// Whether a Connect answer means "try again once the group has rebalanced": a 409 other
+/// than "already exists" (writes), or a 500 naming a rebalance (reads answered from a
+/// worker whose view of the configs is stale).
+pub fn rebalancing(status: StatusCode, body: &Value) -> bool {
+    let text = message(body);
+    match status {
+        StatusCode::CONFLICT => !text.contains("already exists"),
+        StatusCode::INTERNAL_SERVER_ERROR => text.to_ascii_lowercase().contains("rebalance"),
+        _ => false,
+    }
+}
+
 /// Connect's error bodies are `{"error_code": .., "message": ".."}`.
 fn message(body: &Value) -> String {
     match body {
@@ -574,6 +585,20 @@ mod tests {
         let view = serde_json::to_string(&stored.view(None)).unwrap();
         assert!(!view.contains("pw\""), "{view}");
         assert!(view.contains("shop.public.items"));
+    }
+
+    #[test]
+    fn rebalance_answers_are_told_from_real_errors() {
+        let body = |m: &str| json!({"error_code": 500, "message": m});
+        let expected = body("Request cannot be completed because a rebalance is expected");
+        assert!(rebalancing(StatusCode::INTERNAL_SERVER_ERROR, &expected));
+        let stale = body("Cannot complete request momentarily due to stale configuration");
+        assert!(rebalancing(StatusCode::CONFLICT, &stale));
+        let exists = body("Connector tumbleweed-a already exists");
+        assert!(!rebalancing(StatusCode::CONFLICT, &exists));
+        let broken = body("Failed to find any class that implements Connector");
+        assert!(!rebalancing(StatusCode::INTERNAL_SERVER_ERROR, &broken));
+        assert!(!rebalancing(StatusCode::BAD_REQUEST, &expected));
     }
 
     #[test]
