@@ -15,6 +15,9 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds after which a retry may succeed, sent as `Retry-After`.
     pub retry_after: Option<u32>,
+    /// Where in the field's text the error is (1-based line and column), rendered as
+    /// `"position": {"line", "column"}` (a filter predicate that does not parse).
+    pub position: Option<(usize, usize)>,
 }
 
 impl ApiError {
@@ -24,6 +27,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            position: None,
         }
     }
     /// Names the request field the error concerns (`{"error": ..., "field": ...}`).
@@ -64,6 +68,14 @@ impl ApiError {
     }
 }
 
+impl From<crate::filter::FilterError> for ApiError {
+    fn from(e: crate::filter::FilterError) -> Self {
+        let mut err = Self::bad_request(e.message).with_field(e.field);
+        err.position = e.position;
+        err
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
         Self::internal(err)
@@ -72,10 +84,13 @@ impl From<anyhow::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match self.field {
+        let mut body = match self.field {
             Some(field) => json!({ "error": self.message, "field": field }),
             None => json!({ "error": self.message }),
         };
+        if let Some((line, column)) = self.position {
+            body["position"] = json!({ "line": line, "column": column });
+        }
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(

@@ -27,6 +27,8 @@ pub struct ChangeEvent {
     /// Broker timestamp of the record (ms since the epoch), for latency measurements.
     pub timestamp_ms: i64,
     pub json: Bytes,
+    /// What consumer filters made of this event, computed once per distinct filter.
+    pub derived: crate::filter::Derived,
 }
 
 /// Builds the delivered event for one Kafka record, or `None` for a tombstone.
@@ -83,6 +85,7 @@ pub fn from_record(
         op,
         timestamp_ms,
         json: Bytes::from(json),
+        derived: Default::default(),
     })
 }
 
@@ -190,6 +193,7 @@ fn from_debezium_record(
         op,
         timestamp_ms,
         json: Bytes::from(out),
+        derived: Default::default(),
     })
 }
 

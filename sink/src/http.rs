@@ -25,6 +25,7 @@ use crate::auth::{self, AdminToken, MetricsTokens};
 use crate::cursor::{self, CursorError};
 use crate::error::{ApiError, ApiResult};
 use crate::event;
+use crate::filter;
 use crate::kafka::cursors::CursorStore;
 use crate::kafka::feed::TopicFeed;
 use crate::kafka::hub::FeedHub;
@@ -134,6 +135,8 @@ struct CreateConsumer {
     start: StartFrom,
     #[serde(default)]
     ops: Option<Vec<String>>,
+    #[serde(default)]
+    filters: filter::Filters,
 }
 
 fn default_start() -> StartFrom {
@@ -146,6 +149,7 @@ fn consumer_json(r: &ConsumerRecord) -> Value {
         "topics": r.topics,
         "start": r.start,
         "ops": r.ops,
+        "filters": r.filters,
         "created_at_ms": r.created_at_ms,
         "events_path": format!("/v1/consumers/{}/events", r.name),
     })
@@ -198,12 +202,15 @@ async fn create_consumer(
         }
         event::parse_ops(ops).map_err(|e| ApiError::bad_request(e).with_field("ops"))?;
     }
+    filter::validate(&req.filters, &topics)?;
+    check_filters_on_recent_events(&st, &req.filters, &topics, req.ops.as_deref()).await?;
     let token = auth::new_consumer_token();
     let record = ConsumerRecord {
         name: req.name.clone(),
         topics,
         start: req.start,
         ops: req.ops.clone(),
+        filters: req.filters.clone(),
         token_sha256: auth::token_digest(&token),
         created_at_ms: registry::now_ms(),
     };
@@ -656,19 +663,15 @@ async fn consumer_events(
         Some(c) => positions_from_cursor(&st, c, &record.topics, &feeds).await?,
         None => start_positions(&st, Some(&record), record.start, &record.topics, &feeds).await?,
     };
-    let ops = record
-        .ops
-        .as_ref()
-        .map(|o| event::parse_ops(o))
-        .transpose()
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let filters = stream_filters(&record)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored consumer filter: {e}")))?;
     Ok(sse::respond(
         st.sse.clone(),
         StreamSpec {
             consumer: Some(name),
             topics: record.topics.clone(),
             feeds,
-            ops,
+            filters,
             positions: start.positions,
             closed,
             preamble: start.preamble,
@@ -676,6 +679,91 @@ async fn consumer_events(
             client: client_addr(peer, &headers),
         },
     ))
+}
+
+/// The compiled filter of each of a consumer's topics (shared with every stream that declared
+/// the same rule); `None` where everything is delivered as it is.
+fn stream_filters(
+    record: &ConsumerRecord,
+) -> Result<Vec<Option<Arc<filter::CompiledRule>>>, filter::FilterError> {
+    record
+        .topics
+        .iter()
+        .map(|topic| match filter::rule_for(&record.filters, topic) {
+            Some(rule) => filter::compile(topic, rule, record.ops.as_deref()).map(Some),
+            None => match &record.ops {
+                Some(ops) => {
+                    let only_ops = filter::FilterRule::default();
+                    filter::compile(topic, &only_ops, Some(ops)).map(Some)
+                }
+                None => Ok(None),
+            },
+        })
+        .collect()
+}
+
+/// How many of a topic's recent events a new filter is checked against.
+const FILTER_SAMPLE: usize = 200;
+
+/// Checks each topic's filter against the topic's recent events, where the sink has any:
+/// type errors in the predicate and projected columns the table does not have are refused
+/// now rather than silently filtering everything later. A topic with no recent event has no
+/// known schema and is not checked.
+async fn check_filters_on_recent_events(
+    st: &AppState,
+    filters: &filter::Filters,
+    topics: &[String],
+    ops: Option<&[String]>,
+) -> ApiResult<()> {
+    if filters.is_empty() {
+        return Ok(());
+    }
+    for topic in topics {
+        let Some(rule) = filter::rule_for(filters, topic) else {
+            continue;
+        };
+        let key = if filters.contains_key(topic) {
+            topic.as_str()
+        } else {
+            filter::ALL_TOPICS
+        };
+        let compiled = filter::compile(key, rule, ops)?;
+        if compiled.ops_only() {
+            continue;
+        }
+        let feed = st
+            .hub
+            .feed(topic)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(2))?;
+        let recent = recent_events(&feed, FILTER_SAMPLE).await;
+        let mut columns = Vec::new();
+        for e in &recent {
+            filter::columns_of(e, &mut columns);
+        }
+        for e in &recent {
+            compiled.check(key, e, &columns)?;
+        }
+    }
+    Ok(())
+}
+
+/// Up to `max` of the newest buffered events of `feed`, waiting briefly for a feed that has
+/// just opened to read its warm-up history.
+async fn recent_events(feed: &TopicFeed, max: usize) -> Vec<Arc<crate::event::ChangeEvent>> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
+    loop {
+        let mut out = Vec::new();
+        for p in 0..feed.partition_count() {
+            let (start, head) = (feed.start(p), feed.head(p));
+            let from = start.max(head - max as i64);
+            let _ = feed.read(p, from, feed.generation(p), max, &mut out);
+        }
+        if !out.is_empty() || tokio::time::Instant::now() >= deadline {
+            return out;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The TCP peer of a connection, put into each request's extensions by the server.
@@ -735,7 +823,7 @@ async fn tail_topic(
             consumer: None,
             topics,
             feeds,
-            ops: None,
+            filters: vec![None],
             positions: start.positions,
             closed: tokio_util::sync::CancellationToken::new(),
             preamble: start.preamble,

@@ -11,6 +11,8 @@
 //!   replay of older history for streams that are behind, acknowledged cursors (a compacted
 //!   topic);
 //! - [`event`]: turning a Debezium record into the JSON object a consumer receives;
+//! - [`filter`]: consumer filters (CEL predicates, ops per topic) and column projections,
+//!   evaluated once per event and distinct filter;
 //! - [`limits`]: how many streams and connections are admitted;
 //! - [`memory`]: the process memory guard (`--memory-limit`);
 //! - [`sse`]: SSE delivery: framing, keepalive, resume, gap notices, slow consumers;
@@ -27,6 +29,7 @@ pub mod cursor;
 pub mod emf;
 pub mod error;
 pub mod event;
+pub mod filter;
 pub mod http;
 pub mod kafka;
 pub mod limits;

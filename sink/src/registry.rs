@@ -35,6 +35,9 @@ pub struct ConsumerRecord {
     pub start: StartFrom,
     /// Operation filter (`c`, `u`, `d`, `r`, …); `None` delivers everything.
     pub ops: Option<Vec<String>>,
+    /// Filters and projections by topic (or `*`); see [`crate::filter`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filters: crate::filter::Filters,
     pub token_sha256: String,
     pub created_at_ms: u64,
 }

@@ -36,7 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SlowConsumerPolicy;
 use crate::cursor;
-use crate::event::{ChangeEvent, OpCode};
+use crate::event::ChangeEvent;
+use crate::filter::CompiledRule;
 use crate::kafka::feed::{Read, TopicFeed};
 use crate::kafka::hub::FeedHub;
 use crate::kafka::replay::ReplayPool;
@@ -62,8 +63,9 @@ pub struct StreamSpec {
     /// Sorted topic names; `feeds[i]` reads `topics[i]`.
     pub topics: Vec<String>,
     pub feeds: Vec<Arc<TopicFeed>>,
-    /// Operation filter; `None` delivers every operation.
-    pub ops: Option<Vec<OpCode>>,
+    /// Per topic (`filters[i]` for `topics[i]`): the consumer's filter, `None` delivers every
+    /// event as it is.
+    pub filters: Vec<Option<Arc<CompiledRule>>>,
     /// Next offset per topic and partition.
     pub positions: Vec<Vec<i64>>,
     /// Cancelled when the consumer is deleted.
@@ -137,6 +139,9 @@ struct Stream {
     avg_event_bytes: usize,
     scratch: Vec<u8>,
     id: String,
+    /// Filtered-out events moved the positions past the last `id:` written: the next chunk
+    /// ends with an `id:`-only frame, so a resume does not read them again.
+    id_behind: bool,
 }
 
 impl Stream {
@@ -162,6 +167,7 @@ impl Stream {
             avg_event_bytes: 256,
             scratch: Vec::new(),
             id: String::new(),
+            id_behind: false,
         }
     }
 
@@ -193,6 +199,16 @@ impl Stream {
                 rx.borrow_and_update();
             }
             let (sent, catching) = self.collect().await?;
+            if self.id_behind {
+                // Only filtered-out events since the last id: an `id:`-only frame moves the
+                // client's Last-Event-ID past them (the SSE spec sets the last event ID even
+                // when no event is dispatched), and the loop reads on rather than waiting.
+                self.encode_id();
+                self.out.reserve(self.id.len() + 6);
+                self.out.put_slice(b"id: ");
+                self.out.put_slice(self.id.as_bytes());
+                self.out.put_slice(b"\n\n");
+            }
             if sent > 0 || !self.out.is_empty() {
                 *guard.stats.positions.lock() = self.spec.positions.clone();
                 if let Outcome::End = self.flush().await {
@@ -458,8 +474,9 @@ impl Stream {
         Ok(sent)
     }
 
-    /// Sets `self.id` to the cursor of the current positions.
+    /// Sets `self.id` to the cursor of the current positions (every caller writes it).
     fn encode_id(&mut self) {
+        self.id_behind = false;
         self.id.clear();
         cursor::encode_into(
             self.fingerprint,
@@ -474,18 +491,27 @@ impl Stream {
         let mut sent = 0;
         for e in events {
             self.spec.positions[ti][p] = e.offset + 1;
-            if let Some(ops) = &self.spec.ops {
-                if !ops.contains(&e.op) {
-                    continue;
-                }
-            }
+            let filtered;
+            let json: &[u8] = match &self.spec.filters[ti] {
+                None => &e.json,
+                Some(rule) => match rule.apply(e) {
+                    Some(out) => {
+                        filtered = out;
+                        &filtered
+                    }
+                    None => {
+                        self.id_behind = true;
+                        continue;
+                    }
+                },
+            };
             self.encode_id();
-            self.avg_event_bytes = (self.avg_event_bytes * 7 + e.json.len()) / 8;
-            self.out.reserve(e.json.len() + self.id.len() + 16);
+            self.avg_event_bytes = (self.avg_event_bytes * 7 + json.len()) / 8;
+            self.out.reserve(json.len() + self.id.len() + 16);
             self.out.put_slice(b"id: ");
             self.out.put_slice(self.id.as_bytes());
             self.out.put_slice(b"\ndata: ");
-            self.out.put_slice(&e.json);
+            self.out.put_slice(json);
             self.out.put_slice(b"\n\n");
             sent += 1;
         }

@@ -364,6 +364,7 @@ mod tests {
             op: b'c',
             timestamp_ms: 0,
             json: bytes::Bytes::from(vec![b'x'; bytes]),
+            derived: Default::default(),
         })
     }
 
