@@ -69,6 +69,7 @@ pub fn router(
         )
         .route("/v1/topics", get(list_topics))
         .route("/v1/topics/{topic}/events", get(tail_topic))
+        .route("/v1/filters/preview", post(preview_filter))
         .route("/v1/kafka/health", get(kafka_health))
         .route("/v1/stats", get(stats))
         .with_state(state.clone())
@@ -700,6 +701,80 @@ fn stream_filters(
             },
         })
         .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewFilter {
+    topic: String,
+    #[serde(default)]
+    filter: filter::FilterRule,
+    /// The consumer-wide ops the rule falls back to.
+    #[serde(default)]
+    ops: Option<Vec<String>>,
+    #[serde(default = "default_preview_limit")]
+    limit: usize,
+}
+
+fn default_preview_limit() -> usize {
+    20
+}
+
+/// `POST /v1/filters/preview`: the server's own parser and checks on a filter being edited
+/// (the same errors, field and position as creating the consumer), and what it would make of
+/// the topic's recent events: for each of the newest `limit`, whether it is delivered and the
+/// JSON delivered.
+async fn preview_filter(
+    State(st): Shared,
+    body: Result<Json<PreviewFilter>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(req) = body
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
+    if req.topic.starts_with('_') || st.hub.meta().partition_count(&req.topic).await?.is_none() {
+        return Err(
+            ApiError::bad_request(format!("unknown topic {:?}", req.topic)).with_field("topic"),
+        );
+    }
+    let compiled = filter::compile(&req.topic, &req.filter, req.ops.as_deref())?;
+    let feed = st
+        .hub
+        .feed(&req.topic)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(2))?;
+    let recent = recent_events(&feed, FILTER_SAMPLE).await;
+    let mut columns = Vec::new();
+    for e in &recent {
+        filter::columns_of(e, &mut columns);
+    }
+    for e in &recent {
+        compiled.check(&req.topic, e, &columns)?;
+    }
+    let mut newest: Vec<_> = recent.iter().collect();
+    newest.sort_by_key(|e| std::cmp::Reverse(e.timestamp_ms));
+    newest.truncate(req.limit.clamp(1, FILTER_SAMPLE));
+    let mut delivered = 0;
+    let events: Vec<Value> = newest
+        .iter()
+        .map(|e| {
+            let out = compiled.apply(e);
+            delivered += usize::from(out.is_some());
+            json!({
+                "partition": e.partition,
+                "offset": e.offset,
+                "delivered": out.is_some(),
+                "event": out
+                    .or_else(|| Some(e.json.clone()))
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "topic": req.topic,
+        "columns": columns,
+        "checked": events.len(),
+        "delivered": delivered,
+        "events": events,
+    })))
 }
 
 /// How many of a topic's recent events a new filter is checked against.

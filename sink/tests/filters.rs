@@ -147,6 +147,39 @@ async fn filters_follow_rows_in_and_out_and_projections_hide_columns() -> Result
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["field"], json!("filters.other.topic"));
 
+    // The editor's preview: the server's parser, then the filter run on recent events.
+    let preview = |filter: Value| {
+        sink.admin(Method::POST, "/v1/filters/preview")
+            .json(&json!({"topic": topic, "filter": filter}))
+            .send()
+    };
+    let r = preview(json!({"where": "after.status == 'paid' &&"})).await?;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await?;
+    assert_eq!(
+        body["field"],
+        json!(format!("filters.{topic}.where")),
+        "{body}"
+    );
+    assert!(body["position"]["column"].as_u64().unwrap() > 20, "{body}");
+    let body: Value = preview(json!({"where": "after.amount_cents > 1000", "columns": ["id"]}))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(body["checked"], json!(1), "{body}");
+    assert_eq!(body["delivered"], json!(1), "{body}");
+    assert_eq!(
+        body["events"][0]["event"]["after"],
+        json!({"id": 1}),
+        "{body}"
+    );
+    let body: Value = preview(json!({"where": "after.status == 'open'"}))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(body["delivered"], json!(0), "{body}");
+    assert_eq!(body["events"][0]["delivered"], json!(false), "{body}");
+
     let filters = json!({&topic: {
         "where": "after.status == 'paid' && after.amount_cents > 1000",
         "exclude_columns": ["email"],
