@@ -101,6 +101,25 @@ pub struct ConsumerDecl {
     pub start: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<Vec<String>>,
+    /// Filters and projections by topic (or `*`), as the sink's `POST /v1/consumers` takes
+    /// them; the sink validates the predicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<BTreeMap<String, FilterDecl>>,
+}
+
+/// One topic's filter: the shape of the sink's `filters` entries (see the README's
+/// "Filters and projections"). Unknown keys are refused here, before anything is sent.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FilterDecl {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<Vec<String>>,
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_columns: Option<Vec<String>>,
 }
 
 /// Parses a declaration by extension.
@@ -596,6 +615,7 @@ mod tests {
             topics: vec!["a".into(), "b".into()],
             start: Some("earliest".into()),
             ops: Some(vec!["c".into(), "u".into()]),
+            filters: None,
         };
         let cur = json!({"name":"billing","topics":["b","a"],"start":"earliest","ops":["u","c"]});
         assert_eq!(decide_consumer(&c, Some(&cur)), Decision::Unchanged);
@@ -604,6 +624,39 @@ mod tests {
             decide_consumer(&c, Some(&cur)),
             Decision::Differs(vec!["start".into(), "topics".into()])
         );
+    }
+
+    #[test]
+    fn filters_are_declared_in_yaml_and_compared_as_the_sink_returns_them() {
+        let yaml = r#"
+consumers:
+  - name: paid
+    topics: [app.public.orders]
+    filters:
+      app.public.orders:
+        where: after.status == 'paid' && after.amount_cents > 1000
+        exclude_columns: [email]
+      "*":
+        ops: [c, u, d]
+"#;
+        let p = parse_pipeline(Path::new("p.yaml"), yaml).unwrap();
+        let c = &p.consumers[0];
+        let body = consumer_body(c);
+        assert_eq!(
+            body["filters"]["app.public.orders"],
+            json!({"where": "after.status == 'paid' && after.amount_cents > 1000", "exclude_columns": ["email"]})
+        );
+        let mut stored = body.clone();
+        stored["created_at_ms"] = json!(1);
+        assert_eq!(decide_consumer(c, Some(&stored)), Decision::Unchanged);
+        stored["filters"]["*"]["ops"] = json!(["c"]);
+        assert_eq!(
+            decide_consumer(c, Some(&stored)),
+            Decision::Differs(vec!["filters".into()])
+        );
+        let typo = "consumers:\n  - name: c\n    topics: [t]\n    filters:\n      t: {wher: x}\n";
+        let err = parse_pipeline(Path::new("p.yaml"), typo).unwrap_err();
+        assert!(format!("{err:#}").contains("wher"), "{err:#}");
     }
 
     #[test]

@@ -49,7 +49,11 @@ async fn bootstrap_creates_then_changes_nothing_then_reports_drift() {
             "sources": [{"name": source, "host": stack.pg_host, "port": stack.pg_port,
                          "database": db, "user": "postgres", "password": "${PG_PASSWORD}",
                          "tables": tables, "mode": "tables", "heartbeat_interval_s": 5}],
-            "consumers": [{"name": format!("billing-{id}"), "topics": [topic], "start": "earliest"}],
+            "consumers": [
+                {"name": format!("billing-{id}"), "topics": [topic], "start": "earliest"},
+                {"name": format!("paid-{id}"), "topics": [topic], "filters": {"*": {
+                    "ops": ["c", "u"], "where": "after.status == 'paid'", "columns": ["id", "status"]}}},
+            ],
         })
         .to_string()
     };
@@ -76,6 +80,21 @@ async fn bootstrap_creates_then_changes_nothing_then_reports_drift() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The filtered consumer has its filter as declared (the second run below compares it).
+    let v: serde_json::Value = sink
+        .admin(reqwest::Method::GET, &format!("/v1/consumers/paid-{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["filters"]["*"]["where"],
+        json!("after.status == 'paid'"),
+        "{v}"
+    );
+    assert_eq!(v["filters"]["*"]["columns"], json!(["id", "status"]), "{v}");
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&tokens).unwrap()).unwrap();
     let token = saved[format!("billing-{id}")].as_str().unwrap().to_string();
