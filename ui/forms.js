@@ -49,6 +49,17 @@ export function setFormError(form, message) {
   box.hidden = !message;
 }
 
+/** Hides the error of the field named `name` (the other fields keep theirs). */
+export function clearFieldError(form, name) {
+  const wrap = form.querySelector(`[data-field="${CSS.escape(name)}"]`);
+  if (!wrap) return;
+  const err = wrap.querySelector('.field-error');
+  err.textContent = '';
+  err.hidden = true;
+  wrap.classList.remove('has-error');
+  for (const c of wrap.querySelectorAll('[aria-invalid]')) c.removeAttribute('aria-invalid');
+}
+
 export function clearErrors(form) {
   for (const e of form.querySelectorAll('.field-error')) { e.textContent = ''; e.hidden = true; }
   for (const w of form.querySelectorAll('.has-error')) w.classList.remove('has-error');
@@ -73,12 +84,26 @@ export function formErrorBox() {
 }
 
 /**
- * Shows an API error: next to its field when the API names one (or `guess` maps the message
- * to a field), else at the top of the form.
+ * An API error's message, with the line and column the API gives (`position`, for text that
+ * does not parse) when the message does not already say where.
  */
-export function showApiError(form, err, guess) {
-  const name = err.field || (guess ? guess(err) : null);
-  if (!(name && setFieldError(form, name, err.message))) setFormError(form, err.message);
+export function apiMessage(err) {
+  const pos = err.body && err.body.position;
+  if (!pos || !Number.isInteger(pos.line) || !Number.isInteger(pos.column)) return err.message;
+  if (/\bline \d+, column \d+/.test(err.message)) return err.message;
+  return `${err.message} (line ${pos.line}, column ${pos.column})`;
+}
+
+/**
+ * Shows an API error: next to its field when the API names one (`fieldOf` maps the API's
+ * field, such as `filters.*.where`, to the form's; unmapped names are used as they are) or
+ * `guess` maps the message to a field, else at the top of the form.
+ */
+export function showApiError(form, err, guess, fieldOf) {
+  const message = apiMessage(err);
+  const named = err.field ? (fieldOf && fieldOf(err.field)) || err.field : null;
+  const name = named || (guess ? guess(err) : null);
+  if (!(name && setFieldError(form, name, message))) setFormError(form, message);
   focusFirstError(form);
 }
 

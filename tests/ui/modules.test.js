@@ -1,10 +1,13 @@
-// The UI's browser-independent modules in node: the SSE frame parser of the live tail, and the
-// source form's validation checked against the API's own answers (same field, same verdict).
+// The UI's browser-independent modules in node: the SSE frame parser of the live tail, the
+// source form's validation checked against the API's own answers (same field, same verdict),
+// and the mapping of the API's filter errors onto the consumer form's fields.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SseParser } from '../../ui/api.js';
 import { validateSource } from '../../ui/pages/sources.js';
+import { filterFieldOf } from '../../ui/pages/consumers.js';
+import { apiMessage } from '../../ui/forms.js';
 import { env, adminApi } from './lib.js';
 
 function parse(chunks) {
@@ -92,4 +95,22 @@ test('source form validation names the same field as the API', async () => {
     assert.equal(res.json.field, fieldName, `API field for ${JSON.stringify(change)}: ${JSON.stringify(res.json)}`);
   }
   void env;
+});
+
+test('filter errors map to the consumer form fields, with their position', () => {
+  // The fields the sink names (sink/src/filter.rs); topic names have dots.
+  assert.equal(filterFieldOf('filters.*.where'), 'filter-where');
+  assert.equal(filterFieldOf('filters.s.public.orders.where'), 'filter-where');
+  assert.equal(filterFieldOf('filters.s.public.orders.columns'), 'filter-columns');
+  assert.equal(filterFieldOf('filters.*.exclude_columns'), 'filter-columns');
+  assert.equal(filterFieldOf('filters.*.ops'), 'ops');
+  assert.equal(filterFieldOf('filters.b'), 'filter-scope');
+  assert.equal(filterFieldOf('filters.s.public.orders'), 'filter-scope');
+  assert.equal(filterFieldOf('name'), null);
+  assert.equal(filterFieldOf(null), null);
+  const err = (message, position) => ({ message, body: position ? { error: message, position } : { error: message } });
+  assert.equal(apiMessage(err('bad', { line: 2, column: 5 })), 'bad (line 2, column 5)');
+  assert.equal(apiMessage(err('does not parse at line 2, column 5: x', { line: 2, column: 5 })), 'does not parse at line 2, column 5: x');
+  assert.equal(apiMessage(err('unknown column')), 'unknown column');
+  assert.equal(apiMessage({ message: 'no body', body: null }), 'no body');
 });

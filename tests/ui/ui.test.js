@@ -11,6 +11,7 @@ const db = `tw_ui_${rand}`;
 const source = `ui_${rand}`;
 const topic = `${source}.public.items`;
 const consumer = `ui-${rand}`;
+const filtered = `uif-${rand}`;
 const orphanSlot = `tumbleweed_uiorphan_${rand}`;
 
 describe('operator UI', { concurrency: false }, () => {
@@ -42,6 +43,7 @@ describe('operator UI', { concurrency: false }, () => {
   after(async () => {
     // Whatever a failed case left behind (each step is a no-op when already done).
     await adminApi('DELETE', `/v1/consumers/${consumer}`).catch(() => {});
+    await adminApi('DELETE', `/v1/consumers/${filtered}`).catch(() => {});
     await adminApi('DELETE', `/v1/sources/${source}`).catch(() => {});
     try { psql(db, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('${orphanSlot}', 'tumbleweed_${source}') AND NOT active`); } catch { /* gone */ }
     try { psql('postgres', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`); } catch (e) { console.error(`cleanup: ${e.message}`); }
@@ -303,6 +305,106 @@ describe('operator UI', { concurrency: false }, () => {
     assert.match(await page.locator('#consumer-detail [data-k=lag]').textContent(), /not connected|\d+ event/);
     assert.notEqual((await page.locator('#consumer-detail [data-k=acked-at]').textContent()).trim(), 'never', 'the ack time is shown');
     await screenshot(page, 'consumer-detail');
+  });
+
+  test('consumer form: the filter is checked by the sink as it is typed (positioned errors next to the field), previewed on recent events, and shown on the consumer page', async () => {
+    const marks = ['a', 'b', 'c'].map((s) => `filt-${rand}-${s}`);
+    const ids = marks.map((m) => Number(insert(m)));
+    // One event per row (the snapshot's and inserts); the form previews the 10 newest.
+    const rows = Number(psql(db, 'SELECT count(*) FROM public.items'));
+    const checked = Math.min(10, rows);
+
+    await go('#/consumers/new');
+    await page.fill('#consumer-name', filtered);
+    await page.fill('#consumer-topic-filter', source);
+    await page.check(`#consumer-topic-list input[value="${topic}"]`);
+    assert.deepEqual(await page.locator('#consumer-filter-scope option').evaluateAll((os) => os.map((o) => o.value)), ['*', topic],
+      '"Applies to" offers all picked topics or one of them');
+    assert.match(await page.getAttribute('#consumer-filter-where', 'aria-describedby'), /consumer-filter-where-hint/);
+    assert.match(await page.locator('#consumer-filter-where-hint').textContent(), /after\.status == 'paid' && after\.amount_cents > 1000/);
+
+    // A syntax error, typed key by key: one check after typing stops, its position shown.
+    const previews = [];
+    const onReq = (r) => { if (r.url().endsWith('/v1/filters/preview')) previews.push(r.postDataJSON()); };
+    page.on('request', onReq);
+    const broken = "after.name == 'x' &&";
+    await page.locator('#consumer-filter-where').pressSequentially(broken, { delay: 20 });
+    const whereErr = page.locator('[data-field=filter-where] .field-error');
+    await whereErr.waitFor({ state: 'visible', timeout: 10000 });
+    const message = await whereErr.textContent();
+    assert.match(message, /does not parse/);
+    assert.match(message, /line 1, column \d+/, `the error gives its position: ${message}`);
+    assert.equal(await page.getAttribute('#consumer-filter-where', 'aria-invalid'), 'true');
+    assert.match(await page.locator('#consumer-filter-summary').textContent(), /cannot be used yet/);
+    await page.waitForTimeout(600);
+    page.off('request', onReq);
+    assert.ok(previews.length >= 1 && previews.length <= 2, `debounced: ${previews.length} checks for ${broken.length} keys`);
+    assert.deepEqual(previews[previews.length - 1], { topic, filter: { where: broken }, limit: 10 });
+
+    // Fixed: the error goes, and the preview counts what would be delivered.
+    const predicate = `after.name == '${marks[1]}'`;
+    await page.fill('#consumer-filter-where', predicate);
+    const summary = page.locator('#consumer-filter-summary');
+    const counted = `1 of ${checked} recent events of ${topic} delivered.`;
+    // The rows may still be on their way through Debezium: "Preview" asks again.
+    await waitFor(`"${counted}"`, async () => {
+      if ((await summary.textContent()) === counted) return true;
+      await page.click('#consumer-filter-preview-button');
+      await page.waitForTimeout(500);
+      return (await summary.textContent()) === counted;
+    }, { timeoutMs: 20000 });
+    assert.equal(await whereErr.isVisible(), false);
+    assert.equal(await page.getAttribute('#consumer-filter-where', 'aria-invalid'), null);
+    assert.equal(await summary.getAttribute('role'), 'status');
+    const table = page.locator('#consumer-filter-preview table');
+    assert.equal(await table.locator('tbody tr').count(), checked);
+    const delivered = table.locator('tbody tr[data-delivered=true]');
+    assert.equal(await delivered.count(), 1);
+    assert.match(await delivered.locator('[data-k=json]').textContent(), new RegExp(`"name":"${marks[1]}"`));
+    assert.match(await table.locator('tbody tr[data-delivered=false]').first().locator('[data-k=result]').textContent(), /filtered out/);
+    // The three new rows are among the newest events shown (the sink orders by timestamp).
+    const shown = await table.locator('tbody').textContent();
+    for (const m of marks) assert.ok(shown.includes(`"name":"${m}"`), `${m} is previewed`);
+    assert.match(await page.locator('#consumer-filter-known-columns').textContent(), /id, name/);
+
+    // A projection with a column the table does not have: refused next to the columns.
+    await page.check('input[name=projection][value=keep]');
+    await page.fill('#consumer-filter-column-list', 'id, nope');
+    const colErr = page.locator('[data-field=filter-columns] .field-error');
+    await colErr.waitFor({ state: 'visible', timeout: 10000 });
+    assert.match(await colErr.textContent(), /unknown column "nope"/);
+    await page.fill('#consumer-filter-column-list', 'id');
+    await colErr.waitFor({ state: 'hidden', timeout: 10000 });
+    await waitFor('the projected preview', async () =>
+      /^\{.*"after":\{"id":\d+\}/.test(await delivered.locator('[data-k=json]').textContent()), { timeoutMs: 10000 });
+    const json = await delivered.locator('[data-k=json]').textContent();
+    assert.ok(json.includes(`"after":{"id":${ids[1]}}`), json);
+    assert.ok(!json.includes(marks[1]), 'the name column is dropped');
+    await page.click('#consumer-filter-preview-button');
+    await summary.filter({ hasText: `1 of ${checked} recent events` }).waitFor();
+    await screenshot(page, 'consumer-filter');
+
+    // Created with the filter (ops stay consumer-wide, so none are sent).
+    const posted = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/v1/consumers'));
+    await page.click('#consumer-form button[type=submit]');
+    const body = (await posted).postDataJSON();
+    assert.deepEqual(body.filters, { '*': { where: predicate, columns: ['id'] } });
+    assert.equal(body.ops, undefined);
+    await page.locator('#consumer-token').waitFor();
+    assert.deepEqual((await adminApi('GET', `/v1/consumers/${filtered}`)).json.filters, { '*': { where: predicate, columns: ['id'] } });
+
+    await go(`#/consumers/${filtered}`);
+    const rule = page.locator('#consumer-filters li[data-filter-key="*"]');
+    await rule.waitFor();
+    assert.match(await rule.locator('strong').textContent(), /All its topics/);
+    assert.equal(await rule.locator('[data-k=where] code').textContent(), predicate);
+    assert.match(await rule.locator('[data-k=columns]').textContent(), /^only id\b/);
+    assert.match(await rule.locator('[data-k=ops]').textContent(), /^all/);
+    await screenshot(page, 'consumer-filter-detail');
+    // The consumer detail of an unfiltered consumer says so.
+    await go(`#/consumers/${consumer}`);
+    assert.match(await page.locator('#consumer-detail [data-k=filters]').textContent(), /^none/);
+    assert.equal((await adminApi('DELETE', `/v1/consumers/${filtered}`)).status, 204);
   });
 
   // Series are waited for as attached, not visible: a flat line (a constant WAL or a lag of 0)

@@ -1,9 +1,10 @@
-// Consumers: named readers of one or more topics over SSE (list, create, detail, delete).
+// Consumers: named readers of one or more topics over SSE (list, create with an optional
+// filter checked and previewed by the sink as it is typed, detail, delete).
 
 import { api, enc } from '../api.js';
-import { h, replace, when, announce, confirmDialog, copyBlock } from '../dom.js';
+import { h, replace, when, announce, confirmDialog, copyBlock, badge } from '../dom.js';
 import { lineChart, seriesOf, pollStats } from '../charts.js';
-import { field, formErrorBox, clearErrors, setFieldError, focusFirstError, showApiError, busy } from '../forms.js';
+import { field, formErrorBox, clearErrors, clearFieldError, setFieldError, focusFirstError, showApiError, apiMessage, busy } from '../forms.js';
 
 export const CONSUMER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const OPS = [['c', 'create'], ['u', 'update'], ['d', 'delete'], ['r', 'read (snapshot)']];
@@ -72,6 +73,28 @@ function guessField(err) {
   return null;
 }
 
+/**
+ * The form field an API error about a filter concerns: `filters.<key>.where` → the predicate,
+ * `.columns`/`.exclude_columns` → the projection, `.ops` → the operations, `filters.<key>` →
+ * "Applies to". Null for fields that are not about filters.
+ */
+export function filterFieldOf(apiField) {
+  if (!apiField || !apiField.startsWith('filters.')) return null;
+  const m = /\.(where|columns|exclude_columns|ops)$/.exec(apiField);
+  if (!m) return 'filter-scope';
+  return { where: 'filter-where', columns: 'filter-columns', exclude_columns: 'filter-columns', ops: 'ops' }[m[1]];
+}
+
+/** Splits "a, b ,c" into ["a", "b", "c"]. */
+function columnList(text) {
+  return text.split(',').map((c) => c.trim()).filter(Boolean);
+}
+
+/** Text cut to `n` characters with an ellipsis. */
+function truncate(text, n) {
+  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+}
+
 export async function consumerNewPage(main, ctx) {
   const F = 'consumer';
   const name = h('input', { type: 'text', required: true, maxlength: 63, autocomplete: 'off', spellcheck: 'false' });
@@ -88,6 +111,31 @@ export async function consumerNewPage(main, ctx) {
     h('label', { class: 'check' }, h('input', { type: 'radio', name: 'start', value: 'earliest' }), ' earliest: everything the topics still hold'));
   const ops = h('fieldset', {}, h('legend', {}, 'Operations'),
     OPS.map(([v, label]) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'ops', value: v, checked: true }), ` ${v}: ${label}`)));
+  // The filter: one rule, keyed "*" (every picked topic) or one picked topic.
+  const scope = h('select', {}, h('option', { value: '*' }, 'All picked topics (*)'));
+  const where = h('textarea', { rows: 3, spellcheck: 'false', autocomplete: 'off', autocapitalize: 'off', placeholder: "after.status == 'paid' && after.amount_cents > 1000" });
+  const columns = h('input', { type: 'text', id: `${F}-filter-column-list`, autocomplete: 'off', spellcheck: 'false', placeholder: 'id, status, amount_cents' });
+  const knownColumns = h('p', { class: 'hint', id: `${F}-filter-known-columns` });
+  const projection = h('fieldset', {}, h('legend', {}, 'Columns'),
+    h('label', { class: 'check' }, h('input', { type: 'radio', name: 'projection', value: 'all', checked: true }), ' all columns'),
+    h('label', { class: 'check' }, h('input', { type: 'radio', name: 'projection', value: 'keep' }), ' keep only these columns'),
+    h('label', { class: 'check' }, h('input', { type: 'radio', name: 'projection', value: 'drop' }), ' drop these columns'),
+    h('label', { for: columns.id }, 'Column names (comma-separated)'), columns, knownColumns);
+  const previewButton = h('button', { type: 'button', class: 'secondary', id: `${F}-filter-preview-button` }, 'Preview');
+  const previewSummary = h('p', { id: `${F}-filter-summary`, class: 'preview-summary', role: 'status', 'aria-live': 'polite' });
+  const previewTable = h('div', { id: `${F}-filter-preview`, class: 'scroll' });
+  const filterSection = h('fieldset', { class: 'filter', id: `${F}-filter`, 'aria-describedby': `${F}-filter-about` }, h('legend', {}, 'Filter (optional)'),
+    h('p', { class: 'hint', id: `${F}-filter-about` }, 'Deliver only the rows that match a predicate, and only some of their columns. Leave empty to receive every change of the operations picked above.'),
+    field(F, 'filter-scope', 'Applies to', scope, 'One rule: for every picked topic, or for one of them (the others are then not filtered).'),
+    field(F, 'filter-where', 'Row predicate (CEL)', where, h('span', {},
+      'A CEL expression giving true for the changes to deliver. It sees op, table, topic, key, before and after (the row); a row that matched before the change (moved out, or deleted) is delivered too. Example: ',
+      h('code', {}, "after.status == 'paid' && after.amount_cents > 1000"))),
+    field(F, 'filter-columns', 'Columns', projection, 'The key is always delivered whole.'),
+    h('div', { class: 'actions' }, previewButton, h('span', { class: 'hint' }, 'The sink checks the filter as you type and shows what it makes of the topic\'s recent events.')),
+    previewSummary,
+    previewTable);
+  // The column names are described by the group's hint and error too.
+  columns.setAttribute('aria-describedby', `${knownColumns.id} ${projection.getAttribute('aria-describedby')}`);
   const submit = h('button', { type: 'submit' }, 'Create consumer');
   const form = h('form', { id: 'consumer-form', novalidate: true, 'aria-labelledby': 'consumer-form-title' },
     formErrorBox(),
@@ -95,6 +143,7 @@ export async function consumerNewPage(main, ctx) {
     field(F, 'topics', 'Topics', topics, 'The consumer receives events of every topic picked, with one cursor across them.'),
     field(F, 'start', 'Start', start, 'Where a consumer without an acknowledged position starts.'),
     field(F, 'ops', 'Operations', ops, 'Only these change types are delivered.'),
+    filterSection,
     h('div', { class: 'actions' }, submit, h('a', { href: '#/consumers' }, 'Cancel')));
   const out = h('div', {});
   replace(main, h('h1', { id: 'consumer-form-title' }, 'Add a consumer'), form, out);
@@ -113,6 +162,110 @@ export async function consumerNewPage(main, ctx) {
   }
   topicFilter.addEventListener('input', drawTopics);
   showInternal.addEventListener('change', drawTopics);
+
+  const pickedTopics = () => [...form.querySelectorAll('input[name=topics]:checked')].map((i) => i.value);
+  const pickedOps = () => [...form.querySelectorAll('input[name=ops]:checked')].map((i) => i.value);
+  const projectionMode = () => form.querySelector('input[name=projection]:checked').value;
+
+  /** "Applies to" offers "*" and the picked topics, keeping the choice while it is picked. */
+  function drawScope() {
+    const was = scope.value;
+    const picked = pickedTopics();
+    replace(scope, h('option', { value: '*' }, 'All picked topics (*)'), picked.map((t) => h('option', { value: t }, t)));
+    scope.value = picked.includes(was) ? was : '*';
+  }
+
+  /** The rule as the API takes it; `forPreview` leaves out a projection without columns yet. */
+  function currentRule(forPreview) {
+    const rule = {};
+    if (where.value.trim()) rule.where = where.value;
+    const mode = projectionMode();
+    const cols = columnList(columns.value);
+    if (mode !== 'all' && (cols.length || !forPreview)) rule[mode === 'keep' ? 'columns' : 'exclude_columns'] = cols;
+    return rule;
+  }
+
+  let previewSeq = 0;
+  let previewTimer = null;
+  /** Asks the sink to check the rule and show what it makes of the topic's recent events. */
+  async function preview() {
+    clearTimeout(previewTimer);
+    const seq = ++previewSeq;
+    const topic = scope.value === '*' ? pickedTopics()[0] : scope.value;
+    if (!topic) {
+      previewSummary.textContent = 'Pick a topic to check and preview the filter against its recent events.';
+      replace(previewTable);
+      return;
+    }
+    const body = { topic, filter: currentRule(true), limit: 10 };
+    const opsNow = pickedOps();
+    if (opsNow.length && opsNow.length !== OPS.length) body.ops = opsNow;
+    previewButton.setAttribute('aria-busy', 'true');
+    let res;
+    try {
+      res = await api('POST', '/v1/filters/preview', body, { signal: ctx.signal });
+    } catch (err) {
+      if (err.name === 'AbortError' || seq !== previewSeq) return;
+      previewButton.removeAttribute('aria-busy');
+      clearFilterErrors();
+      const name = filterFieldOf(err.field);
+      if (name) setFieldError(form, name, apiMessage(err));
+      previewSummary.textContent = name
+        ? 'The filter cannot be used yet: see the message next to the field.'
+        : `Could not preview the filter: ${apiMessage(err)}`;
+      previewSummary.classList.add('error');
+      replace(previewTable);
+      return;
+    }
+    if (seq !== previewSeq) return;
+    previewButton.removeAttribute('aria-busy');
+    clearFilterErrors();
+    previewSummary.classList.remove('error');
+    drawPreview(res);
+  }
+
+  function clearFilterErrors() {
+    for (const n of ['filter-scope', 'filter-where', 'filter-columns']) clearFieldError(form, n);
+  }
+
+  function drawPreview(res) {
+    const events = res.events || [];
+    knownColumns.textContent = res.columns && res.columns.length
+      ? `Columns of ${res.topic}'s recent events: ${res.columns.join(', ')}.`
+      : '';
+    if (!res.checked) {
+      previewSummary.textContent = `The filter parses. ${res.topic} has no recent event to check it against (types and column names are checked against events).`;
+      replace(previewTable);
+      return;
+    }
+    previewSummary.textContent = `${res.delivered} of ${res.checked} recent event${res.checked === 1 ? '' : 's'} of ${res.topic} delivered.`;
+    replace(previewTable, h('table', { class: 'data preview' },
+      h('caption', {}, `Newest events of ${res.topic} through the filter`),
+      h('thead', {}, h('tr', {}, ['Partition', 'Offset', 'Op', 'Result', 'Delivered JSON (or the event filtered out)'].map((x) => h('th', { scope: 'col' }, x)))),
+      h('tbody', {}, events.map((e) => h('tr', { 'data-delivered': String(!!e.delivered), class: e.delivered ? null : 'filtered' },
+        h('td', { class: 'num' }, e.partition),
+        h('td', { class: 'num' }, e.offset),
+        h('td', {}, (e.event && e.event.op) || '—'),
+        h('td', { 'data-k': 'result' }, e.delivered ? badge('delivered', 'ok') : badge('filtered out', 'neutral')),
+        h('td', { 'data-k': 'json' }, h('code', {}, truncate(JSON.stringify(e.event), 240))))))));
+  }
+
+  /** Previews ~400 ms after the last change to the filter (or to what it depends on). */
+  function schedulePreview() {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(preview, 400);
+  }
+  previewButton.addEventListener('click', preview);
+  for (const el of [where, columns]) el.addEventListener('input', schedulePreview);
+  scope.addEventListener('change', schedulePreview);
+  projection.addEventListener('change', schedulePreview);
+  ops.addEventListener('change', () => { if (where.value.trim() || projectionMode() !== 'all') schedulePreview(); });
+  topicList.addEventListener('change', () => {
+    drawScope();
+    if (where.value.trim() || projectionMode() !== 'all') schedulePreview();
+  });
+  ctx.signal.addEventListener('abort', () => clearTimeout(previewTimer));
+
   try {
     all = ((await api('GET', '/v1/topics', undefined, { signal: ctx.signal })).topics || [])
       .sort((a, b) => a.name.localeCompare(b.name));
@@ -127,22 +280,30 @@ export async function consumerNewPage(main, ctx) {
     clearErrors(form);
     const req = {
       name: name.value.trim(),
-      topics: [...form.querySelectorAll('input[name=topics]:checked')].map((i) => i.value),
+      topics: pickedTopics(),
       start: form.querySelector('input[name=start]:checked').value,
     };
-    const pickedOps = [...form.querySelectorAll('input[name=ops]:checked')].map((i) => i.value);
-    if (pickedOps.length !== OPS.length) req.ops = pickedOps;
+    const opsNow = pickedOps();
+    if (opsNow.length !== OPS.length) req.ops = opsNow;
+    // Filters only when there is a predicate or a projection (ops stay consumer-wide).
+    const rule = currentRule(false);
+    if (Object.keys(rule).length) req.filters = { [scope.value]: rule };
     let bad = 0;
     if (!CONSUMER_NAME.test(req.name)) { setFieldError(form, 'name', `invalid consumer name ${JSON.stringify(req.name)}: use 1-63 characters [a-z0-9_-], starting with a letter or digit`); bad++; }
     if (!req.topics.length) { setFieldError(form, 'topics', 'Pick at least one topic.'); bad++; }
-    if (!pickedOps.length) { setFieldError(form, 'ops', 'Pick at least one operation.'); bad++; }
+    if (!opsNow.length) { setFieldError(form, 'ops', 'Pick at least one operation.'); bad++; }
+    const projected = rule.columns || rule.exclude_columns;
+    if (projected && !projected.length) {
+      setFieldError(form, 'filter-columns', `List the columns to ${projectionMode() === 'keep' ? 'keep' : 'drop'}, separated by commas, or pick "all columns".`);
+      bad++;
+    }
     if (bad) { focusFirstError(form); return; }
     await busy(submit, 'Creating…', async () => {
       let c;
       try {
         c = await api('POST', '/v1/consumers', req, { signal: ctx.signal });
       } catch (err) {
-        if (err.name !== 'AbortError') showApiError(form, err, guessField);
+        if (err.name !== 'AbortError') showApiError(form, err, guessField, filterFieldOf);
         return;
       }
       form.remove();
@@ -251,6 +412,7 @@ export async function consumerDetailPage(main, ctx) {
       h('dt', {}, 'Topics'), h('dd', {}, c.topics.join(', ')),
       h('dt', {}, 'Start'), h('dd', {}, c.start),
       h('dt', {}, 'Operations'), h('dd', {}, opsText(c.ops)),
+      h('dt', {}, 'Filters'), h('dd', { 'data-k': 'filters' }, filtersView(c.filters, c.ops)),
       h('dt', {}, 'Live lag'), h('dd', { 'data-k': 'lag' }, lagText(c.live_lag_events)),
       h('dt', {}, 'Created'), h('dd', {}, when(c.created_at_ms)),
       h('dt', {}, 'Last ack'), h('dd', { 'data-k': 'acked-at' }, c.acked_at_ms ? when(c.acked_at_ms) : 'never'),
@@ -273,6 +435,23 @@ export async function consumerDetailPage(main, ctx) {
   return pollStats(ctx.signal, (st) => replace(lagTrend,
     lineChart({ id: 'consumer-lag', title: `Events ${name} is behind the head (most lagging live stream)`, t: st.t_ms, windowSecs: st.window_secs, series: seriesOf(st.consumer_lag_events, (n) => n === name), empty: 'No live stream of this consumer in the window.' })),
   (e) => replace(lagTrend, h('p', { class: 'error', role: 'alert' }, `Could not read the history: ${e.message}`)));
+}
+
+/** A consumer's filters, one item per key: what it applies to, its ops, predicate and columns. */
+function filtersView(filters, consumerOps) {
+  const keys = Object.keys(filters || {});
+  if (!keys.length) return 'none: every change of its operations is delivered whole';
+  return h('ul', { class: 'plain filters', id: 'consumer-filters' }, keys.map((key) => {
+    const r = filters[key] || {};
+    return h('li', { 'data-filter-key': key },
+      h('strong', {}, key === '*' ? 'All its topics (*)' : key),
+      h('dl', { class: 'kv compact' },
+        h('dt', {}, 'Operations'), h('dd', { 'data-k': 'ops' }, r.ops ? r.ops.join(', ') : `${opsText(consumerOps)} (the consumer's)`),
+        h('dt', {}, 'Where'), h('dd', { 'data-k': 'where' }, r.where ? h('code', {}, r.where) : 'every row'),
+        h('dt', {}, 'Columns'), h('dd', { 'data-k': 'columns' },
+          r.columns ? `only ${r.columns.join(', ')} (and the key)`
+            : r.exclude_columns ? `all but ${r.exclude_columns.join(', ')}` : 'all')));
+  }));
 }
 
 function streamsTable(streams) {
