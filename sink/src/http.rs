@@ -750,7 +750,8 @@ async fn preview_filter(
         compiled.check(&req.topic, e, &columns)?;
     }
     let mut newest: Vec<_> = recent.iter().collect();
-    newest.sort_by_key(|e| std::cmp::Reverse(e.timestamp_ms));
+    // Newest first; within one millisecond, by position.
+    newest.sort_by_key(|e| std::cmp::Reverse((e.timestamp_ms, e.partition, e.offset)));
     newest.truncate(req.limit.clamp(1, FILTER_SAMPLE));
     let mut delivered = 0;
     let events: Vec<Value> = newest
