@@ -407,8 +407,7 @@ fn run(
                 name
             };
             let v = event.get(source).unwrap_or(&Value::Null);
-            ctx.add_variable(name, v)
-                .map_err(|e| Failure::Type(e.to_string()))?;
+            ctx.add_variable_from_value(name, to_cel(v));
         }
         match program.execute(&ctx) {
             Ok(cel::Value::Bool(b)) => Ok(b),
@@ -416,6 +415,30 @@ fn run(
             Err(e) => Err(classify(e)),
         }
     })
+}
+
+/// JSON to CEL. Integers are CEL `int` when they fit (as integer literals in a predicate
+/// are; a generic conversion makes positive numbers `uint`, and `after.id % 10` a type error),
+/// `uint` beyond, `double` with a fraction.
+fn to_cel(v: &Value) -> cel::Value {
+    match v {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        Value::Object(fields) => {
+            let map: HashMap<cel::objects::Key, cel::Value> = fields
+                .iter()
+                .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), to_cel(v)))
+                .collect();
+            cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
+        }
+    }
 }
 
 fn classify(e: cel::ExecutionError) -> Failure {
@@ -583,6 +606,28 @@ mod tests {
         let mut f = Filters::new();
         f.insert("b".into(), FilterRule::default());
         assert_eq!(validate(&f, &topics).unwrap_err().field, "filters.b");
+    }
+
+    #[test]
+    fn json_integers_are_cel_ints() {
+        // `after.id % 10` with a positive id: JSON numbers must be CEL `int` (as literals
+        // are), or arithmetic between a column and a literal is a type error.
+        let r = rule(json!({"where": "after.id % 10 != 3 && after.id - 1 >= 0"}));
+        let e = event("c", Value::Null, json!({"id": 4800}));
+        let mut seen = Vec::new();
+        columns_of(&e, &mut seen);
+        assert!(
+            r.check("*", &e, &seen).is_ok(),
+            "{:?}",
+            r.check("*", &e, &seen)
+        );
+        assert!(r.apply(&e).is_some());
+        let big = rule(json!({"where": "after.n > 1u && after.f > 1.5"}));
+        let e = event("c", Value::Null, json!({"n": u64::MAX, "f": 2.5}));
+        assert!(
+            big.apply(&e).is_some(),
+            "beyond i64: uint; fractions: double"
+        );
     }
 
     #[test]
