@@ -72,6 +72,26 @@ fn percentile(sorted: &[i64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// Opens one stream per `(path, token)` at once and reads `each` events from every one;
+/// returns the events delivered in all.
+async fn fan_out(addr: &str, streams: Vec<(String, String)>, each: usize) -> Result<usize> {
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|(path, token)| {
+            let addr = addr.to_string();
+            tokio::spawn(async move {
+                let (mut s, first) = open_stream(&addr, &path, &token).await?;
+                count_events(&mut s, &first, each).await
+            })
+        })
+        .collect();
+    let mut delivered = 0usize;
+    for t in tasks {
+        delivered += t.await??;
+    }
+    Ok(delivered)
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     raise_fd_limit();
@@ -166,19 +186,8 @@ async fn main() -> Result<()> {
     let path = "/v1/consumers/fanout/events";
     let cpu0 = cpu_secs(pid);
     let t0 = Instant::now();
-    let mut tasks = Vec::with_capacity(n_streams);
-    for _ in 0..n_streams {
-        let addr = addr.clone();
-        let token = token.clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut s, first) = open_stream(&addr, path, &token).await?;
-            count_events(&mut s, &first, n_events).await
-        }));
-    }
-    let mut delivered = 0usize;
-    for t in tasks {
-        delivered += t.await??;
-    }
+    let streams = vec![(path.to_string(), token.clone()); n_streams];
+    let delivered = fan_out(&addr, streams, n_events).await?;
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs(pid) - cpu0;
     println!(
@@ -206,21 +215,16 @@ async fn main() -> Result<()> {
     let expected = n_events - n_events.div_ceil(n_filters);
     let cpu0 = cpu_secs(pid);
     let t0 = Instant::now();
-    let mut tasks = Vec::with_capacity(n_streams);
-    for i in 0..n_streams {
-        let addr = addr.clone();
-        let k = i % n_filters;
-        let token = tokens[k].clone();
-        tasks.push(tokio::spawn(async move {
-            let path = format!("/v1/consumers/filtered{k}/events");
-            let (mut s, first) = open_stream(&addr, &path, &token).await?;
-            count_events(&mut s, &first, expected).await
-        }));
-    }
-    let mut delivered = 0usize;
-    for t in tasks {
-        delivered += t.await??;
-    }
+    let streams = (0..n_streams)
+        .map(|i| {
+            let k = i % n_filters;
+            (
+                format!("/v1/consumers/filtered{k}/events"),
+                tokens[k].clone(),
+            )
+        })
+        .collect();
+    let delivered = fan_out(&addr, streams, expected).await?;
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs(pid) - cpu0;
     println!(

@@ -736,19 +736,7 @@ async fn preview_filter(
         );
     }
     let compiled = filter::compile(&req.topic, &req.filter, req.ops.as_deref())?;
-    let feed = st
-        .hub
-        .feed(&req.topic)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(2))?;
-    let recent = recent_events(&feed, FILTER_SAMPLE).await;
-    let mut columns = Vec::new();
-    for e in &recent {
-        filter::columns_of(e, &mut columns);
-    }
-    for e in &recent {
-        compiled.check(&req.topic, e, &columns)?;
-    }
+    let (recent, columns) = check_on_recent_events(&st, &req.topic, &req.topic, &compiled).await?;
     let mut newest: Vec<_> = recent.iter().collect();
     // Newest first; within one millisecond, by position.
     newest.sort_by_key(|e| std::cmp::Reverse((e.timestamp_ms, e.partition, e.offset)));
@@ -804,24 +792,35 @@ async fn check_filters_on_recent_events(
             filter::ALL_TOPICS
         };
         let compiled = filter::compile(key, rule, ops)?;
-        if compiled.ops_only() {
-            continue;
-        }
-        let feed = st
-            .hub
-            .feed(topic)
-            .await
-            .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(2))?;
-        let recent = recent_events(&feed, FILTER_SAMPLE).await;
-        let mut columns = Vec::new();
-        for e in &recent {
-            filter::columns_of(e, &mut columns);
-        }
-        for e in &recent {
-            compiled.check(key, e, &columns)?;
+        if !compiled.ops_only() {
+            check_on_recent_events(st, topic, key, &compiled).await?;
         }
     }
     Ok(())
+}
+
+/// Checks `compiled` (declared under `key`) against up to [`FILTER_SAMPLE`] recent events of
+/// `topic`; returns them and the columns they have.
+async fn check_on_recent_events(
+    st: &AppState,
+    topic: &str,
+    key: &str,
+    compiled: &filter::CompiledRule,
+) -> ApiResult<(Vec<Arc<crate::event::ChangeEvent>>, Vec<String>)> {
+    let feed = st
+        .hub
+        .feed(topic)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(2))?;
+    let recent = recent_events(&feed, FILTER_SAMPLE).await;
+    let mut columns = Vec::new();
+    for e in &recent {
+        filter::columns_of(e, &mut columns);
+    }
+    for e in &recent {
+        compiled.check(key, e, &columns)?;
+    }
+    Ok((recent, columns))
 }
 
 /// Up to `max` of the newest buffered events of `feed`, waiting briefly for a feed that has
