@@ -192,6 +192,13 @@ pub struct Config {
     )]
     pub stats_topic: String,
 
+    /// This deployment's id, part of every replication slot and publication it creates
+    /// (`tw_<id>_<source>`), so that deployments sharing a database never take each other's
+    /// slots for orphans. 1 to 16 characters among a-z and 0-9 (no `_`, so the prefix is
+    /// unambiguous); on AWS the Terraform sets it from the name prefix.
+    #[arg(long, env = "TUMBLEWEED_DEPLOYMENT_ID", default_value = "local", value_parser = parse_deployment_id)]
+    pub deployment_id: String,
+
     /// Seconds between two samples of the health history.
     #[arg(long, env = "TUMBLEWEED_STATS_INTERVAL_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub stats_interval_secs: u64,
@@ -243,6 +250,11 @@ pub struct Config {
     /// How often the WAL guard measures the replication slots, in seconds.
     #[arg(long, env = "TUMBLEWEED_WAL_CHECK_SECS", default_value_t = 30)]
     pub wal_check_secs: u64,
+}
+
+/// Checks `TUMBLEWEED_DEPLOYMENT_ID`.
+fn parse_deployment_id(raw: &str) -> Result<String, String> {
+    crate::sources::model::check_deployment_id(raw).map(|()| raw.to_string())
 }
 
 impl Config {

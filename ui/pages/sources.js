@@ -36,7 +36,7 @@ export async function sourcesPage(main, ctx) {
   replace(main,
     h('div', { class: 'page-head' }, h('h1', {}, 'Sources'),
       h('div', { class: 'actions' }, refresh, h('a', { class: 'button', href: '#/sources/new' }, 'Add a source'))),
-    h('p', { class: 'lede' }, 'PostgreSQL databases captured by a Debezium connector in Kafka Connect. Each has a replication slot and a publication named tumbleweed_<name>.'),
+    h('p', { class: 'lede' }, 'PostgreSQL databases captured by a Debezium connector in Kafka Connect. Each has a replication slot and a publication named tw_<deployment>_<name>.'),
     body,
     h('section', { 'aria-labelledby': 'h-source-wal' }, h('h2', { id: 'h-source-wal' }, 'Retained WAL'), wal));
 

@@ -16,7 +16,9 @@
 //!   next DELETE finishes the job. A DELETE of a source that no longer exists answers 200 with
 //!   `"connector": "absent"` (its database is unknown by then: a leftover slot would show as an
 //!   orphan in `GET /v1/slots`).
-//! - slots: drop only orphans that are inactive, through a live source on the same server.
+//! - slots: drop only orphans (this deployment's prefix, claimed by no declaration and no
+//!   connector, see [`super::claims`]) that are inactive, through a live source on the same
+//!   server, and only with the slot's name typed back (`?confirm=<slot>`).
 //!
 //! Errors from Kafka Connect are 502 (503 when it is unreachable), with Connect's message.
 
@@ -24,16 +26,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::claims::SlotClaims;
 use super::connect::{connector_config, ConnectorStatus, Stopped, StoredSource, TopicSettings};
-use super::model::{
-    check_name, connector_name, slot_name, valid_name, CreateSource, DeleteReport, SLOT_PREFIX,
-};
+use super::model::{check_name, connector_name, CreateSource, DeleteReport};
 use super::registry::DeclaredSource;
 use super::wal_guard;
 use super::{postgres, SourcesService};
@@ -62,7 +64,7 @@ fn db_failure(what: &str, e: anyhow::Error) -> ApiError {
 pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
     let req: CreateSource = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid source request: {e}")))?;
-    let spec = req.validate()?;
+    let spec = req.validate(&svc.config.deployment_id)?;
     let connector = spec.connector();
     tracing::info!(source = %spec.name, db = %spec.db.describe(), "creating source");
 
@@ -277,7 +279,7 @@ async fn teardown(
     stored: &StoredSource,
 ) -> Result<DeleteReport, (StatusCode, DeleteReport, String)> {
     let connector = connector_name(&stored.name);
-    let slot = slot_name(&stored.name);
+    let slot = stored.slot.clone();
     let mut report = DeleteReport {
         connector: "present".into(),
         slot: "unknown".into(),
@@ -367,8 +369,10 @@ async fn teardown(
 /// `GET /v1/slots`
 pub async fn slots(State(svc): Svc) -> ApiResult<Json<Value>> {
     let sources = svc.stored_all().await?;
+    let claims = svc.slot_claims().await;
     let scan = wal_guard::scan(
         &sources,
+        &claims,
         svc.config.wal_warn_bytes,
         svc.config.wal_critical_bytes,
     )
@@ -384,26 +388,52 @@ pub async fn slots(State(svc): Svc) -> ApiResult<Json<Value>> {
     })))
 }
 
-/// `DELETE /v1/slots/{source}/{slot}`: drops an inactive orphan slot (and its publication if
-/// it is in the database of `{source}`), reached through `{source}`'s connection.
+/// Query of `DELETE /v1/slots/{source}/{slot}`.
+#[derive(Debug, Deserialize)]
+pub struct DropQuery {
+    /// The slot's name, typed back.
+    confirm: Option<String>,
+}
+
+/// `DELETE /v1/slots/{source}/{slot}?confirm={slot}`: drops an inactive orphan slot (and its
+/// publication if it is in the database of `{source}`), reached through `{source}`'s
+/// connection.
 pub async fn drop_orphan(
     State(svc): Svc,
     Path((source, slot)): Path<(String, String)>,
+    Query(query): Query<DropQuery>,
 ) -> ApiResult<Json<Value>> {
     check_name(&source)?;
-    let Some(owner) = slot.strip_prefix(SLOT_PREFIX).filter(|o| valid_name(o)) else {
-        return Err(ApiError::conflict(format!(
-            "slot {slot:?} is not a Tumbleweed slot ({SLOT_PREFIX}<name>); Tumbleweed only drops its own orphans"
-        )));
-    };
+    if query.confirm.as_deref() != Some(slot.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "dropping slot {slot:?} cannot be undone: confirm by typing its name back, as ?confirm={slot}"
+        ))
+        .with_field("confirm"));
+    }
     let sources = svc.stored_all().await?;
     let Some(via) = sources.iter().find(|s| s.name == source) else {
         return Err(ApiError::not_found(format!("no source named {source:?}")));
     };
-    if sources.iter().any(|s| s.name == owner) {
+    let claims = svc.slot_claims().await;
+    if !claims.owned(&slot) {
         return Err(ApiError::conflict(format!(
-            "slot {slot} belongs to source {owner:?}: delete the source instead (DELETE /v1/sources/{owner})"
+            "slot {slot:?} is not this deployment's ({}<name>, TUMBLEWEED_DEPLOYMENT_ID={}): Tumbleweed only drops its own orphans",
+            claims.prefix(),
+            svc.config.deployment_id
         )));
+    }
+    if let Some(owner) = claims.owner(&slot) {
+        let hint = if sources.iter().any(|s| s.name == owner) {
+            format!("delete the source instead (DELETE /v1/sources/{owner})")
+        } else {
+            format!("it is named by {owner:?} (a declared source or a Kafka Connect connector): delete that first")
+        };
+        return Err(ApiError::conflict(format!("slot {slot} is in use: {hint}")));
+    }
+    if !claims.connect_read() {
+        return Err(ApiError::unavailable(
+            "Kafka Connect cannot be read, so whether a connector still needs this slot is unknown: retry when Connect answers",
+        ));
     }
     let client = postgres::connect(&via.db)
         .await
@@ -457,6 +487,35 @@ impl SourcesService {
             .complete_with(self.known_password(&d.name).as_deref())
             .unwrap_or_else(|| d.config.clone());
         StoredSource::from_config(&config)
+    }
+
+    /// Who claims which slot: the declarations (read raw, so an unparsable one still claims
+    /// its slot) and Kafka Connect's connectors (none are orphans when Connect cannot be read).
+    pub(super) async fn slot_claims(&self) -> SlotClaims {
+        if let Err(e) = self.registry.sync().await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "slot claims: the source registry is behind"
+            );
+        }
+        let declared = self.registry.list();
+        let connectors = match self.connect.list_expanded().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "slot claims: Kafka Connect cannot be read; no slot is an orphan until it can"
+                );
+                None
+            }
+        };
+        SlotClaims::new(
+            &self.config.deployment_id,
+            declared.iter().map(AsRef::as_ref),
+            connectors
+                .as_ref()
+                .map(|c| c.iter().map(|(name, (config, _))| (name, config))),
+        )
     }
 
     /// Every declared source, whatever Kafka Connect says.

@@ -22,8 +22,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::model::{
-    connector_name, DbTarget, Mode, SourceSpec, SourceView, SslMode, TableName, TaskState,
-    HEARTBEAT_TABLE,
+    connector_name, legacy_slot_name, DbTarget, Mode, SourceSpec, SourceView, SslMode, TableName,
+    TaskState, HEARTBEAT_TABLE,
 };
 use super::secret::{resolve_config_password, SecretRef};
 
@@ -176,6 +176,9 @@ pub struct StoredSource {
     pub mode: Mode,
     pub heartbeat_interval_s: u64,
     pub snapshot_mode: String,
+    /// Slot and publication name, as the connector config says (sources created before
+    /// deployment ids have none there and use [`legacy_slot_name`]).
+    pub slot: String,
 }
 
 impl StoredSource {
@@ -216,13 +219,14 @@ impl StoredSource {
             },
             heartbeat_interval_s: get(KEY_HEARTBEAT).and_then(|s| s.parse().ok()).unwrap_or(0),
             snapshot_mode: get("snapshot.mode").unwrap_or_else(|| "initial".into()),
+            slot: get("slot.name").unwrap_or_else(|| legacy_slot_name(&name)),
             name,
         })
     }
 
     /// The API view: configuration without the password, plus the state Connect reports.
     pub fn view(&self, status: Option<&ConnectorStatus>) -> SourceView {
-        let slot = super::model::slot_name(&self.name);
+        let slot = self.slot.clone();
         SourceView {
             name: self.name.clone(),
             host: self.db.host.clone(),
@@ -558,7 +562,7 @@ mod tests {
             "mode": mode, "heartbeat_interval_s": hb,
         }))
         .unwrap()
-        .validate()
+        .validate("dev")
         .unwrap()
     }
 
@@ -571,7 +575,8 @@ mod tests {
                 partitions: 1,
             },
         );
-        assert_eq!(c["slot.name"], "tumbleweed_shop");
+        assert_eq!(c["slot.name"], "tw_dev_shop");
+        assert_eq!(c["publication.name"], "tw_dev_shop");
         assert_eq!(
             c["table.include.list"],
             "public\\.items,public\\.orders,public\\.tumbleweed_heartbeat"

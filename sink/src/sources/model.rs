@@ -16,11 +16,17 @@ use serde::{Deserialize, Serialize};
 use super::secret::SecretRef;
 use crate::error::ApiError;
 
-/// Longest source name: `tumbleweed_` + 40 stays well under PostgreSQL's 63-byte identifiers.
+/// Longest source name: `tw_` + a 16-character deployment id + `_` + 40 is 60 bytes, under
+/// PostgreSQL's 63-byte identifiers.
 pub const MAX_NAME_LEN: usize = 40;
 
-/// Prefix of the slot and publication names owned by Tumbleweed.
-pub const SLOT_PREFIX: &str = "tumbleweed_";
+/// Longest deployment id (see [`slot_prefix`]).
+pub const MAX_DEPLOYMENT_ID_LEN: usize = 16;
+
+/// Prefix of the slot and publication names of sources created before deployment ids. Such a
+/// slot stays its source's (the connector config names it), but no deployment can tell whose it
+/// is once the source is gone, so it is never offered as an orphan.
+pub const LEGACY_SLOT_PREFIX: &str = "tumbleweed_";
 
 /// Prefix of the Kafka Connect connector names owned by Tumbleweed.
 pub const CONNECTOR_PREFIX: &str = "tumbleweed-";
@@ -264,9 +270,37 @@ pub fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Slot and publication name of a source.
-pub fn slot_name(source: &str) -> String {
-    format!("{SLOT_PREFIX}{source}")
+/// Checks a deployment id: 1 to [`MAX_DEPLOYMENT_ID_LEN`] characters among a-z and 0-9. No `_`:
+/// with one, deployment `a` would own `tw_a_b_orders`, the slot of source `orders` of `a_b`.
+pub fn check_deployment_id(id: &str) -> Result<(), String> {
+    if !id.is_empty()
+        && id.len() <= MAX_DEPLOYMENT_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid deployment id {id:?}: use 1 to {MAX_DEPLOYMENT_ID_LEN} characters among a-z and 0-9 (TUMBLEWEED_DEPLOYMENT_ID)"
+        ))
+    }
+}
+
+/// Prefix of the slots and publications a deployment creates: `tw_<deployment>_`. A slot
+/// with this prefix and no source claiming it is this deployment's orphan.
+pub fn slot_prefix(deployment: &str) -> String {
+    format!("tw_{deployment}_")
+}
+
+/// Slot and publication name of a source created by `deployment`.
+pub fn slot_name(deployment: &str, source: &str) -> String {
+    format!("{}{source}", slot_prefix(deployment))
+}
+
+/// Slot and publication name of a source created before deployment ids.
+pub fn legacy_slot_name(source: &str) -> String {
+    format!("{LEGACY_SLOT_PREFIX}{source}")
 }
 
 /// Connector name of a source.
@@ -278,6 +312,8 @@ pub fn connector_name(source: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
     pub name: String,
+    /// Slot and publication name ([`slot_name`]).
+    pub slot: String,
     pub db: DbTarget,
     pub tables: Vec<TableName>,
     pub mode: Mode,
@@ -300,7 +336,8 @@ fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), ApiErr
 
 impl CreateSource {
     /// Validates the request without touching the network.
-    pub fn validate(self) -> Result<SourceSpec, ApiError> {
+    /// Checks every field; `deployment` names the slot (see [`slot_name`]).
+    pub fn validate(self, deployment: &str) -> Result<SourceSpec, ApiError> {
         check_name(&self.name)?;
         check_text("host", &self.host, 253)?;
         if self.port == 0 {
@@ -383,6 +420,7 @@ impl CreateSource {
             .with_field("snapshot_mode"));
         }
         Ok(SourceSpec {
+            slot: slot_name(deployment, &self.name),
             name: self.name,
             db: DbTarget {
                 host: self.host,
@@ -403,7 +441,7 @@ impl CreateSource {
 
 impl SourceSpec {
     pub fn slot(&self) -> String {
-        slot_name(&self.name)
+        self.slot.clone()
     }
     pub fn connector(&self) -> String {
         connector_name(&self.name)
@@ -500,11 +538,12 @@ pub struct SlotView {
     pub retained_bytes: Option<i64>,
     pub wal_status: Option<String>,
     pub safe_wal_size: Option<i64>,
-    /// Named `tumbleweed_<...>`.
+    /// Named with this deployment's prefix (`tw_<deployment>_…`).
     pub owned: bool,
-    /// The source owning the slot, when it exists.
+    /// The declared source or the connector whose config names this slot, when there is one.
     pub source: Option<String>,
-    /// An owned slot whose source no longer exists: it may be dropped.
+    /// An owned slot that no declared source and no connector names: it may be dropped, with
+    /// its name typed back. Never set while Kafka Connect cannot be read.
     pub orphan: bool,
     /// The source whose database connection reached this slot: use it in
     /// `DELETE /v1/slots/{via}/{slot}`.
@@ -530,14 +569,16 @@ mod tests {
         for bad in ["", "a b", "a'b", "A", "a-b", &"x".repeat(41)] {
             assert!(!valid_name(bad), "{bad:?}");
         }
-        let e = req("bad name", &["public.t"]).validate().unwrap_err();
+        let e = req("bad name", &["public.t"])
+            .validate("local")
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("name"));
     }
 
     #[test]
     fn tables_are_identifiers() {
         let s = req("a", &["public.items", "sales.Orders"])
-            .validate()
+            .validate("local")
             .unwrap();
         assert_eq!(s.tables[1].include_regex(), "sales\\.Orders");
         assert_eq!(s.tables[1].quoted(), "\"sales\".\"Orders\"");
@@ -549,10 +590,10 @@ mod tests {
             "a.b.c",
             "public.tumbleweed_heartbeat",
         ] {
-            let e = req("a", &[bad]).validate().unwrap_err();
+            let e = req("a", &[bad]).validate("local").unwrap_err();
             assert_eq!(e.field.as_deref(), Some("tables"), "{bad}");
         }
-        assert!(req("a", &[]).validate().is_err());
+        assert!(req("a", &[]).validate("local").is_err());
     }
 
     #[test]
@@ -560,7 +601,7 @@ mod tests {
         let mut r = req("a", &[]);
         r.mode = Mode::Outbox;
         r.password = "hunter2".into();
-        let s = r.clone().validate().unwrap();
+        let s = r.clone().validate("local").unwrap();
         assert_eq!(s.tables[0].dotted(), DEFAULT_OUTBOX_TABLE);
         assert!(!format!("{r:?}").contains("hunter2"));
         assert!(!format!("{s:?}").contains("hunter2"));
