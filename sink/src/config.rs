@@ -216,6 +216,12 @@ pub struct Config {
     #[arg(long, env = "TUMBLEWEED_ALLOW_QUERY_TOKEN", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_query_token: bool,
 
+    /// Accept a source's database password in plain text (`password`). Off: Kafka Connect
+    /// would keep it in its config topic and return it from its REST API, so sources name
+    /// their password with `password_secret` instead. For local use only.
+    #[arg(long, env = "TUMBLEWEED_ALLOW_PLAINTEXT_PASSWORD", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_plaintext_password: bool,
+
     /// Compacted topic holding the declared sources (shared by all sink replicas).
     #[arg(
         long,

@@ -103,7 +103,11 @@ impl SinkProcess {
         let mut sink = Self {
             bin: PathBuf::from(bin),
             args,
-            env: vec![("TUMBLEWEED_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],
+            env: vec![
+                ("TUMBLEWEED_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+                // Test sources give the local stack's (unchecked) password in plain text.
+                ("TUMBLEWEED_ALLOW_PLAINTEXT_PASSWORD".into(), "true".into()),
+            ],
             child: None,
             log,
             base: format!("http://127.0.0.1:{port}"),

@@ -65,6 +65,15 @@ pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
     let req: CreateSource = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid source request: {e}")))?;
     let spec = req.validate(&svc.config.deployment_id)?;
+    if spec.db.secret.is_none()
+        && !spec.db.password.is_empty()
+        && !svc.config.allow_plaintext_password
+    {
+        return Err(ApiError::bad_request(
+            "a password in plain text would be kept in Kafka Connect's config topic and returned by its REST API: name it with password_secret (env:NAME or file:/absolute/path, read by the sink and the Connect workers) instead; for local use only, start the sink with TUMBLEWEED_ALLOW_PLAINTEXT_PASSWORD=true",
+        )
+        .with_field("password"));
+    }
     let connector = spec.connector();
     tracing::info!(source = %spec.name, db = %spec.db.describe(), "creating source");
 

@@ -55,6 +55,8 @@ pub struct SourcesConfig {
     pub sources_topic: String,
     /// This deployment's id, in the name of every slot it creates (see [`claims`]).
     pub deployment_id: String,
+    /// Whether a source may give its password in plain text (`TUMBLEWEED_ALLOW_PLAINTEXT_PASSWORD`).
+    pub allow_plaintext_password: bool,
 }
 
 /// Settings with sensible defaults, kept apart from [`SourcesConfig`] so that its literal

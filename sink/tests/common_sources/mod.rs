@@ -40,6 +40,8 @@ pub async fn serve_with(stack: &Stack, warn: u64, critical: u64) -> Api {
         // as replicas do.
         sources_topic: sources_topic().to_string(),
         deployment_id: "local".into(),
+        // The tests' sources give the local stack's (unchecked) password in plain text.
+        allow_plaintext_password: true,
     };
     let tuning = SourcesTuning {
         slot_release_timeout: Duration::from_secs(5),
