@@ -295,8 +295,8 @@ variable "source_db_password_secret_arn" {
   default     = null
 
   validation {
-    condition     = var.source_db_password_secret_arn == null || can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn))
-    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN or null."
+    condition     = var.source_db_password_secret_arn == null || (can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn)) && !can(regex("[*?]", var.source_db_password_secret_arn)))
+    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN without wildcards (* or ?), or null: the execution roles may read exactly this secret."
   }
 }
 
