@@ -209,7 +209,8 @@ const SOURCE_DB_PASSWORD_VAR: &str = "source_db_password_secret_arn";
 pub fn debezium_connect_reads(name: &str) -> bool {
     DEBEZIUM_CONNECT_NAMED_ENV.contains(&name)
         || CONNECT_CONFIG_PROVIDER_ENV.contains(&name)
-        || (name.starts_with(SOURCE_SECRET_ENV_PREFIX) && name.len() > SOURCE_SECRET_ENV_PREFIX.len())
+        || (name.starts_with(SOURCE_SECRET_ENV_PREFIX)
+            && name.len() > SOURCE_SECRET_ENV_PREFIX.len())
         || DEBEZIUM_CONNECT_ENV_PREFIXES
             .iter()
             .any(|p| name.starts_with(p) && name.len() > p.len())
@@ -1438,7 +1439,9 @@ fn port_of(module: &ModuleSource, expr: &Expression) -> Port {
     if let Some(("var", "admin_port")) = root_ref(e) {
         return Port::Admin;
     }
-    number_value(module, e).map(Port::Num).unwrap_or(Port::Unknown)
+    number_value(module, e)
+        .map(Port::Num)
+        .unwrap_or(Port::Unknown)
 }
 
 /// One ingress rule, in either resource shape: ports and sources.
@@ -1467,8 +1470,12 @@ fn ingress_rules(module: &ModuleSource) -> Vec<(&File, &Block, Ingress<'_>)> {
             file,
             b,
             Ingress {
-                group: attr(b, "security_group_id").map(|e| e.to_string().trim().to_string()).unwrap_or_default(),
-                protocol: attr(b, "ip_protocol").and_then(|e| e.as_str()).map(str::to_string),
+                group: attr(b, "security_group_id")
+                    .map(|e| e.to_string().trim().to_string())
+                    .unwrap_or_default(),
+                protocol: attr(b, "ip_protocol")
+                    .and_then(|e| e.as_str())
+                    .map(str::to_string),
                 from: attr(b, "from_port"),
                 to: attr(b, "to_port"),
                 prefix_lists: attr(b, "prefix_list_id")
@@ -1483,7 +1490,12 @@ fn ingress_rules(module: &ModuleSource) -> Vec<(&File, &Block, Ingress<'_>)> {
             continue;
         }
         let mut other = Vec::new();
-        for a in ["cidr_blocks", "ipv6_cidr_blocks", "source_security_group_id", "self"] {
+        for a in [
+            "cidr_blocks",
+            "ipv6_cidr_blocks",
+            "source_security_group_id",
+            "self",
+        ] {
             if b.body.has_attribute(a) {
                 other.push(a);
             }
@@ -1492,8 +1504,12 @@ fn ingress_rules(module: &ModuleSource) -> Vec<(&File, &Block, Ingress<'_>)> {
             file,
             b,
             Ingress {
-                group: attr(b, "security_group_id").map(|e| e.to_string().trim().to_string()).unwrap_or_default(),
-                protocol: attr(b, "protocol").and_then(|e| e.as_str()).map(str::to_string),
+                group: attr(b, "security_group_id")
+                    .map(|e| e.to_string().trim().to_string())
+                    .unwrap_or_default(),
+                protocol: attr(b, "protocol")
+                    .and_then(|e| e.as_str())
+                    .map(str::to_string),
                 from: attr(b, "from_port"),
                 to: attr(b, "to_port"),
                 prefix_lists: attr(b, "prefix_list_ids")
@@ -1654,8 +1670,16 @@ fn arn_sources(
         Expression::FuncCall(f)
             if matches!(
                 f.name.name.as_str(),
-                "values" | "distinct" | "toset" | "tolist" | "compact" | "sort" | "flatten"
-                    | "concat" | "setunion" | "one"
+                "values"
+                    | "distinct"
+                    | "toset"
+                    | "tolist"
+                    | "compact"
+                    | "sort"
+                    | "flatten"
+                    | "concat"
+                    | "setunion"
+                    | "one"
             ) =>
         {
             f.args.iter().for_each(|e| recurse(e, vars, other))
@@ -1707,7 +1731,11 @@ fn secret_grants_exact(module: &ModuleSource, findings: &mut Vec<Finding>) {
                         .get_attribute("iterator")
                         .map(|a| a.value.to_string().trim().to_string())
                         .unwrap_or_else(|| "statement".to_string());
-                    (&c.body, st.body.get_attribute("for_each").map(|a| &a.value), Some(it))
+                    (
+                        &c.body,
+                        st.body.get_attribute("for_each").map(|a| &a.value),
+                        Some(it),
+                    )
                 }
                 _ => continue,
             };
@@ -1761,7 +1789,9 @@ fn secret_grants_exact(module: &ModuleSource, findings: &mut Vec<Finding>) {
             }
             for v in vars {
                 let Some(block) = module.variable(&v) else {
-                    problem(format!("its resources come from var.{v}, which is not declared"));
+                    problem(format!(
+                        "its resources come from var.{v}, which is not declared"
+                    ));
                     continue;
                 };
                 let ty = block
@@ -2287,16 +2317,23 @@ resource "aws_lb_listener_rule" "admin_only" {
             1,
         ));
         assert_eq!(f.len(), 1, "{f:?}");
-        assert!(f[0].starts_with("aws_lb_listener.https: its default action forwards"), "{f:?}");
-        // Port 80 is the public listener too (no certificate).
-        let f = listener_findings(
-            &LISTENERS
-                .replacen("port = 443", "port = 80", 1)
-                .replacen("type = \"fixed-response\"", "type = \"forward\"", 1),
+        assert!(
+            f[0].starts_with("aws_lb_listener.https: its default action forwards"),
+            "{f:?}"
         );
+        // Port 80 is the public listener too (no certificate).
+        let f = listener_findings(&LISTENERS.replacen("port = 443", "port = 80", 1).replacen(
+            "type = \"fixed-response\"",
+            "type = \"forward\"",
+            1,
+        ));
         assert_eq!(f.len(), 1, "{f:?}");
         // A rule forwarding more than the consumer routes.
-        let f = listener_findings(&LISTENERS.replacen("\"/healthz\"]", "\"/healthz\", \"/metrics\"]", 1));
+        let f = listener_findings(&LISTENERS.replacen(
+            "\"/healthz\"]",
+            "\"/healthz\", \"/metrics\"]",
+            1,
+        ));
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].contains("[\"/metrics\"]"), "{f:?}");
         // A forwarding rule without a path condition.
@@ -2382,8 +2419,14 @@ resource "aws_vpc_security_group_ingress_rule" "sink_from_lb" {
         );
         let f = admin_findings(&swapped);
         assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].0, "aws_vpc_security_group_ingress_rule.lb_from_consumers");
-        assert!(f[0].1.contains("aws_ec2_managed_prefix_list.consumers"), "{f:?}");
+        assert_eq!(
+            f[0].0,
+            "aws_vpc_security_group_ingress_rule.lb_from_consumers"
+        );
+        assert!(
+            f[0].1.contains("aws_ec2_managed_prefix_list.consumers"),
+            "{f:?}"
+        );
         // The operator list moved to the consumer port: nobody reaches the admin port.
         let moved = SECURITY.replacen(
             "from_port         = local.ports.admin\n  to_port           = local.ports.admin",
@@ -2474,7 +2517,10 @@ data "aws_iam_policy_document" "execution" {
             1,
         ));
         assert_eq!(f.len(), 1, "{f:?}");
-        assert!(f[0].contains("statement ReadSecrets") && f[0].contains("(a wildcard)"), "{f:?}");
+        assert!(
+            f[0].contains("statement ReadSecrets") && f[0].contains("(a wildcard)"),
+            "{f:?}"
+        );
         // A computed ARN, even without a wildcard, is not a declared one.
         let f = grant_findings(&GRANT.replacen(
             "resources = statement.value",
@@ -2494,18 +2540,37 @@ data "aws_iam_policy_document" "execution" {
         // A variable whose validation lets a wildcard through.
         let f = grant_findings(&GRANT.replacen(" && !can(regex(\"[*?]\", arn))", "", 1));
         assert_eq!(f.len(), WILDCARD_SECRET_ARNS.len(), "{f:?}");
-        assert!(f.iter().all(|x| x.contains("var.secrets accepts the wildcard ARN")), "{f:?}");
+        assert!(
+            f.iter()
+                .all(|x| x.contains("var.secrets accepts the wildcard ARN")),
+            "{f:?}"
+        );
         // not_resources grants everything else.
-        let f = grant_findings(&GRANT.replacen("resources = statement.value", "not_resources = statement.value", 1));
+        let f = grant_findings(&GRANT.replacen(
+            "resources = statement.value",
+            "not_resources = statement.value",
+            1,
+        ));
         assert_eq!(f.len(), 1, "{f:?}");
     }
 
     #[test]
     fn iam_action_patterns_match_like_iam() {
-        for p in ["secretsmanager:GetSecretValue", "secretsmanager:*", "SecretsManager:get*", "*", "secretsmanager:GetSecret?alue"] {
+        for p in [
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:*",
+            "SecretsManager:get*",
+            "*",
+            "secretsmanager:GetSecret?alue",
+        ] {
             assert!(action_matches(p, "secretsmanager:GetSecretValue"), "{p}");
         }
-        for p in ["secretsmanager:DescribeSecret", "secretsmanager:List*", "kms:*", "secretsmanager:GetSecretValues"] {
+        for p in [
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:List*",
+            "kms:*",
+            "secretsmanager:GetSecretValues",
+        ] {
             assert!(!action_matches(p, "secretsmanager:GetSecretValue"), "{p}");
         }
     }
