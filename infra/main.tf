@@ -197,6 +197,7 @@ module "sink" {
   source_db_password_secret_arn   = var.source_db_password_secret_arn
   source_db_password_kms_key_arn  = var.source_db_password_kms_key_arn
   source_default_sslmode          = var.source_default_sslmode
+  deployment_id                   = var.deployment_id
   connect_rds_ca_path             = module.connect.rds_ca_bundle_path
   extra_environment               = var.sink_extra_environment
   metrics_namespace               = var.metrics_namespace

@@ -121,3 +121,8 @@ output "sink_cpu_architecture" {
   description = "CPU architecture of the sink tasks (X86_64 or ARM64): `tumbleweed image build` must build for it (linux/amd64 or linux/arm64)."
   value       = var.sink_cpu_architecture
 }
+
+output "deployment_id" {
+  description = "The deployment id in every slot and publication name the sink creates (tw_<id>_<source>): keep it stable."
+  value       = module.sink.deployment_id
+}

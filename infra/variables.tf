@@ -293,6 +293,17 @@ variable "source_default_sslmode" {
   }
 }
 
+variable "deployment_id" {
+  description = "This deployment's id in the name of every replication slot and publication it creates (tw_<id>_<source>; TUMBLEWEED_DEPLOYMENT_ID): 1 to 16 characters among a-z and 0-9. Null derives it from name_prefix without dashes, cut to 16. Deployments sharing a source database must have different ids; keep it stable for the life of the deployment (a new id no longer recognises the old slots as its own)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.deployment_id == null || can(regex("^[a-z0-9]{1,16}$", var.deployment_id))
+    error_message = "The deployment_id must be 1 to 16 characters among a-z and 0-9 (no dash or underscore: the slot prefix tw_<id>_ must not be a prefix of another deployment's), or null to derive it from name_prefix."
+  }
+}
+
 variable "connect_rds_ca_bundle_url" {
   description = "HTTPS URL of the Amazon RDS CA bundle the Connect workers download at start (for database.sslrootcert in verify-ca/verify-full connectors); a failed download fails the worker's start. Null: no download (sources that do not verify against the RDS CA, or a Connect image that already holds the bundle at the path)."
   type        = string

@@ -15,6 +15,9 @@ locals {
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.name
 
+  # name without dashes, cut to 16 (name is ^[a-z][a-z0-9-]{1,20}$), unless given.
+  deployment_id = coalesce(var.deployment_id, substr(replace(var.name, "-", ""), 0, 16))
+
   https         = var.certificate_arn != null
   listener_port = local.https ? 443 : 80
   scheme        = local.https ? "https" : "http"
@@ -60,6 +63,10 @@ locals {
     # metrics the alarms (modules/alarms) watch. No agent and no IAM permission needed.
     TUMBLEWEED_EMF_NAMESPACE  = var.metrics_namespace
     TUMBLEWEED_EMF_DEPLOYMENT = var.name
+    # In every slot and publication name (tw_<id>_<source>): only slots with this prefix
+    # that nothing claims are this deployment's orphans, so deployments sharing a database
+    # never drop each other's slots.
+    TUMBLEWEED_DEPLOYMENT_ID = local.deployment_id
     # Verified TLS to the sources by default: a source without its own sslmode gets
     # source_default_sslmode, checked against the Amazon RDS CA bundle the sink embeds
     # ("rds"). For Debezium the sink writes database.sslrootcert=<this path>: the file the

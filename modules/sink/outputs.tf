@@ -87,3 +87,8 @@ output "autoscaling_policy_arn" {
   description = "ARN of the target tracking policy on average CPU, or null when min_count = max_count."
   value       = module.service.autoscaling_policy_arn
 }
+
+output "deployment_id" {
+  description = "The deployment id in the sink's slot and publication names (tw_<id>_<source>)."
+  value       = local.deployment_id
+}

@@ -338,6 +338,17 @@ variable "source_default_sslmode" {
   }
 }
 
+variable "deployment_id" {
+  description = "This deployment's id in the name of every replication slot and publication it creates (tw_<id>_<source>; TUMBLEWEED_DEPLOYMENT_ID): 1 to 16 characters among a-z and 0-9. Null derives it from name without dashes, cut to 16. Deployments sharing a source database must have different ids; keep it stable for the life of the deployment (a new id no longer recognises the old slots as its own)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.deployment_id == null || can(regex("^[a-z0-9]{1,16}$", var.deployment_id))
+    error_message = "The deployment_id must be 1 to 16 characters among a-z and 0-9 (no dash or underscore: the slot prefix tw_<id>_ must not be a prefix of another deployment's), or null to derive it from name."
+  }
+}
+
 variable "connect_rds_ca_path" {
   description = "Path of the Amazon RDS CA bundle on the Connect workers (TUMBLEWEED_CONNECT_RDS_CA_PATH): the sink writes it into Debezium connector configs as database.sslrootcert. Pass the connect module's rds_ca_bundle_path output."
   type        = string

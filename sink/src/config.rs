@@ -222,6 +222,12 @@ pub struct Config {
     #[arg(long, env = "TUMBLEWEED_ALLOW_PLAINTEXT_PASSWORD", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_plaintext_password: bool,
 
+    /// The directory of the password files sources may name (`password_secret:
+    /// file:/path`); unset, file references are refused. A file elsewhere could be any file
+    /// the sink can read, sent as a password to the database the source names.
+    #[arg(long, env = "TUMBLEWEED_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+
     /// Compacted topic holding the declared sources (shared by all sink replicas).
     #[arg(
         long,

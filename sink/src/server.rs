@@ -145,6 +145,7 @@ async fn open_kafka_stores(config: &Config, settings: &KafkaSettings) -> Result<
             sources_topic: config.sources_topic.clone(),
             deployment_id: config.deployment_id.clone(),
             allow_plaintext_password: config.allow_plaintext_password,
+            secrets_dir: config.secrets_dir.clone(),
         },
         SourcesTuning {
             topic_replication_factor: config.topic_replication_factor,

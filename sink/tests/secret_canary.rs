@@ -212,6 +212,20 @@ async fn a_canary_password_appears_in_no_topic_log_or_answer() -> Result<()> {
         .unwrap()
         .contains("password_secret"));
 
+    // A reference may name only source secrets: no other variable of the sink, no file
+    // outside its secrets directory (either would be sent to the database as a password).
+    for reference in ["env:TUMBLEWEED_ADMIN_TOKEN", "file:/etc/hostname"] {
+        let r = sink
+            .admin(Method::POST, "/v1/sources")
+            .json(&body(json!({ "password_secret": reference })))
+            .send()
+            .await?;
+        let (status, text) = (r.status(), r.text().await?);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reference}: {text}");
+        let e: Value = serde_json::from_str(&text)?;
+        assert_eq!(e["field"], json!("password_secret"), "{e}");
+    }
+
     // By reference it is accepted, and the connector streams.
     let r = sink
         .admin(Method::POST, "/v1/sources")

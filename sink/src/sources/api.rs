@@ -74,6 +74,11 @@ pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
         )
         .with_field("password"));
     }
+    if let Some(secret) = &spec.db.secret {
+        secret
+            .check_file_in(svc.config.secrets_dir.as_deref())
+            .map_err(|m| ApiError::bad_request(m).with_field("password_secret"))?;
+    }
     let connector = spec.connector();
     tracing::info!(source = %spec.name, db = %spec.db.describe(), "creating source");
 

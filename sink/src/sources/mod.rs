@@ -57,6 +57,9 @@ pub struct SourcesConfig {
     pub deployment_id: String,
     /// Whether a source may give its password in plain text (`TUMBLEWEED_ALLOW_PLAINTEXT_PASSWORD`).
     pub allow_plaintext_password: bool,
+    /// The directory password files must lie in (`TUMBLEWEED_SECRETS_DIR`); `None` refuses
+    /// file references.
+    pub secrets_dir: Option<std::path::PathBuf>,
 }
 
 /// Settings with sensible defaults, kept apart from [`SourcesConfig`] so that its literal

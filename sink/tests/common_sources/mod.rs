@@ -42,6 +42,8 @@ pub async fn serve_with(stack: &Stack, warn: u64, critical: u64) -> Api {
         deployment_id: "local".into(),
         // The tests' sources give the local stack's (unchecked) password in plain text.
         allow_plaintext_password: true,
+        // Tests write their password files under the temporary directory.
+        secrets_dir: Some(std::env::temp_dir()),
     };
     let tuning = SourcesTuning {
         slot_release_timeout: Duration::from_secs(5),
