@@ -619,8 +619,8 @@ mod tests {
         let dockerfile = include_str!("../../../sink/Dockerfile");
         let last_from = dockerfile
             .lines()
-            .filter_map(|l| l.trim().strip_prefix("FROM "))
-            .last()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("FROM "))
             .expect("a FROM line");
         let image = last_from.split_whitespace().next().unwrap_or_default();
         assert_eq!(image, DEFAULT_BASE, "sink/Dockerfile's runtime base");
