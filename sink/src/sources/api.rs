@@ -34,7 +34,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::claims::SlotClaims;
-use super::connect::{connector_config, ConnectorStatus, Stopped, StoredSource, TopicSettings};
+use super::connect::{
+    connector_config, ConnectError, ConnectorStatus, Stopped, StoredSource, TopicSettings,
+};
 use super::model::{check_name, connector_name, CreateSource, DeleteReport};
 use super::registry::DeclaredSource;
 use super::wal_guard;
@@ -44,14 +46,14 @@ use crate::registry::now_ms;
 
 type Svc = State<Arc<SourcesService>>;
 
-/// A failure talking to Kafka Connect.
+/// A failure talking to Kafka Connect: 503 when it did not answer (retry later), 502 when it
+/// answered with an error (its message is the operator's clue).
 fn upstream(e: anyhow::Error) -> ApiError {
     let msg = format!("{e:#}");
     tracing::warn!(error = %msg, "Kafka Connect request failed");
-    let status = if msg.contains("is unreachable") {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::BAD_GATEWAY
+    let status = match e.downcast_ref::<ConnectError>() {
+        Some(ConnectError::Unreachable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_GATEWAY,
     };
     ApiError::new(status, msg)
 }
@@ -552,5 +554,38 @@ impl SourcesService {
         let mut view = stored.view(status);
         view.reconciler = Some(self.reconcile.view(&stored.name));
         view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::connect::ConnectClient;
+
+    #[tokio::test]
+    async fn connect_failures_are_told_apart_by_kind() {
+        // Nothing listens on the discard port: no answer at all is a 503.
+        let gone = ConnectClient::new("http://127.0.0.1:9").unwrap();
+        let e = upstream(
+            gone.status("tumbleweed-x")
+                .await
+                .unwrap_err()
+                .context("reading the connector"),
+        );
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+        // An answer with an error status is Connect's to explain: a 502 with its message.
+        let rejected = anyhow::Error::from(ConnectError::Rejected {
+            method: "POST".into(),
+            path: "/connectors".into(),
+            status: StatusCode::BAD_REQUEST,
+            message: "Connector configuration is invalid".into(),
+        })
+        .context("creating the connector");
+        let e = upstream(rejected);
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        assert!(
+            e.message.contains("Connector configuration is invalid"),
+            "{e}"
+        );
     }
 }

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
@@ -338,6 +338,30 @@ pub struct ConnectClient {
     http: reqwest::Client,
 }
 
+/// Why a Kafka Connect request failed: the boundary's typed error, so that callers choose an
+/// answer (503 or 502) by kind, not by reading messages. Carried inside `anyhow::Error`
+/// (callers `downcast_ref` it).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No HTTP answer at all: a worker restarting, a wrong URL, a network problem.
+    #[error("Kafka Connect at {base} is unreachable ({method} {path}): {source}")]
+    Unreachable {
+        base: String,
+        method: Method,
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Connect answered with an error status.
+    #[error("Kafka Connect {method} {path} answered {status}: {message}")]
+    Rejected {
+        method: String,
+        path: String,
+        status: StatusCode,
+        message: String,
+    },
+}
+
 impl ConnectClient {
     pub fn new(base: &str) -> Result<Self> {
         let http = reqwest::Client::builder()
@@ -366,12 +390,15 @@ impl ConnectClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req.send().await.with_context(|| {
-                format!(
-                    "Kafka Connect at {} is unreachable ({method} {path})",
-                    self.base
-                )
-            })?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|source| ConnectError::Unreachable {
+                    base: self.base.clone(),
+                    method: method.clone(),
+                    path: path.to_string(),
+                    source,
+                })?;
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -384,10 +411,13 @@ impl ConnectClient {
     }
 
     fn fail(method: &str, path: &str, status: StatusCode, body: &Value) -> anyhow::Error {
-        anyhow!(
-            "Kafka Connect {method} {path} answered {status}: {}",
-            message(body)
-        )
+        ConnectError::Rejected {
+            method: method.to_string(),
+            path: path.to_string(),
+            status,
+            message: message(body),
+        }
+        .into()
     }
 
     /// Registers a connector. `Ok(false)` when a connector of that name already exists.
