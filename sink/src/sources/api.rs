@@ -62,7 +62,12 @@ fn db_failure(what: &str, e: anyhow::Error) -> ApiError {
 pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
     let req: CreateSource = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid source request: {e}")))?;
-    let spec = req.validate()?;
+    let spec = req
+        .with_defaults(
+            svc.tuning.default_sslmode,
+            svc.tuning.default_sslrootcert.as_deref(),
+        )
+        .validate()?;
     let connector = spec.connector();
     tracing::info!(source = %spec.name, db = %spec.db.describe(), "creating source");
 
@@ -95,6 +100,7 @@ pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
             replication_factor: svc.tuning.topic_replication_factor,
             partitions: svc.tuning.topic_partitions,
         },
+        &svc.tuning.connect_rds_ca_path,
     );
     // Declared first: from here on the reconciler keeps the connector, whatever happens to
     // this request.

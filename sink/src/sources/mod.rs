@@ -65,6 +65,12 @@ pub struct SourcesTuning {
     pub slot_release_timeout: Duration,
     /// How long a creation waits for the connector to run before answering.
     pub create_wait: Duration,
+    /// `sslmode` of a creation request that gives none.
+    pub default_sslmode: tls::SslMode,
+    /// `sslrootcert` of a creation request that gives none (used when the mode verifies).
+    pub default_sslrootcert: Option<String>,
+    /// Where the Connect workers read the Amazon RDS CA bundle (`sslrootcert: rds`).
+    pub connect_rds_ca_path: String,
 }
 
 impl Default for SourcesTuning {
@@ -74,6 +80,9 @@ impl Default for SourcesTuning {
             topic_partitions: 1,
             slot_release_timeout: Duration::from_secs(10),
             create_wait: Duration::from_secs(30),
+            default_sslmode: tls::SslMode::default(),
+            default_sslrootcert: None,
+            connect_rds_ca_path: connect::DEFAULT_CONNECT_RDS_CA_PATH.to_string(),
         }
     }
 }

@@ -17,13 +17,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
-use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use super::model::{
-    quote_ident, DbTarget, Mode, SlotStatus, SlotView, SourceSpec, SslMode, TableName,
-    HEARTBEAT_TABLE, OUTBOX_COLUMNS, SLOT_PREFIX,
+    quote_ident, DbTarget, Mode, SlotStatus, SlotView, SourceSpec, TableName, HEARTBEAT_TABLE,
+    OUTBOX_COLUMNS, SLOT_PREFIX,
 };
 use crate::error::ApiError;
 
@@ -65,17 +64,14 @@ pub async fn connect(db: &DbTarget) -> Result<Client, ConnectFailure> {
         .user(&db.user)
         .password(&db.password)
         .application_name("tumbleweed-sink")
-        .ssl_mode(match db.sslmode {
-            SslMode::Disable => PgSslMode::Disable,
-            SslMode::Prefer => PgSslMode::Prefer,
-            SslMode::Require => PgSslMode::Require,
-        })
         .connect_timeout(CONNECT_TIMEOUT);
-    let attempt = tokio::time::timeout(
-        CONNECT_TIMEOUT + Duration::from_secs(1),
-        cfg.connect(super::tls::connector()),
-    )
-    .await;
+    // The bundle is read per connection: a file replaced on disk (CA rotation) is picked up.
+    let tls = db.tls().apply(&mut cfg).map_err(|e| ConnectFailure {
+        field: Some(e.field()),
+        message: e.to_string(),
+    })?;
+    let attempt =
+        tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), cfg.connect(tls)).await;
     let (client, conn) = match attempt {
         Err(_) => {
             return Err(ConnectFailure {
@@ -110,7 +106,7 @@ fn classify(db: &DbTarget, e: &tokio_postgres::Error) -> ConnectFailure {
         } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
             && dbe.message().contains("no encryption")
         {
-            (Some("sslmode"), format!("PostgreSQL at {} requires TLS (e.g. RDS with rds.force_ssl = 1): use sslmode prefer or require", db.server()))
+            (Some("sslmode"), format!("PostgreSQL at {} requires TLS (e.g. RDS with rds.force_ssl = 1): use sslmode verify-full (with sslrootcert), prefer or require", db.server()))
         } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             (
                 Some("user"),
@@ -150,6 +146,13 @@ fn classify(db: &DbTarget, e: &tokio_postgres::Error) -> ConnectFailure {
             )
         };
         return ConnectFailure { field, message };
+    }
+    // A certificate the verifier refused: the field to change and the fix.
+    if let Some(refusal) = super::tls::explain(e, &db.host, &db.server(), &db.tls()) {
+        return ConnectFailure {
+            field: refusal.field,
+            message: refusal.message,
+        };
     }
     let text = e.to_string();
     if text.contains("TLS") || text.contains("tls") {
