@@ -315,3 +315,43 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Config, String> {
+        let args = ["tumbleweed-sink", "--admin-token", "0123456789abcdef0123"];
+        let config = Config::try_parse_from(args.iter().chain(extra)).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn source_tls_defaults_are_parsed_and_checked_at_startup() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.source_default_sslmode, SslMode::Prefer);
+        assert_eq!(c.source_default_sslrootcert, None);
+        assert_eq!(
+            c.connect_rds_ca_path,
+            "/tmp/tumbleweed/rds-global-bundle.pem"
+        );
+        let c = parse(&[
+            "--source-default-sslmode",
+            "verify-full",
+            "--source-default-sslrootcert",
+            "rds",
+        ])
+        .unwrap();
+        assert_eq!(c.source_default_sslmode, SslMode::VerifyFull);
+        let e = parse(&["--source-default-sslmode", "verify"]).unwrap_err();
+        assert!(e.contains("verify-full"), "{e}");
+        let e = parse(&["--source-default-sslrootcert", "/nonexistent/ca.pem"]).unwrap_err();
+        assert!(
+            e.contains("TUMBLEWEED_SOURCE_DEFAULT_SSLROOTCERT") && e.contains("cannot read it"),
+            "{e}"
+        );
+        let e = parse(&["--connect-rds-ca-path", "rds.pem"]).unwrap_err();
+        assert!(e.contains("TUMBLEWEED_CONNECT_RDS_CA_PATH"), "{e}");
+    }
+}

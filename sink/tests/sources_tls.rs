@@ -26,6 +26,16 @@ fn body(name: &str, host: &str, port: u16, sslmode: &str, sslrootcert: Option<&s
     b
 }
 
+/// A creation the sink must refuse: the request's TLS settings, and what the answer must say.
+struct Refusal<'a> {
+    sslmode: &'a str,
+    host: &'a str,
+    sslrootcert: Option<&'a str>,
+    status: StatusCode,
+    field: &'a str,
+    words: &'a str,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_tls_refuses_wrong_ca_and_name_and_streams_when_right() -> Result<()> {
     let stack = stack();
@@ -38,50 +48,58 @@ async fn verified_tls_refuses_wrong_ca_and_name_and_streams_when_right() -> Resu
     let other = pg.other_ca_path.to_str().unwrap().to_string();
     let id = unique_suffix();
 
-    // Refusals: (sslmode, host, sslrootcert) → (status, field, words of the message).
-    let refusals: [(&str, &str, Option<&str>, StatusCode, &str, &str); 5] = [
-        (
-            "verify-full",
-            "127.0.0.1",
-            Some(&ca),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "host",
-            "is not valid for 127.0.0.1 (it names localhost): connect with a name in the certificate, or use sslmode verify-ca",
-        ),
-        (
-            "verify-full",
-            "localhost",
-            Some(&other),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "sslrootcert",
-            "is not signed by a CA in sslrootcert",
-        ),
-        (
-            "verify-ca",
-            "127.0.0.1",
-            Some(&other),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "sslrootcert",
-            "is not signed by a CA in sslrootcert",
-        ),
-        (
-            "verify-full",
-            "localhost",
-            None,
-            StatusCode::BAD_REQUEST,
-            "sslrootcert",
-            "sslmode verify-full verifies the server certificate and needs sslrootcert",
-        ),
-        (
-            "verify-ca",
-            "localhost",
-            Some("/nonexistent/tumbleweed-ca.pem"),
-            StatusCode::BAD_REQUEST,
-            "sslrootcert",
-            "cannot read it",
-        ),
+    // Refusals: each names the field to change and says what failed.
+    let refusals = [
+        Refusal {
+            sslmode: "verify-full",
+            host: "127.0.0.1",
+            sslrootcert: Some(&ca),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            field: "host",
+            words: "is not valid for 127.0.0.1 (it names localhost): connect with a name in the certificate, or use sslmode verify-ca",
+        },
+        Refusal {
+            sslmode: "verify-full",
+            host: "localhost",
+            sslrootcert: Some(&other),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            field: "sslrootcert",
+            words: "is not signed by a CA in sslrootcert",
+        },
+        Refusal {
+            sslmode: "verify-ca",
+            host: "127.0.0.1",
+            sslrootcert: Some(&other),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            field: "sslrootcert",
+            words: "is not signed by a CA in sslrootcert",
+        },
+        Refusal {
+            sslmode: "verify-full",
+            host: "localhost",
+            sslrootcert: None,
+            status: StatusCode::BAD_REQUEST,
+            field: "sslrootcert",
+            words: "sslmode verify-full verifies the server certificate and needs sslrootcert",
+        },
+        Refusal {
+            sslmode: "verify-ca",
+            host: "localhost",
+            sslrootcert: Some("/nonexistent/tumbleweed-ca.pem"),
+            status: StatusCode::BAD_REQUEST,
+            field: "sslrootcert",
+            words: "cannot read it",
+        },
     ];
-    for (i, (mode, host, root, status, field, words)) in refusals.into_iter().enumerate() {
+    for (i, r) in refusals.into_iter().enumerate() {
+        let Refusal {
+            sslmode: mode,
+            host,
+            sslrootcert: root,
+            status,
+            field,
+            words,
+        } = r;
         let name = format!("tlsbad{i}_{id}");
         let (s, b) = api
             .post("/v1/sources", &body(&name, host, pg.port, mode, root))

@@ -15,7 +15,7 @@
 //! (Kafka Connect client, connector config), [`registry`] (declared sources), [`reconcile`]
 //! (Connect back in line with the declarations), [`secret`] (passwords by reference),
 //! [`postgres`] (readiness, slots, publications), [`wal_guard`] (slot scans, metrics,
-//! threshold warnings), [`tls`] (sslmode), [`api`] (handlers).
+//! threshold warnings), [`tls`] (sslmode, sslrootcert: verified TLS), [`api`] (handlers).
 
 pub mod api;
 pub mod connect;

@@ -5,7 +5,9 @@
 //! never spliced into SQL; the few identifiers that must appear in DDL are validated and quoted)
 //! and fails with one message saying what is wrong and how to fix it, tagged with the request
 //! field it concerns. Connection failures are classified from SQLSTATE codes (bad password,
-//! unknown role or database) or the I/O error (unreachable host). Connections are short-lived:
+//! unknown role or database), the certificate the TLS verifier refused (a name the certificate
+//! does not cover: `host`; a CA not in the bundle: `sslrootcert`, see [`super::tls`]) or the
+//! I/O error (unreachable host). Connections are short-lived:
 //! one per API call or WAL guard pass, with a connect timeout, so an unreachable database never
 //! holds a request for long.
 //!
