@@ -9,11 +9,13 @@ mod common_sources;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use futures::FutureExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tumbleweed_tests::{eventually, read_records, slot_active, stack, unique_suffix};
+use std::panic::AssertUnwindSafe;
+use tumbleweed_tests::{eventually, read_records, slot_active, stack, unique_suffix, Stack};
 
-use common_sources::{assert_nothing_left, publication_exists, serve, TlsPostgres};
+use common_sources::{assert_nothing_left, publication_exists, serve, Api, TlsPostgres};
 
 fn body(name: &str, host: &str, port: u16, sslmode: &str, sslrootcert: Option<&str>) -> Value {
     let mut b = json!({
@@ -42,11 +44,34 @@ async fn verified_tls_refuses_wrong_ca_and_name_and_streams_when_right() -> Resu
     let api = serve(stack).await;
     let pg = tokio::task::spawn_blocking(TlsPostgres::start).await??;
     let db = pg.client().await?;
+    let id = unique_suffix();
+    // Whatever happens, the sources this test creates are deleted before the cluster stops (a
+    // connector left in the shared Connect would retry a dead database forever).
+    let outcome = AssertUnwindSafe(scenario(stack, &api, &pg, &db, &id))
+        .catch_unwind()
+        .await;
+    for name in [format!("tlsfull_{id}"), format!("tlsca_{id}")] {
+        let _ = api.delete(&format!("/v1/sources/{name}")).await;
+    }
+    drop(db);
+    drop(pg);
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+async fn scenario(
+    stack: &Stack,
+    api: &Api,
+    pg: &TlsPostgres,
+    db: &tokio_postgres::Client,
+    id: &str,
+) -> Result<()> {
     db.batch_execute("CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL);")
         .await?;
     let ca = pg.ca_path.to_str().unwrap().to_string();
     let other = pg.other_ca_path.to_str().unwrap().to_string();
-    let id = unique_suffix();
 
     // Refusals: each names the field to change and says what failed.
     let refusals = [
@@ -118,7 +143,7 @@ async fn verified_tls_refuses_wrong_ca_and_name_and_streams_when_right() -> Resu
                 assert!(message.contains("other-ca.pem"), "{case}: {message}");
             }
         }
-        assert_nothing_left(stack, &db, &name).await?;
+        assert_nothing_left(stack, db, &name).await?;
     }
 
     // verify-full with the certificate's name, and verify-ca by address: both created, and
@@ -148,7 +173,7 @@ async fn verified_tls_refuses_wrong_ca_and_name_and_streams_when_right() -> Resu
             "the slot to become active",
             Duration::from_secs(60),
             || async {
-                Ok(slot_active(&db, &format!("tumbleweed_{name}"))
+                Ok(slot_active(db, &format!("tumbleweed_{name}"))
                     .await?
                     .filter(|a| *a))
             },
@@ -197,10 +222,8 @@ async fn verified_tls_refuses_wrong_ca_and_name_and_streams_when_right() -> Resu
             json!({"connector": "deleted", "slot": "dropped", "publication": "dropped"})
         );
         let slot = format!("tumbleweed_{name}");
-        assert!(slot_active(&db, &slot).await?.is_none(), "slot {slot} left");
-        assert!(!publication_exists(&db, &slot).await?, "publication left");
+        assert!(slot_active(db, &slot).await?.is_none(), "slot {slot} left");
+        assert!(!publication_exists(db, &slot).await?, "publication left");
     }
-    drop(db);
-    drop(pg);
     Ok(())
 }
