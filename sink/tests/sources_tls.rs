@@ -102,6 +102,14 @@ async fn scenario(
         Refusal {
             sslmode: "verify-full",
             host: "localhost",
+            sslrootcert: Some("rds"),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            field: "sslrootcert",
+            words: "is not signed by a CA in sslrootcert rds (the Amazon RDS CA bundle)",
+        },
+        Refusal {
+            sslmode: "verify-full",
+            host: "localhost",
             sslrootcert: None,
             status: StatusCode::BAD_REQUEST,
             field: "sslrootcert",
@@ -139,7 +147,7 @@ async fn scenario(
                 message.contains(&format!(":{}", pg.port)),
                 "{case}: {message}"
             );
-            if field == "sslrootcert" {
+            if field == "sslrootcert" && root != Some("rds") {
                 assert!(message.contains("other-ca.pem"), "{case}: {message}");
             }
         }
