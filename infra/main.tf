@@ -30,8 +30,10 @@ locals {
   public_subnet_ids  = local.create_vpc ? module.network[0].public_subnet_ids : var.public_subnet_ids
   private_subnet_azs = local.create_vpc ? module.network[0].azs : [for id in var.private_subnet_ids : data.aws_subnet.private[id].availability_zone]
 
-  # One port is opened on the load balancer, never both: each opened port costs
-  # prefix_list_max_entries rules per prefix list against the security group quota.
+  # The consumer listener: 443 with a certificate, else 80, never both. The admin listener
+  # is var.admin_port. Each prefix list is admitted on one port only (consumers on this one,
+  # operators on admin_port): each reference costs prefix_list_max_entries rules against
+  # the load balancer security group's quota.
   listener_port = var.certificate_arn == null ? 80 : 443
 
   controller_names = [for i in range(1, 4) : "controller-${i}"]
@@ -87,6 +89,7 @@ module "security" {
   consumer_cidrs          = var.consumer_cidrs
   prefix_list_max_entries = var.prefix_list_max_entries
   listener_port           = local.listener_port
+  admin_port              = var.admin_port
   source_database_cidrs   = var.source_database_cidrs
   postgres_port           = var.postgres_port
 
@@ -136,62 +139,71 @@ module "kafka" {
 module "connect" {
   source = "../modules/connect"
 
-  name                           = var.name_prefix
-  image                          = var.connect_image
-  cluster_arn                    = module.cluster.cluster_arn
-  kms_key_arn                    = module.cluster.kms_key_arn
-  subnet_ids                     = local.private_subnet_ids
-  security_group_id              = module.security.connect_security_group_id
-  service_discovery_arn          = module.service_discovery.service_arns["connect"]
-  rest_dns_name                  = module.service_discovery.service_dns_names["connect"]
-  bootstrap_servers              = local.kafka_bootstrap_servers
-  desired_count                  = var.connect_desired_count
-  cpu                            = var.connect_cpu
-  memory                         = var.connect_memory
-  replication_factor             = local.kafka_replication_factor
-  source_db_password_secret_arn  = var.source_db_password_secret_arn
-  source_db_password_kms_key_arn = var.source_db_password_kms_key_arn
-  start_after                    = local.create_kafka ? module.kafka[0].node_service_ids : []
-  log_retention_days             = var.log_retention_days
-  exec_log_group_arn             = module.cluster.exec_log_group_arn
-  tags                           = local.tags
+  name                            = var.name_prefix
+  image                           = var.connect_image
+  cluster_arn                     = module.cluster.cluster_arn
+  kms_key_arn                     = module.cluster.kms_key_arn
+  subnet_ids                      = local.private_subnet_ids
+  security_group_id               = module.security.connect_security_group_id
+  service_discovery_arn           = module.service_discovery.service_arns["connect"]
+  rest_dns_name                   = module.service_discovery.service_dns_names["connect"]
+  bootstrap_servers               = local.kafka_bootstrap_servers
+  desired_count                   = var.connect_desired_count
+  cpu                             = var.connect_cpu
+  memory                          = var.connect_memory
+  replication_factor              = local.kafka_replication_factor
+  source_db_password_secrets      = var.source_db_password_secrets
+  source_db_password_kms_key_arns = var.source_db_password_kms_key_arns
+  source_db_password_secret_arn   = var.source_db_password_secret_arn
+  source_db_password_kms_key_arn  = var.source_db_password_kms_key_arn
+  rds_ca_bundle_url               = var.connect_rds_ca_bundle_url
+  start_after                     = local.create_kafka ? module.kafka[0].node_service_ids : []
+  log_retention_days              = var.log_retention_days
+  exec_log_group_arn              = module.cluster.exec_log_group_arn
+  tags                            = local.tags
 }
 
 module "sink" {
   source = "../modules/sink"
 
-  name                           = var.name_prefix
-  image                          = var.sink_image
-  image_tag                      = var.sink_image_tag
-  cluster_arn                    = module.cluster.cluster_arn
-  kms_key_arn                    = module.cluster.kms_key_arn
-  vpc_id                         = local.vpc_id
-  public_subnet_ids              = local.public_subnet_ids
-  private_subnet_ids             = local.private_subnet_ids
-  lb_security_group_id           = module.security.load_balancer_security_group_id
-  security_group_id              = module.security.sink_security_group_id
-  certificate_arn                = var.certificate_arn
-  lb_deletion_protection         = var.lb_deletion_protection
-  desired_count                  = var.sink_desired_count
-  min_count                      = var.sink_min_count
-  max_count                      = var.sink_max_count
-  target_cpu_percent             = var.sink_target_cpu_percent
-  cpu                            = var.sink_cpu
-  memory                         = var.sink_memory
-  cpu_architecture               = var.sink_cpu_architecture
-  sse_keepalive_seconds          = var.sse_keepalive_seconds
-  lb_idle_timeout_seconds        = var.lb_idle_timeout_seconds
-  kafka_bootstrap_servers        = local.kafka_bootstrap_servers
-  replication_factor             = local.kafka_replication_factor
-  connect_url                    = module.connect.rest_url
-  start_after                    = local.create_kafka ? module.kafka[0].node_service_ids : []
-  source_db_password_secret_arn  = var.source_db_password_secret_arn
-  source_db_password_kms_key_arn = var.source_db_password_kms_key_arn
-  extra_environment              = var.sink_extra_environment
-  metrics_namespace              = var.metrics_namespace
-  log_retention_days             = var.log_retention_days
-  exec_log_group_arn             = module.cluster.exec_log_group_arn
-  tags                           = local.tags
+  name                            = var.name_prefix
+  image                           = var.sink_image
+  image_tag                       = var.sink_image_tag
+  cluster_arn                     = module.cluster.cluster_arn
+  kms_key_arn                     = module.cluster.kms_key_arn
+  vpc_id                          = local.vpc_id
+  public_subnet_ids               = local.public_subnet_ids
+  private_subnet_ids              = local.private_subnet_ids
+  lb_security_group_id            = module.security.load_balancer_security_group_id
+  security_group_id               = module.security.sink_security_group_id
+  certificate_arn                 = var.certificate_arn
+  admin_port                      = var.admin_port
+  lb_deletion_protection          = var.lb_deletion_protection
+  desired_count                   = var.sink_desired_count
+  min_count                       = var.sink_min_count
+  max_count                       = var.sink_max_count
+  target_cpu_percent              = var.sink_target_cpu_percent
+  cpu                             = var.sink_cpu
+  memory                          = var.sink_memory
+  cpu_architecture                = var.sink_cpu_architecture
+  sse_keepalive_seconds           = var.sse_keepalive_seconds
+  lb_idle_timeout_seconds         = var.lb_idle_timeout_seconds
+  kafka_bootstrap_servers         = local.kafka_bootstrap_servers
+  replication_factor              = local.kafka_replication_factor
+  connect_url                     = module.connect.rest_url
+  start_after                     = local.create_kafka ? module.kafka[0].node_service_ids : []
+  source_db_password_secrets      = var.source_db_password_secrets
+  source_db_password_kms_key_arns = var.source_db_password_kms_key_arns
+  source_db_password_secret_arn   = var.source_db_password_secret_arn
+  source_db_password_kms_key_arn  = var.source_db_password_kms_key_arn
+  source_default_sslmode          = var.source_default_sslmode
+  deployment_id                   = var.deployment_id
+  connect_rds_ca_path             = module.connect.rds_ca_bundle_path
+  extra_environment               = var.sink_extra_environment
+  metrics_namespace               = var.metrics_namespace
+  log_retention_days              = var.log_retention_days
+  exec_log_group_arn              = module.cluster.exec_log_group_arn
+  tags                            = local.tags
 }
 
 module "alarms" {

@@ -1,8 +1,13 @@
 # The helper CLI reads these names; keep them stable.
 
 output "public_url" {
-  description = "Stable public URL of the sink (UI, admin API, SSE streams)."
+  description = "Stable public URL of the sink's consumer routes (SSE streams, acks, tickets, /healthz, /readyz) for the consumer prefix list; every other path answers 404 there."
   value       = module.sink.public_url
+}
+
+output "admin_url" {
+  description = "URL of the UI and the admin API (and the consumer routes) on the admin listener (admin_port), for the operator prefix list only."
+  value       = module.sink.admin_url
 }
 
 output "operator_prefix_list_id" {
@@ -76,7 +81,7 @@ output "metrics_namespace" {
 }
 
 output "load_balancer_security_group_id" {
-  description = "Security group of the public load balancer (its ingress rules reference the two prefix lists)."
+  description = "Security group of the public load balancer (its ingress rules reference the two prefix lists, each on its own port)."
   value       = module.security.load_balancer_security_group_id
 }
 
@@ -115,4 +120,9 @@ output "kafka_node_task_definition_arns" {
 output "sink_cpu_architecture" {
   description = "CPU architecture of the sink tasks (X86_64 or ARM64): `tumbleweed image build` must build for it (linux/amd64 or linux/arm64)."
   value       = var.sink_cpu_architecture
+}
+
+output "deployment_id" {
+  description = "The deployment id in every slot and publication name the sink creates (tw_<id>_<source>): keep it stable."
+  value       = module.sink.deployment_id
 }

@@ -115,7 +115,7 @@ variable "single_nat_gateway" {
 ################################################################################
 
 variable "operator_cidrs" {
-  description = "Initial CIDR blocks of the operators' prefix list (UI and admin API). Edited later with the helper CLI on the live list; terraform never reverts those edits."
+  description = "Initial CIDR blocks of the operators' prefix list: the admin listener on admin_port (UI, admin API and consumer routes). Edited later with the helper CLI on the live list; terraform never reverts those edits."
   type        = list(string)
   default     = []
 
@@ -131,7 +131,7 @@ variable "operator_cidrs" {
 }
 
 variable "consumer_cidrs" {
-  description = "Initial CIDR blocks of the consumers' prefix list (SSE streams). Edited later with the helper CLI on the live list; terraform never reverts those edits."
+  description = "Initial CIDR blocks of the consumers' prefix list: the consumer listener (443, or 80 without certificate), which forwards the consumer routes only (SSE streams, acks, tickets, health). Edited later with the helper CLI on the live list; terraform never reverts those edits."
   type        = list(string)
   default     = []
 
@@ -147,7 +147,7 @@ variable "consumer_cidrs" {
 }
 
 variable "prefix_list_max_entries" {
-  description = "Capacity of each of the two prefix lists. Each list referenced by the load balancer's security group counts this many rules against its quota (60 inbound by default)."
+  description = "Capacity of each of the two prefix lists. Each list is referenced once by the load balancer's security group (operators on admin_port, consumers on the consumer port), and each reference counts this many rules against its quota (60 inbound by default)."
   type        = number
   default     = 20
 
@@ -165,6 +165,17 @@ variable "certificate_arn" {
   validation {
     condition     = var.certificate_arn == null || can(regex("^arn:[^:]+:acm:", var.certificate_arn))
     error_message = "The certificate_arn must be an ACM certificate ARN or null."
+  }
+}
+
+variable "admin_port" {
+  description = "Port of the load balancer's admin listener (UI, admin API and consumer routes; HTTPS with certificate_arn), admitted from the operator prefix list only. The consumer listener (443, or 80 without certificate) forwards the consumer routes only and answers 404 to everything else."
+  type        = number
+  default     = 8443
+
+  validation {
+    condition     = var.admin_port >= 1 && var.admin_port <= 65535 && floor(var.admin_port) == var.admin_port && var.admin_port != (var.certificate_arn == null ? 80 : 443)
+    error_message = "The admin_port must be a TCP port number (1-65535) other than the consumer listener's port (443 with certificate_arn, 80 without), such as 8443."
   }
 }
 
@@ -222,25 +233,85 @@ variable "postgres_port" {
   }
 }
 
+variable "source_db_password_secrets" {
+  description = "Source database passwords: KEY => full ARN of an existing Secrets Manager secret. ECS gives each to the sink and to Connect as TUMBLEWEED_SECRET_<KEY> (never as a plain value); a source says password_secret: \"env:TUMBLEWEED_SECRET_<KEY>\". The execution roles may read exactly these ARNs."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.source_db_password_secrets) : can(regex("^[A-Z0-9_]{1,64}$", k))])
+    error_message = "Every source_db_password_secrets key must match ^[A-Z0-9_]{1,64}$ (it becomes the environment variable TUMBLEWEED_SECRET_<KEY>): use upper-case letters, digits and _, such as ORDERS."
+  }
+
+  validation {
+    condition     = alltrue([for arn in values(var.source_db_password_secrets) : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", arn))])
+    error_message = "Every source_db_password_secrets value must be the full ARN of a Secrets Manager secret (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>, as aws secretsmanager describe-secret prints it): no wildcard, no partial ARN (IAM would not match it), no JSON key suffix (store the password as the whole secret string)."
+  }
+}
+
+variable "source_db_password_kms_key_arns" {
+  description = "KMS keys the source_db_password_secrets are encrypted with, when not this deployment's key (for example secrets shared with other systems or accounts); the sink's and Connect's execution roles may decrypt with them through Secrets Manager only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for k in var.source_db_password_kms_key_arns : can(regex("^arn:[^:]+:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", k))])
+    error_message = "Every source_db_password_kms_key_arns entry must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)."
+  }
+}
+
 variable "source_db_password_secret_arn" {
-  description = "Optional ARN of an existing Secrets Manager secret with the source database password, given to the sink and Connect as TUMBLEWEED_SOURCE_DB_PASSWORD (never as a plain value)."
+  description = "Deprecated (use source_db_password_secrets): optional ARN of an existing Secrets Manager secret with the source database password, given to the sink and Connect as TUMBLEWEED_SOURCE_DB_PASSWORD (never as a plain value). Still honoured, alongside source_db_password_secrets."
   type        = string
   default     = null
 
   validation {
-    condition     = var.source_db_password_secret_arn == null || can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn))
-    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN or null."
+    condition     = var.source_db_password_secret_arn == null || (can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn)) && !can(regex("[*?]", var.source_db_password_secret_arn)))
+    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN without wildcards (* or ?), or null: the execution roles may read exactly this secret."
   }
 }
 
 variable "source_db_password_kms_key_arn" {
-  description = "KMS key the source database password secret is encrypted with, when it is not this deployment's key (for example a secret shared with other systems); the sink's and Connect's execution roles may decrypt with it through Secrets Manager only. Null: the deployment's key or the AWS managed key."
+  description = "Deprecated (use source_db_password_kms_key_arns): KMS key the source database password secret is encrypted with, when it is not this deployment's key; the sink's and Connect's execution roles may decrypt with it through Secrets Manager only. Null: the deployment's key or the AWS managed key."
   type        = string
   default     = null
 
   validation {
     condition     = var.source_db_password_kms_key_arn == null || can(regex("^arn:[^:]+:kms:", var.source_db_password_kms_key_arn))
     error_message = "The source_db_password_kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
+variable "source_default_sslmode" {
+  description = "TLS mode of a source that sets no sslmode of its own (the sink's TUMBLEWEED_SOURCE_DEFAULT_SSLMODE): disable, prefer, require, verify-ca or verify-full. The verify modes check the database's certificate against the Amazon RDS CA bundle (the sink embeds it; the Connect workers download it at start, connect_rds_ca_bundle_url)."
+  type        = string
+  default     = "verify-full"
+
+  validation {
+    condition     = contains(["disable", "prefer", "require", "verify-ca", "verify-full"], var.source_default_sslmode)
+    error_message = "The source_default_sslmode must be one of disable, prefer, require, verify-ca, verify-full (PostgreSQL's sslmode names; verify-full checks the certificate and the host name)."
+  }
+}
+
+variable "deployment_id" {
+  description = "This deployment's id in the name of every replication slot and publication it creates (tw_<id>_<source>; TUMBLEWEED_DEPLOYMENT_ID): 1 to 16 characters among a-z and 0-9. Null derives it from name_prefix without dashes, cut to 16. Deployments sharing a source database must have different ids; keep it stable for the life of the deployment (a new id no longer recognises the old slots as its own)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.deployment_id == null || can(regex("^[a-z0-9]{1,16}$", var.deployment_id))
+    error_message = "The deployment_id must be 1 to 16 characters among a-z and 0-9 (no dash or underscore: the slot prefix tw_<id>_ must not be a prefix of another deployment's), or null to derive it from name_prefix."
+  }
+}
+
+variable "connect_rds_ca_bundle_url" {
+  description = "HTTPS URL of the Amazon RDS CA bundle the Connect workers download at start (for database.sslrootcert in verify-ca/verify-full connectors); a failed download fails the worker's start. Null: no download (sources that do not verify against the RDS CA, or a Connect image that already holds the bundle at the path)."
+  type        = string
+  default     = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+  validation {
+    condition     = var.connect_rds_ca_bundle_url == null || can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/%+=-]*$", var.connect_rds_ca_bundle_url))
+    error_message = "The connect_rds_ca_bundle_url must be an https:// URL without query string, quotes or spaces (such as https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem), or null."
   }
 }
 
@@ -547,7 +618,7 @@ variable "sink_cpu_architecture" {
 }
 
 variable "sink_extra_environment" {
-  description = "Additional non-secret environment variables of the sink container (no passwords: use source_db_password_secret_arn)."
+  description = "Additional non-secret environment variables of the sink container (no passwords: use source_db_password_secrets)."
   type        = map(string)
   default     = {}
 }

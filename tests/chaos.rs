@@ -1141,7 +1141,7 @@ async fn run(ctx: Arc<Ctx>, args: &Args, seed: u64, secs: u64) -> Result<Verdict
                 );
             }
             let pg = ctx.stack.pg(&db).await?;
-            let slot = format!("tumbleweed_{db}");
+            let slot = format!("tw_local_{db}");
             eventually(
                 &format!("replication slot {slot} to be active"),
                 Duration::from_secs(60),
@@ -1561,7 +1561,7 @@ async fn cleanup(ctx: &Ctx, keep_logs: bool) {
         {
             if let Err(e) = r {
                 warn(
-                    &format!("source {name} (connector tumbleweed-{name}, slot tumbleweed_{name}) is left; delete it with DELETE /v1/sources/{name} or in Kafka Connect and PostgreSQL"),
+                    &format!("source {name} (connector tumbleweed-{name}, slot tw_local_{name}) is left; delete it with DELETE /v1/sources/{name} or in Kafka Connect and PostgreSQL"),
                     e,
                 );
             }

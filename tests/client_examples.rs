@@ -594,7 +594,7 @@ async fn setup(stack: &Stack, sink: &SinkProcess, db: &str, examples: &[Example]
     if status != 201 {
         bail!("declaring source {db}: {status}: {v}");
     }
-    let slot = format!("tumbleweed_{db}");
+    let slot = format!("tw_local_{db}");
     eventually(
         &format!("replication slot {slot} to be active"),
         Duration::from_secs(90),

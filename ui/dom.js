@@ -113,20 +113,38 @@ export function copyBlock(label, text, id) {
 
 /**
  * Asks for confirmation in the page's modal <dialog>; resolves true when confirmed.
- * `body` is a node or text; `ok` the label of the destructive button.
+ * `body` is a node or text; `ok` the label of the destructive button. With `typed`, the
+ * destructive button stays disabled until that exact text is typed back (for what cannot be
+ * undone, such as dropping a replication slot).
  */
-export function confirmDialog(title, body, ok = 'Delete') {
+export function confirmDialog(title, body, ok = 'Delete', { typed } = {}) {
   const dlg = document.getElementById('confirm');
+  const okBtn = document.getElementById('confirm-ok');
   document.getElementById('confirm-title').textContent = title;
-  replace(document.getElementById('confirm-body'), body);
-  document.getElementById('confirm-ok').textContent = ok;
+  let input = null;
+  if (typed) {
+    input = h('input', { type: 'text', id: 'confirm-typed', autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'confirm-typed-hint' });
+    const sync = () => { okBtn.disabled = input.value !== typed; };
+    input.addEventListener('input', sync);
+    replace(document.getElementById('confirm-body'), h('div', {}, body,
+      h('label', { for: 'confirm-typed' }, 'Type ', h('code', {}, typed), ' to confirm'),
+      input,
+      h('p', { class: 'hint', id: 'confirm-typed-hint' }, 'The button is enabled once the name matches.')));
+    sync();
+  } else {
+    replace(document.getElementById('confirm-body'), body);
+    okBtn.disabled = false;
+  }
+  okBtn.textContent = ok;
   const opener = document.activeElement;
   return new Promise((resolve) => {
     dlg.returnValue = '';
     dlg.addEventListener('close', () => {
       if (opener && opener.isConnected) opener.focus();
-      resolve(dlg.returnValue === 'ok');
+      resolve(dlg.returnValue === 'ok' && (!typed || (input && input.value === typed)));
+      okBtn.disabled = false;
     }, { once: true });
     dlg.showModal();
+    if (input) input.focus();
   });
 }

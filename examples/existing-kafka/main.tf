@@ -66,8 +66,13 @@ module "tumbleweed" {
 }
 
 output "public_url" {
-  description = "Stable public URL of the sink."
+  description = "Stable public URL of the sink's consumer routes (SSE streams, acks, tickets)."
   value       = module.tumbleweed.public_url
+}
+
+output "admin_url" {
+  description = "URL of the UI and the admin API (operator prefix list only)."
+  value       = module.tumbleweed.admin_url
 }
 
 output "kafka_client_security_group_ids" {

@@ -50,8 +50,19 @@ module "tumbleweed" {
   operator_cidrs  = ["203.0.113.10/32"]
   consumer_cidrs  = ["198.51.100.0/24"]
 
-  source_database_cidrs         = ["10.50.0.0/24"]
-  source_db_password_secret_arn = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-shared/source-db-password-AbCdEf"
+  source_database_cidrs = ["10.50.0.0/24"]
+
+  # One secret per source database: TUMBLEWEED_SECRET_ORDERS and TUMBLEWEED_SECRET_BILLING in
+  # the sink and Connect (a source says "password_secret": "env:TUMBLEWEED_SECRET_ORDERS").
+  # The billing secret is encrypted with another team's key.
+  source_db_password_secrets = {
+    ORDERS  = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-shared/orders-db-password-AbCdEf"
+    BILLING = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-shared/billing-db-password-GhIjKl"
+  }
+  source_db_password_kms_key_arns = ["arn:aws:kms:eu-central-1:111122223333:key/11111111-2222-3333-4444-555555555555"]
+
+  # The private subnets reach the internet through the VPC's own NAT: the Connect workers
+  # download the Amazon RDS CA bundle at start (connect_rds_ca_bundle_url).
 
   # 2 to 6 sink tasks on average CPU (starts with 2).
   sink_min_count          = 2
@@ -64,8 +75,13 @@ module "tumbleweed" {
 }
 
 output "public_url" {
-  description = "Stable public URL of the sink."
+  description = "Stable public URL of the sink's consumer routes (SSE streams, acks, tickets)."
   value       = module.tumbleweed.public_url
+}
+
+output "admin_url" {
+  description = "URL of the UI and the admin API (operator prefix list only)."
+  value       = module.tumbleweed.admin_url
 }
 
 output "alarm_names" {

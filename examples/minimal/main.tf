@@ -1,5 +1,7 @@
-# Minimal deployment: a new VPC over 3 zones, plain HTTP on port 80 (evaluation only: no
-# certificate), one operator address whitelisted. Everything else keeps its default.
+# Minimal deployment: a new VPC over 3 zones, plain HTTP (evaluation only: no certificate),
+# one address whitelisted as operator and consumer: the UI and admin API on port 8443
+# (admin_url), the consumer routes on port 80 (public_url). Everything else keeps its
+# default.
 #
 #   terraform init && terraform apply -var region=eu-west-1 -var operator_cidr=203.0.113.7/32
 #
@@ -26,15 +28,20 @@ module "tumbleweed" {
   operator_cidrs = [var.operator_cidr]
   consumer_cidrs = [var.operator_cidr]
 
-  # Evaluation: HTTP on port 80 and a load balancer terraform destroy may delete.
+  # Evaluation: HTTP on ports 80 and 8443 and a load balancer terraform destroy may delete.
   certificate_arn        = null
   lb_deletion_protection = false
   single_nat_gateway     = true
 }
 
 output "public_url" {
-  description = "Stable public URL of the sink."
+  description = "Stable public URL of the sink's consumer routes (SSE streams, acks, tickets)."
   value       = module.tumbleweed.public_url
+}
+
+output "admin_url" {
+  description = "URL of the UI and the admin API (operator prefix list only)."
+  value       = module.tumbleweed.admin_url
 }
 
 output "ecr_repository_url" {

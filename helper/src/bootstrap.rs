@@ -36,7 +36,8 @@ pub struct BootstrapArgs {
     /// Pipeline declaration (.json, .yaml/.yml or .toml).
     #[arg(long, value_name = "FILE")]
     pub file: PathBuf,
-    /// Sink base URL (the `public_url` terraform output).
+    /// Sink admin URL (the `admin_url` terraform output; `public_url` serves consumer routes
+    /// only).
     #[arg(long, value_name = "URL")]
     pub sink_url: String,
     /// Environment variable holding the sink's admin token.

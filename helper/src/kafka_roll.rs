@@ -55,8 +55,8 @@ pub enum KafkaAction {
 pub struct RollArgs {
     #[command(flatten)]
     pub tf: TfOutputArgs,
-    /// Sink base URL whose `/v1/kafka/health` shows the cluster [default: the `public_url`
-    /// output].
+    /// Sink base URL whose `/v1/kafka/health` (an admin route) shows the cluster [default:
+    /// the `admin_url` output; `public_url` for deployments made before the admin listener].
     #[arg(long, value_name = "URL")]
     pub sink_url: Option<String>,
     /// Environment variable holding the admin token for the sink API.
@@ -413,7 +413,10 @@ async fn run_roll(g: &GlobalArgs, a: RollArgs) -> anyhow::Result<Outcome> {
     })?;
     let base = match &a.sink_url {
         Some(u) => u.clone(),
-        None => outputs.string("public_url")?,
+        // The public listener forwards consumer routes only; admin routes are on admin_url.
+        None => outputs
+            .string("admin_url")
+            .or_else(|_| outputs.string("public_url"))?,
     };
     let cluster = SinkHealth {
         http: reqwest::Client::new(),

@@ -29,7 +29,8 @@ use crate::{Outcome, OutputFormat};
 pub struct StatusArgs {
     #[command(flatten)]
     pub tf: TfOutputArgs,
-    /// Sink base URL (e.g. the `public_url` output) to include connector and slot health.
+    /// Sink admin URL (the `admin_url` output: admin routes are not on `public_url`) to
+    /// include connector and slot health.
     #[arg(long, value_name = "URL")]
     pub sink_url: Option<String>,
     /// Environment variable holding the admin token for the sink API.

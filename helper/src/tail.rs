@@ -35,7 +35,8 @@ use crate::{Outcome, UsageError};
 
 #[derive(Debug, Clone, Args)]
 pub struct TailArgs {
-    /// Sink base URL (the `public_url` terraform output; `scripts/run` serves 127.0.0.1:8080).
+    /// Sink base URL: the `public_url` terraform output for a consumer, `admin_url` for
+    /// `--topic` (an admin route); `scripts/run` serves both on 127.0.0.1:8080.
     #[arg(long, value_name = "URL", env = "TUMBLEWEED_SINK_URL")]
     pub sink_url: String,
     /// The consumer whose stream to follow.

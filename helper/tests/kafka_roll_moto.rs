@@ -145,7 +145,9 @@ async fn roll_plans_from_outputs_updates_one_node_and_stops_where_ecs_is_not_ste
         &outputs,
         json!({
             "cluster_name": v(json!("tw")),
-            "public_url": v(json!(sink.base)),
+            // Consumer routes only there: the health check must use admin_url.
+            "public_url": v(json!("http://127.0.0.1:9/")),
+            "admin_url": v(json!(sink.base)),
             "kafka_controller_service_names": v(json!(["tw-kafka-controller-1"])),
             "kafka_broker_service_names":
                 v(json!(keys[1..].iter().map(|k| format!("tw-kafka-{k}")).collect::<Vec<_>>())),

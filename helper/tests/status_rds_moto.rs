@@ -125,7 +125,7 @@ async fn status_reports_ecs_counts_as_json_and_table() {
         .find(|s| s["name"] == source.as_str())
         .unwrap_or_else(|| panic!("source {source} in {rep}"));
     assert_eq!(ours["connector_state"], "RUNNING");
-    let slot = format!("tumbleweed_{source}");
+    let slot = format!("tw_local_{source}");
     assert!(
         rep["slots"]
             .as_array()

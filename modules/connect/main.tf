@@ -34,10 +34,47 @@ locals {
     CONNECT_PRODUCER_TRANSACTION_TIMEOUT_MS = "10000"
   }
 
-  # Connector configs say "${env:TUMBLEWEED_SOURCE_DB_PASSWORD}" (EnvVarConfigProvider).
-  secrets = var.source_db_password_secret_arn == null ? {} : {
-    TUMBLEWEED_SOURCE_DB_PASSWORD = var.source_db_password_secret_arn
-  }
+  # Source database passwords, fetched by ECS from Secrets Manager at task start, under the
+  # names the sink gets them (modules/sink): the connector configs the sink writes say
+  # "${env:TUMBLEWEED_SECRET_<KEY>}" (or "${env:TUMBLEWEED_SOURCE_DB_PASSWORD}" for the
+  # deprecated single secret), resolved here by the EnvVarConfigProvider.
+  secrets = merge(
+    var.source_db_password_secret_arn == null ? {} : {
+      TUMBLEWEED_SOURCE_DB_PASSWORD = var.source_db_password_secret_arn
+    },
+    { for key, arn in var.source_db_password_secrets : "TUMBLEWEED_SECRET_${key}" => arn },
+  )
+
+  secret_kms_key_arns = distinct(concat(
+    var.source_db_password_kms_key_arn == null ? [] : [var.source_db_password_kms_key_arn],
+    var.source_db_password_kms_key_arns,
+  ))
+
+  # Verified TLS to the sources (sslmode verify-ca/verify-full): the sink puts
+  # database.sslrootcert=<rds_ca_bundle_path> into the Debezium connector configs, and the
+  # stock Debezium image has no such file. So the worker starts through a shell that
+  # downloads the Amazon RDS CA bundle there (HTTPS only, checked by curl against the
+  # image's CA store; egress 443 through the NAT gateways) and then execs the image's own
+  # ENTRYPOINT ["/docker-entrypoint.sh"] with its CMD ["start"] (connect-base Dockerfile).
+  # A failed download fails the task (exit 1): better a worker that does not start than
+  # connectors that fail their TLS handshake one by one. Downloaded at each start rather
+  # than baked into a custom image: the stock image stays usable and the bundle stays
+  # current as AWS adds CAs. Path and URL are validated to characters that need no shell
+  # quoting beyond the single quotes below.
+  rds_ca_bundle_path = var.rds_ca_bundle_path
+  # "" only when the script is not used (rds_ca_bundle_url null): a template cannot hold null.
+  rds_ca_bundle_url   = var.rds_ca_bundle_url == null ? "" : var.rds_ca_bundle_url
+  fetch_rds_ca_bundle = <<-EOT
+    set -eu
+    mkdir -p '${dirname(local.rds_ca_bundle_path)}'
+    if ! curl --fail --silent --show-error --proto '=https' --tlsv1.2 --retry 5 --retry-all-errors --connect-timeout 10 --max-time 60 --output '${local.rds_ca_bundle_path}.part' '${local.rds_ca_bundle_url}' || ! grep -q 'BEGIN CERTIFICATE' '${local.rds_ca_bundle_path}.part'; then
+      echo "tumbleweed: cannot download the Amazon RDS CA bundle from ${local.rds_ca_bundle_url} to ${local.rds_ca_bundle_path} (egress 443 through the NAT gateways?)" >&2
+      exit 1
+    fi
+    mv '${local.rds_ca_bundle_path}.part' '${local.rds_ca_bundle_path}'
+    echo "tumbleweed: Amazon RDS CA bundle at ${local.rds_ca_bundle_path}"
+    exec /docker-entrypoint.sh start
+  EOT
 }
 
 ################################################################################
@@ -62,8 +99,12 @@ module "service" {
 
   environment         = local.environment
   secrets             = local.secrets
-  secret_kms_key_arns = var.source_db_password_kms_key_arn == null ? [] : [var.source_db_password_kms_key_arn]
+  secret_kms_key_arns = local.secret_kms_key_arns
   kms_key_arn         = var.kms_key_arn
+
+  # The image's entrypoint, preceded by the CA bundle download (null URL: unchanged).
+  entry_point = var.rds_ca_bundle_url == null ? null : ["/bin/sh", "-c"]
+  command     = var.rds_ca_bundle_url == null ? null : [local.fetch_rds_ca_bundle]
 
   log_group_name     = "/tumbleweed/${var.name}/connect"
   log_stream_prefix  = "connect"

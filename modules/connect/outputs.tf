@@ -26,3 +26,8 @@ output "log_group_name" {
   description = "Name of the Connect log group."
   value       = module.service.log_group_name
 }
+
+output "rds_ca_bundle_path" {
+  description = "Path of the Amazon RDS CA bundle on the workers: pass it to the sink module's connect_rds_ca_path (TUMBLEWEED_CONNECT_RDS_CA_PATH)."
+  value       = local.rds_ca_bundle_path
+}

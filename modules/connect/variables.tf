@@ -104,13 +104,62 @@ variable "replication_factor" {
 }
 
 variable "source_db_password_secret_arn" {
-  description = "Optional Secrets Manager ARN of the source database password. It is exposed to the workers as TUMBLEWEED_SOURCE_DB_PASSWORD, and connector configs refer to it as $${env:TUMBLEWEED_SOURCE_DB_PASSWORD} (EnvVarConfigProvider), so the password never appears in a connector config."
+  description = "Deprecated (use source_db_password_secrets): optional Secrets Manager ARN of one source database password, exposed to the workers as TUMBLEWEED_SOURCE_DB_PASSWORD; connector configs refer to it as $${env:TUMBLEWEED_SOURCE_DB_PASSWORD} (EnvVarConfigProvider), so the password never appears in a connector config."
   type        = string
   default     = null
 
   validation {
-    condition     = var.source_db_password_secret_arn == null || can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn))
-    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN or null."
+    condition     = var.source_db_password_secret_arn == null || (can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn)) && !can(regex("[*?]", var.source_db_password_secret_arn)))
+    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN without wildcards (* or ?), or null: the execution roles may read exactly this secret."
+  }
+}
+
+variable "source_db_password_secrets" {
+  description = "Source database passwords by key: KEY => full Secrets Manager secret ARN, the same map as the sink's. Each is exposed to the workers as TUMBLEWEED_SECRET_<KEY>, and connector configs refer to it as $${env:TUMBLEWEED_SECRET_<KEY>} (EnvVarConfigProvider), so no password appears in a connector config. The execution role may read exactly these ARNs."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.source_db_password_secrets) : can(regex("^[A-Z0-9_]{1,64}$", k))])
+    error_message = "Every source_db_password_secrets key must match ^[A-Z0-9_]{1,64}$ (it becomes the environment variable TUMBLEWEED_SECRET_<KEY>): use upper-case letters, digits and _, such as ORDERS."
+  }
+
+  validation {
+    condition     = alltrue([for arn in values(var.source_db_password_secrets) : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", arn))])
+    error_message = "Every source_db_password_secrets value must be the full ARN of a Secrets Manager secret (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>, as aws secretsmanager describe-secret prints it): no wildcard, no partial ARN (IAM would not match it), no JSON key suffix (store the password as the whole secret string)."
+  }
+}
+
+variable "source_db_password_kms_key_arns" {
+  description = "KMS keys the source_db_password_secrets are encrypted with, when not the deployment's key (kms_key_arn); the execution role may decrypt with them through Secrets Manager only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for k in var.source_db_password_kms_key_arns : can(regex("^arn:[^:]+:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", k))])
+    error_message = "Every source_db_password_kms_key_arns entry must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)."
+  }
+}
+
+variable "rds_ca_bundle_url" {
+  description = "HTTPS URL of the Amazon RDS CA bundle each worker downloads to rds_ca_bundle_path before it starts (a failed download fails the task). Null: no download and the image's entrypoint unchanged, for sources that do not verify against the RDS CA or an image that already holds the file at rds_ca_bundle_path."
+  type        = string
+  default     = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+  validation {
+    condition     = var.rds_ca_bundle_url == null || can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/%+=-]*$", var.rds_ca_bundle_url))
+    error_message = "The rds_ca_bundle_url must be an https:// URL without query string, quotes or spaces (such as https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem), or null."
+  }
+}
+
+variable "rds_ca_bundle_path" {
+  description = "Where the workers keep the Amazon RDS CA bundle: the sink writes it into connector configs as database.sslrootcert (its connect_rds_ca_path, from the rds_ca_bundle_path output). Must be writable by the image's user (kafka): /tmp is."
+  type        = string
+  default     = "/tmp/tumbleweed/rds-global-bundle.pem"
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9._/-]+$", var.rds_ca_bundle_path)) && !endswith(var.rds_ca_bundle_path, "/") && !strcontains(var.rds_ca_bundle_path, "..")
+    error_message = "The rds_ca_bundle_path must be an absolute file path of letters, digits and . _ / - without .., such as /tmp/tumbleweed/rds-global-bundle.pem."
   }
 }
 
@@ -149,7 +198,7 @@ variable "exec_log_group_arn" {
 }
 
 variable "source_db_password_kms_key_arn" {
-  description = "KMS key the source database password secret is encrypted with, when it is not the deployment's key (kms_key_arn); null otherwise."
+  description = "Deprecated (use source_db_password_kms_key_arns): KMS key the source database password secret is encrypted with, when it is not the deployment's key (kms_key_arn); null otherwise."
   type        = string
   default     = null
 

@@ -51,6 +51,10 @@ locals {
         }
       }
     },
+    # The image's ENTRYPOINT and CMD unless overridden (Connect: a shell that fetches the
+    # RDS CA bundle, then execs the image's own entrypoint).
+    var.entry_point == null ? {} : { entryPoint = var.entry_point },
+    var.command == null ? {} : { command = var.command },
     var.health_check == null ? {} : {
       healthCheck = {
         command     = var.health_check.command
@@ -143,7 +147,8 @@ data "aws_iam_policy_document" "execution" {
     }
   }
 
-  # Exactly the secrets the container receives, nothing else.
+  # Exactly the secrets the container receives, nothing else (their full ARNs, validated
+  # on var.secrets: no wildcard).
   dynamic "statement" {
     for_each = length(local.secret_arns) == 0 ? [] : [local.secret_arns]
 

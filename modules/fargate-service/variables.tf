@@ -105,9 +105,21 @@ variable "secrets" {
   default     = {}
 
   validation {
-    condition     = alltrue([for arn in values(var.secrets) : can(regex("^arn:[^:]+:secretsmanager:", arn))])
-    error_message = "Every secrets value must be a Secrets Manager secret ARN."
+    condition     = alltrue([for arn in values(var.secrets) : can(regex("^arn:[^:]+:secretsmanager:", arn)) && !can(regex("[*?]", arn))])
+    error_message = "Every secrets value must be a Secrets Manager secret ARN without wildcards (* or ?): the execution role may read exactly these ARNs."
   }
+}
+
+variable "entry_point" {
+  description = "Container entryPoint overriding the image's ENTRYPOINT, or null for the image's."
+  type        = list(string)
+  default     = null
+}
+
+variable "command" {
+  description = "Container command overriding the image's CMD, or null for the image's."
+  type        = list(string)
+  default     = null
 }
 
 variable "secret_kms_key_arns" {

@@ -9,6 +9,7 @@
 locals {
   ports = {
     listener   = var.listener_port
+    admin      = var.admin_port
     sink       = var.sink_port
     connect    = 8083
     broker     = 9092
@@ -153,12 +154,17 @@ resource "aws_security_group" "efs" {
 # Load balancer
 ################################################################################
 
+# Each prefix list on its own port: listener rules cannot match the client's address, so
+# the port decides what a client reaches (modules/sink). Operators: the admin listener
+# (UI, admin API and consumer routes); consumers: the consumer listener (consumer routes
+# only). A rule that references a prefix list counts prefix_list_max_entries rules against
+# the group's inbound quota: two references here, 2 x prefix_list_max_entries in all.
 resource "aws_vpc_security_group_ingress_rule" "lb_from_operators" {
   security_group_id = aws_security_group.lb.id
-  description       = "Operators (UI and admin API) from the operators prefix list"
+  description       = "Operators (UI, admin API) on the admin listener from the operators prefix list"
   ip_protocol       = "tcp"
-  from_port         = local.ports.listener
-  to_port           = local.ports.listener
+  from_port         = local.ports.admin
+  to_port           = local.ports.admin
   prefix_list_id    = aws_ec2_managed_prefix_list.operators.id
 
   tags = var.tags
@@ -166,7 +172,7 @@ resource "aws_vpc_security_group_ingress_rule" "lb_from_operators" {
 
 resource "aws_vpc_security_group_ingress_rule" "lb_from_consumers" {
   security_group_id = aws_security_group.lb.id
-  description       = "Consumers (SSE streams) from the consumers prefix list"
+  description       = "Consumers (SSE streams) on the consumer listener from the consumers prefix list"
   ip_protocol       = "tcp"
   from_port         = local.ports.listener
   to_port           = local.ports.listener

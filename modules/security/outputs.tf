@@ -1,10 +1,10 @@
 output "operator_prefix_list_id" {
-  description = "ID of the operators' managed prefix list (UI and admin API)."
+  description = "ID of the operators' managed prefix list (admin listener: UI and admin API)."
   value       = aws_ec2_managed_prefix_list.operators.id
 }
 
 output "consumer_prefix_list_id" {
-  description = "ID of the consumers' managed prefix list (SSE streams)."
+  description = "ID of the consumers' managed prefix list (consumer listener: SSE streams)."
   value       = aws_ec2_managed_prefix_list.consumers.id
 }
 

@@ -36,7 +36,7 @@ variable "consumer_cidrs" {
 }
 
 variable "prefix_list_max_entries" {
-  description = "Capacity of each prefix list. A security group rule that references a prefix list counts max_entries rules against the group's quota (60 inbound by default), and two lists are referenced."
+  description = "Capacity of each prefix list. A security group rule that references a prefix list counts max_entries rules against the group's quota (60 inbound by default), and two lists are referenced once each (operators on admin_port, consumers on listener_port)."
   type        = number
   default     = 20
 
@@ -47,12 +47,23 @@ variable "prefix_list_max_entries" {
 }
 
 variable "listener_port" {
-  description = "Port the public load balancer listens on (443 with a certificate, 80 without)."
+  description = "Port of the load balancer's consumer listener (443 with a certificate, 80 without): admitted from the consumer prefix list."
   type        = number
 
   validation {
     condition     = contains([80, 443], var.listener_port)
     error_message = "The listener_port must be 80 or 443."
+  }
+}
+
+variable "admin_port" {
+  description = "Port of the load balancer's admin listener (UI, admin API): admitted from the operator prefix list only. The sink module's admin_port."
+  type        = number
+  default     = 8443
+
+  validation {
+    condition     = var.admin_port >= 1 && var.admin_port <= 65535 && floor(var.admin_port) == var.admin_port && var.admin_port != var.listener_port
+    error_message = "The admin_port must be a TCP port number (1-65535) other than listener_port, such as 8443."
   }
 }
 

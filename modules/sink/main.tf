@@ -1,7 +1,10 @@
 # Sink: the Tumbleweed sink on ECS Fargate in the private subnets, behind an
 # internet-facing Application Load Balancer whose DNS name is the stable public
-# address (consumer URLs survive task restarts). Also owns the ECR repository the sink
-# image is pushed to, the admin token secret, and the load balancer's access log bucket.
+# address (consumer URLs survive task restarts). The load balancer has a consumer
+# listener (consumer routes only) and an admin listener on admin_port (everything);
+# modules/security admits each prefix list to its own port. Also owns the ECR repository
+# the sink image is pushed to, the admin token secret, and the load balancer's access log
+# bucket.
 
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
@@ -12,9 +15,32 @@ locals {
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.name
 
+  # name without dashes, cut to 16 (name is ^[a-z][a-z0-9-]{1,20}$), unless given.
+  deployment_id = coalesce(var.deployment_id, substr(replace(var.name, "-", ""), 0, 16))
+
   https         = var.certificate_arn != null
   listener_port = local.https ? 443 : 80
   scheme        = local.https ? "https" : "http"
+
+  # The consumer routes of the sink (sink/src/http.rs, consumer_api): the only paths the
+  # public listener forwards. ALB path patterns: `*` matches any characters (also `/`),
+  # case-sensitive, query string not part of the path. Everything else there (the UI, the
+  # admin API, /metrics) gets the listener's fixed 404; operators use the admin listener.
+  # One rule holds at most 5 condition values and 5 wildcards (ALB quotas): 5 and 3 here.
+  consumer_path_patterns = [
+    "/v1/consumers/*/events",
+    "/v1/consumers/*/ack",
+    "/v1/consumers/*/tickets",
+    "/healthz",
+    "/readyz",
+  ]
+
+  # The consumer listener's answer to every other path: the sink's own error shape.
+  not_found_body = jsonencode({ error = "not found" })
+
+  # Listener ARNs (one of each pair exists, by certificate_arn).
+  public_listener_arn = one(concat(aws_lb_listener.https[*].arn, aws_lb_listener.http[*].arn))
+  admin_listener_arns = concat(aws_lb_listener.admin_https[*].arn, aws_lb_listener.admin_http[*].arn)
 
   image = coalesce(var.image, "${aws_ecr_repository.this.repository_url}:${var.image_tag}")
 
@@ -37,15 +63,41 @@ locals {
     # metrics the alarms (modules/alarms) watch. No agent and no IAM permission needed.
     TUMBLEWEED_EMF_NAMESPACE  = var.metrics_namespace
     TUMBLEWEED_EMF_DEPLOYMENT = var.name
+    # In every slot and publication name (tw_<id>_<source>): only slots with this prefix
+    # that nothing claims are this deployment's orphans, so deployments sharing a database
+    # never drop each other's slots.
+    TUMBLEWEED_DEPLOYMENT_ID = local.deployment_id
+    # Verified TLS to the sources by default: a source without its own sslmode gets
+    # source_default_sslmode, checked against the Amazon RDS CA bundle the sink embeds
+    # ("rds"). For Debezium the sink writes database.sslrootcert=<this path>: the file the
+    # Connect workers download at start (modules/connect, rds_ca_bundle_path).
+    TUMBLEWEED_SOURCE_DEFAULT_SSLMODE     = var.source_default_sslmode
+    TUMBLEWEED_SOURCE_DEFAULT_SSLROOTCERT = "rds"
+    TUMBLEWEED_CONNECT_RDS_CA_PATH        = var.connect_rds_ca_path
   })
 
-  # Sources declared with password_secret: "env:TUMBLEWEED_SOURCE_DB_PASSWORD" resolve here.
-  secrets = merge(
-    { TUMBLEWEED_ADMIN_TOKEN = aws_secretsmanager_secret.admin_token.arn },
+  # Source database passwords, fetched by ECS from Secrets Manager at task start: each
+  # source_db_password_secrets entry KEY as TUMBLEWEED_SECRET_<KEY> (a source says
+  # password_secret: "env:TUMBLEWEED_SECRET_<KEY>"), and the deprecated single
+  # source_db_password_secret_arn as TUMBLEWEED_SOURCE_DB_PASSWORD. Connect receives the
+  # same names (modules/connect), so the connector configs the sink writes,
+  # ${env:TUMBLEWEED_SECRET_<KEY>}, resolve on the workers.
+  source_secrets = merge(
     var.source_db_password_secret_arn == null ? {} : {
       TUMBLEWEED_SOURCE_DB_PASSWORD = var.source_db_password_secret_arn
     },
+    { for key, arn in var.source_db_password_secrets : "TUMBLEWEED_SECRET_${key}" => arn },
   )
+
+  secrets = merge(
+    { TUMBLEWEED_ADMIN_TOKEN = aws_secretsmanager_secret.admin_token.arn },
+    local.source_secrets,
+  )
+
+  source_secret_kms_key_arns = distinct(concat(
+    var.source_db_password_kms_key_arn == null ? [] : [var.source_db_password_kms_key_arn],
+    var.source_db_password_kms_key_arns,
+  ))
 
   access_log_prefix = "lb"
 
@@ -303,7 +355,7 @@ resource "aws_s3_bucket_policy" "access_logs" {
 resource "aws_lb" "this" {
   #checkov:skip=CKV2_AWS_28:Entry is already restricted to the operator and consumer prefix lists and the admin API needs a token; a WAF web ACL can be associated by the platform team where policy requires one.
   #checkov:skip=CKV2_AWS_76:No WAF web ACL here (see CKV2_AWS_28); the sink is not a Java application.
-  #checkov:skip=CKV2_AWS_20:One port only: with a certificate there is no port-80 listener to redirect (and none is opened), without one HTTP is the deliberate evaluation mode.
+  #checkov:skip=CKV2_AWS_20:No port 80 to redirect: with a certificate both listeners (consumer 443, admin admin_port) are HTTPS, without one HTTP is the deliberate evaluation mode.
   name                       = "${var.name}-sink"
   internal                   = false
   load_balancer_type         = "application"
@@ -356,11 +408,97 @@ resource "aws_lb_target_group" "this" {
   }
 }
 
+# Two listeners, because listener rules cannot match the client's address and so cannot
+# tell an operator from a consumer; the load balancer's security group can, per port
+# (modules/security):
+# - the consumer listener (443 with a certificate, 80 without), open to the consumer
+#   prefix list, forwards only the consumer routes (local.consumer_path_patterns) and
+#   answers everything else (the UI, the admin API, /metrics) with a fixed 404;
+# - the admin listener (admin_port), open to the operator prefix list only, forwards
+#   everything (UI, admin API and the consumer routes) to the same target group.
+# The admin API still requires the admin token on top.
 resource "aws_lb_listener" "https" {
   count = local.https ? 1 : 0
 
   load_balancer_arn = aws_lb.this.arn
   port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = var.ssl_policy
+  certificate_arn   = var.certificate_arn
+
+  # Not a forward: only the listener rule below forwards (consumer routes).
+  default_action {
+    type = "fixed-response"
+
+    fixed_response {
+      content_type = "application/json"
+      message_body = local.not_found_body
+      status_code  = "404"
+    }
+  }
+
+  tags = var.tags
+}
+
+# Without a certificate the consumer listener is plain HTTP on port 80. This exists for
+# evaluation deployments; production sets certificate_arn, which removes this listener
+# (count = 0) and creates the HTTPS one instead. Port 80 is never opened alongside 443:
+# each prefix list referenced on a port costs prefix_list_max_entries rules of the
+# security group quota.
+resource "aws_lb_listener" "http" {
+  #checkov:skip=CKV_AWS_2:Created only when certificate_arn is null (evaluation); with a certificate only the HTTPS listener exists. Entry is limited to the consumer prefix list.
+  #checkov:skip=CKV_AWS_103:Same listener: TLS policy applies to the HTTPS listener, which replaces this one when certificate_arn is set.
+  #checkov:skip=CKV2_AWS_20:No redirect: port 80 is not opened at all when HTTPS is configured.
+  count = local.https ? 0 : 1
+
+  load_balancer_arn = aws_lb.this.arn
+  port              = 80
+  protocol          = "HTTP"
+
+  default_action {
+    type = "fixed-response"
+
+    fixed_response {
+      content_type = "application/json"
+      message_body = local.not_found_body
+      status_code  = "404"
+    }
+  }
+
+  tags = var.tags
+}
+
+resource "aws_lb_listener_rule" "consumer_routes" {
+  listener_arn = local.public_listener_arn
+  priority     = 100
+
+  action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.this.arn
+  }
+
+  condition {
+    path_pattern {
+      values = local.consumer_path_patterns
+    }
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-sink-consumer-routes" })
+
+  lifecycle {
+    precondition {
+      condition     = length(local.consumer_path_patterns) <= 5
+      error_message = "An ALB listener rule holds at most 5 condition values: split consumer_path_patterns over more rules."
+    }
+  }
+}
+
+# The operators' listener: everything, on admin_port. Same certificate and TLS policy.
+resource "aws_lb_listener" "admin_https" {
+  count = local.https ? 1 : 0
+
+  load_balancer_arn = aws_lb.this.arn
+  port              = var.admin_port
   protocol          = "HTTPS"
   ssl_policy        = var.ssl_policy
   certificate_arn   = var.certificate_arn
@@ -373,18 +511,14 @@ resource "aws_lb_listener" "https" {
   tags = var.tags
 }
 
-# Without a certificate the only listener is plain HTTP on port 80. This exists for
-# evaluation deployments; production sets certificate_arn, which removes this listener
-# (count = 0) and creates the HTTPS one instead. Port 80 is never opened alongside 443:
-# each opened port costs prefix_list_max_entries rules of the security group quota.
-resource "aws_lb_listener" "http" {
-  #checkov:skip=CKV_AWS_2:Created only when certificate_arn is null (evaluation); with a certificate only the HTTPS listener exists. Entry is limited to the whitelisted prefix lists.
-  #checkov:skip=CKV_AWS_103:Same listener: TLS policy applies to the HTTPS listener, which replaces this one when certificate_arn is set.
-  #checkov:skip=CKV2_AWS_20:No redirect: port 80 is not opened at all when HTTPS is configured.
+resource "aws_lb_listener" "admin_http" {
+  #checkov:skip=CKV_AWS_2:Created only when certificate_arn is null (evaluation); with a certificate the admin listener is HTTPS (admin_https). Entry is limited to the operator prefix list.
+  #checkov:skip=CKV_AWS_103:Same listener: TLS policy applies to admin_https, which replaces this one when certificate_arn is set.
+  #checkov:skip=CKV2_AWS_20:No redirect: with a certificate this listener does not exist and admin_port speaks HTTPS.
   count = local.https ? 0 : 1
 
   load_balancer_arn = aws_lb.this.arn
-  port              = 80
+  port              = var.admin_port
   protocol          = "HTTP"
 
   default_action {
@@ -431,7 +565,7 @@ module "service" {
 
   environment         = local.environment
   secrets             = local.secrets
-  secret_kms_key_arns = var.source_db_password_kms_key_arn == null ? [] : [var.source_db_password_kms_key_arn]
+  secret_kms_key_arns = local.source_secret_kms_key_arns
   kms_key_arn         = var.kms_key_arn
   ecr_repository_arn  = aws_ecr_repository.this.arn
 
@@ -457,7 +591,7 @@ module "service" {
 
   # The sink exits when Kafka is unreachable at start: created after the Kafka node
   # services (start_after) and after a listener forwards to its target group.
-  start_after = concat(var.start_after, aws_lb_listener.https[*].arn, aws_lb_listener.http[*].arn)
+  start_after = concat(var.start_after, [aws_lb_listener_rule.consumer_routes.arn], local.admin_listener_arns)
 
   tags = var.tags
 }

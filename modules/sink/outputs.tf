@@ -1,11 +1,26 @@
 output "public_url" {
-  description = "Stable public URL of the sink (the load balancer's DNS name; https when a certificate is set). Point a CNAME or alias at it for a name of your own."
+  description = "Stable public URL of the sink's consumer routes (SSE streams, acks, tickets, health): the load balancer's DNS name, https when a certificate is set. Everything else answers 404 there; use admin_url. Point a CNAME or alias at it for a name of your own."
   value       = "${local.scheme}://${aws_lb.this.dns_name}"
 }
 
+output "admin_url" {
+  description = "URL of the UI and the admin API (and the consumer routes) for operators: the load balancer's DNS name on admin_port, reachable from the operator prefix list only."
+  value       = "${local.scheme}://${aws_lb.this.dns_name}:${var.admin_port}"
+}
+
 output "listener_port" {
-  description = "Port the load balancer listens on (443 with a certificate, 80 without)."
+  description = "Port of the consumer listener (443 with a certificate, 80 without)."
   value       = local.listener_port
+}
+
+output "admin_port" {
+  description = "Port of the admin listener (UI, admin API, consumer routes)."
+  value       = var.admin_port
+}
+
+output "consumer_path_patterns" {
+  description = "Path patterns the consumer listener forwards (the sink's consumer routes); everything else answers 404 there."
+  value       = local.consumer_path_patterns
 }
 
 output "lb_dns_name" {
@@ -71,4 +86,9 @@ output "metrics_deployment" {
 output "autoscaling_policy_arn" {
   description = "ARN of the target tracking policy on average CPU, or null when min_count = max_count."
   value       = module.service.autoscaling_policy_arn
+}
+
+output "deployment_id" {
+  description = "The deployment id in the sink's slot and publication names (tw_<id>_<source>)."
+  value       = local.deployment_id
 }

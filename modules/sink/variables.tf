@@ -86,6 +86,17 @@ variable "certificate_arn" {
   }
 }
 
+variable "admin_port" {
+  description = "Port of the admin listener: the UI, the admin API and the consumer routes, admitted from the operator prefix list only (modules/security, same admin_port). HTTPS with certificate_arn, HTTP without. The consumer listener (443 or 80) forwards the consumer routes only."
+  type        = number
+  default     = 8443
+
+  validation {
+    condition     = var.admin_port >= 1 && var.admin_port <= 65535 && floor(var.admin_port) == var.admin_port && var.admin_port != (var.certificate_arn == null ? 80 : 443)
+    error_message = "The admin_port must be a TCP port number (1-65535) other than the consumer listener's port (443 with certificate_arn, 80 without), such as 8443."
+  }
+}
+
 variable "ssl_policy" {
   description = "TLS policy of the HTTPS listener."
   type        = string
@@ -279,13 +290,73 @@ variable "connect_url" {
 }
 
 variable "source_db_password_secret_arn" {
-  description = "Optional Secrets Manager ARN of the source database password, exposed to the sink as TUMBLEWEED_SOURCE_DB_PASSWORD."
+  description = "Deprecated (use source_db_password_secrets): optional Secrets Manager ARN of one source database password, exposed to the sink as TUMBLEWEED_SOURCE_DB_PASSWORD."
   type        = string
   default     = null
 
   validation {
-    condition     = var.source_db_password_secret_arn == null || can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn))
-    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN or null."
+    condition     = var.source_db_password_secret_arn == null || (can(regex("^arn:[^:]+:secretsmanager:", var.source_db_password_secret_arn)) && !can(regex("[*?]", var.source_db_password_secret_arn)))
+    error_message = "The source_db_password_secret_arn must be a Secrets Manager secret ARN without wildcards (* or ?), or null: the execution roles may read exactly this secret."
+  }
+}
+
+variable "source_db_password_secrets" {
+  description = "Source database passwords by key: KEY => full Secrets Manager secret ARN. ECS injects each as TUMBLEWEED_SECRET_<KEY> into the sink and into Connect (same map there), and the execution role may read exactly these ARNs. A source refers to one as password_secret: \"env:TUMBLEWEED_SECRET_<KEY>\"."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.source_db_password_secrets) : can(regex("^[A-Z0-9_]{1,64}$", k))])
+    error_message = "Every source_db_password_secrets key must match ^[A-Z0-9_]{1,64}$ (it becomes the environment variable TUMBLEWEED_SECRET_<KEY>): use upper-case letters, digits and _, such as ORDERS."
+  }
+
+  validation {
+    condition     = alltrue([for arn in values(var.source_db_password_secrets) : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", arn))])
+    error_message = "Every source_db_password_secrets value must be the full ARN of a Secrets Manager secret (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>, as aws secretsmanager describe-secret prints it): no wildcard, no partial ARN (IAM would not match it), no JSON key suffix (store the password as the whole secret string)."
+  }
+}
+
+variable "source_db_password_kms_key_arns" {
+  description = "KMS keys the source_db_password_secrets are encrypted with, when not the deployment's key (kms_key_arn); the execution role may decrypt with them through Secrets Manager only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for k in var.source_db_password_kms_key_arns : can(regex("^arn:[^:]+:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", k))])
+    error_message = "Every source_db_password_kms_key_arns entry must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)."
+  }
+}
+
+variable "source_default_sslmode" {
+  description = "TLS mode of a source that does not set its own sslmode (TUMBLEWEED_SOURCE_DEFAULT_SSLMODE): disable, prefer, require, verify-ca or verify-full. The verify modes check the server against the Amazon RDS CA bundle (TUMBLEWEED_SOURCE_DEFAULT_SSLROOTCERT=rds), which the Connect workers download at start."
+  type        = string
+  default     = "verify-full"
+
+  validation {
+    condition     = contains(["disable", "prefer", "require", "verify-ca", "verify-full"], var.source_default_sslmode)
+    error_message = "The source_default_sslmode must be one of disable, prefer, require, verify-ca, verify-full (PostgreSQL's sslmode names; verify-full checks the certificate and the host name)."
+  }
+}
+
+variable "deployment_id" {
+  description = "This deployment's id in the name of every replication slot and publication it creates (tw_<id>_<source>; TUMBLEWEED_DEPLOYMENT_ID): 1 to 16 characters among a-z and 0-9. Null derives it from name without dashes, cut to 16. Deployments sharing a source database must have different ids; keep it stable for the life of the deployment (a new id no longer recognises the old slots as its own)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.deployment_id == null || can(regex("^[a-z0-9]{1,16}$", var.deployment_id))
+    error_message = "The deployment_id must be 1 to 16 characters among a-z and 0-9 (no dash or underscore: the slot prefix tw_<id>_ must not be a prefix of another deployment's), or null to derive it from name."
+  }
+}
+
+variable "connect_rds_ca_path" {
+  description = "Path of the Amazon RDS CA bundle on the Connect workers (TUMBLEWEED_CONNECT_RDS_CA_PATH): the sink writes it into Debezium connector configs as database.sslrootcert. Pass the connect module's rds_ca_bundle_path output."
+  type        = string
+  default     = "/tmp/tumbleweed/rds-global-bundle.pem"
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9._/-]+$", var.connect_rds_ca_path)) && !endswith(var.connect_rds_ca_path, "/") && !strcontains(var.connect_rds_ca_path, "..")
+    error_message = "The connect_rds_ca_path must be an absolute file path of letters, digits and . _ / - without .. (the connect module's rds_ca_bundle_path output)."
   }
 }
 
@@ -335,7 +406,7 @@ variable "exec_log_group_arn" {
 }
 
 variable "source_db_password_kms_key_arn" {
-  description = "KMS key the source database password secret is encrypted with, when it is not the deployment's key (kms_key_arn); null otherwise."
+  description = "Deprecated (use source_db_password_kms_key_arns): KMS key the source database password secret is encrypted with, when it is not the deployment's key (kms_key_arn); null otherwise."
   type        = string
   default     = null
 

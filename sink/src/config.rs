@@ -194,6 +194,13 @@ pub struct Config {
     )]
     pub stats_topic: String,
 
+    /// This deployment's id, part of every replication slot and publication it creates
+    /// (`tw_<id>_<source>`), so that deployments sharing a database never take each other's
+    /// slots for orphans. 1 to 16 characters among a-z and 0-9 (no `_`, so the prefix is
+    /// unambiguous); on AWS the Terraform sets it from the name prefix.
+    #[arg(long, env = "TUMBLEWEED_DEPLOYMENT_ID", default_value = "local", value_parser = parse_deployment_id)]
+    pub deployment_id: String,
+
     /// Seconds between two samples of the health history.
     #[arg(long, env = "TUMBLEWEED_STATS_INTERVAL_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub stats_interval_secs: u64,
@@ -210,6 +217,18 @@ pub struct Config {
     /// history; browsers use `?ticket=`).
     #[arg(long, env = "TUMBLEWEED_ALLOW_QUERY_TOKEN", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_query_token: bool,
+
+    /// Accept a source's database password in plain text (`password`). Off: Kafka Connect
+    /// would keep it in its config topic and return it from its REST API, so sources name
+    /// their password with `password_secret` instead. For local use only.
+    #[arg(long, env = "TUMBLEWEED_ALLOW_PLAINTEXT_PASSWORD", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_plaintext_password: bool,
+
+    /// The directory of the password files sources may name (`password_secret:
+    /// file:/path`); unset, file references are refused. A file elsewhere could be any file
+    /// the sink can read, sent as a password to the database the source names.
+    #[arg(long, env = "TUMBLEWEED_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
 
     /// Compacted topic holding the declared sources (shared by all sink replicas).
     #[arg(
@@ -269,6 +288,11 @@ pub struct Config {
         default_value = crate::sources::connect::DEFAULT_CONNECT_RDS_CA_PATH
     )]
     pub connect_rds_ca_path: String,
+}
+
+/// Checks `TUMBLEWEED_DEPLOYMENT_ID`.
+fn parse_deployment_id(raw: &str) -> Result<String, String> {
+    crate::sources::model::check_deployment_id(raw).map(|()| raw.to_string())
 }
 
 impl Config {

@@ -1,11 +1,19 @@
 //! The API's error type: a status code and one human-readable line, rendered as
 //! `{"error": "..."}`. Handlers return `Result<_, ApiError>`; unexpected failures become 500s
 //! whose full context chain is logged under a reference that is all the client sees.
+//!
+//! There is deliberately no blanket conversion from `anyhow::Error`: every failure crossing a
+//! handler is classified where it happens (a dependency that did not answer is a 503, a bad
+//! request a 400 naming its field), so a broker outage cannot turn into a 500 by a stray `?`.
+//! Every 503 carries `Retry-After` ([`DEFAULT_RETRY_AFTER`] unless the handler knows better).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+
+/// Seconds a client is told to wait after a 503 that gave no other figure.
+pub const DEFAULT_RETRY_AFTER: u32 = 5;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -76,12 +84,6 @@ impl From<crate::filter::FilterError> for ApiError {
     }
 }
 
-impl From<anyhow::Error> for ApiError {
-    fn from(err: anyhow::Error) -> Self {
-        Self::internal(err)
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = match self.field {
@@ -92,7 +94,10 @@ impl IntoResponse for ApiError {
             body["position"] = json!({ "line": line, "column": column });
         }
         let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
+        let retry_after = self
+            .retry_after
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(DEFAULT_RETRY_AFTER));
+        if let Some(secs) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(secs),
@@ -116,6 +121,19 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_503_says_when_to_retry() {
+        let r = ApiError::unavailable("Kafka did not answer").into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()["retry-after"], "5");
+        let r = ApiError::unavailable("busy").retry_after(2).into_response();
+        assert_eq!(r.headers()["retry-after"], "2");
+        let r = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "x").into_response();
+        assert_eq!(r.headers()["retry-after"], "5");
+        let r = ApiError::bad_request("x").into_response();
+        assert!(r.headers().get("retry-after").is_none());
+    }
 
     #[tokio::test]
     async fn a_500_carries_a_reference_not_the_internal_chain() {

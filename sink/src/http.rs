@@ -182,7 +182,7 @@ async fn create_consumer(
         .meta()
         .topic_partitions()
         .await
-        .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+        .map_err(kafka_unavailable)?;
     let unknown: Vec<&String> = topics
         .iter()
         .filter(|t| !existing.contains_key(*t))
@@ -272,18 +272,15 @@ async fn get_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<
     let (r, _) = st
         .registry
         .find(&name)
-        .await?
+        .await
+        .map_err(kafka_unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("unknown consumer {name:?}")))?;
     let mut v = consumer_json(&r);
     v["live_lag_events"] = json!(st.metrics.consumer_lag().get(&name));
     // This replica's streams only: a consumer's other streams may be served by another.
     v["streams"] = json!(st.metrics.streams_of(&name));
     let parts = topic_partitions(&st, &r.topics).await?;
-    let cursor = st
-        .cursors
-        .load(&r)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+    let cursor = st.cursors.load(&r).await.map_err(kafka_unavailable)?;
     let acked = cursor
         .as_ref()
         .map(|c| c.for_partitions(&parts))
@@ -295,7 +292,7 @@ async fn get_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<
 }
 
 async fn delete_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    if st.registry.delete(&name).await? {
+    if st.registry.delete(&name).await.map_err(kafka_unavailable)? {
         // Its acknowledged position goes with it (a new consumer of the same name also starts
         // afresh should this fail: a cursor names the registration it belongs to).
         if let Err(e) = st.cursors.forget(&name).await {
@@ -308,12 +305,7 @@ async fn delete_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResu
 }
 
 async fn list_topics(State(st): Shared) -> ApiResult<Json<Value>> {
-    let topics = st
-        .hub
-        .meta()
-        .topics()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+    let topics = st.hub.meta().topics().await.map_err(kafka_unavailable)?;
     Ok(Json(json!({ "topics": topics })))
 }
 
@@ -325,7 +317,7 @@ async fn topic_partitions(st: &AppState, topics: &[String]) -> ApiResult<Vec<(St
             .meta()
             .partition_count(t)
             .await
-            .map_err(|e| ApiError::unavailable(format!("{e:#}")))?
+            .map_err(kafka_unavailable)?
             .ok_or_else(|| {
                 ApiError::new(StatusCode::GONE, format!("topic {t} no longer exists"))
             })?;
@@ -337,11 +329,7 @@ async fn topic_partitions(st: &AppState, topics: &[String]) -> ApiResult<Vec<(St
 async fn feeds(hub: &FeedHub, topics: &[String]) -> ApiResult<Vec<Arc<TopicFeed>>> {
     let mut out = Vec::with_capacity(topics.len());
     for t in topics {
-        out.push(
-            hub.feed(t)
-                .await
-                .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(2))?,
-        );
+        out.push(hub.feed(t).await.map_err(kafka_unavailable)?);
     }
     Ok(out)
 }
@@ -409,12 +397,17 @@ async fn authenticate_consumer(
                     "unknown consumer, or a ticket that is unknown, expired or already used: a ticket opens one stream within its lifetime; get a new one with POST /v1/consumers/{name}/tickets",
                 )
             };
-            let (record, closed) = st.registry.find_throttled(name).await?.ok_or_else(refused)?;
+            let (record, closed) = st
+                .registry
+                .find_throttled(name)
+                .await
+                .map_err(kafka_unavailable)?
+                .ok_or_else(refused)?;
             return match st
                 .tickets
                 .redeem(ticket, &record)
                 .await
-                .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(5))?
+                .map_err(kafka_unavailable)?
             {
                 Ok(()) => Ok((record, closed)),
                 Err(why) => {
@@ -424,7 +417,12 @@ async fn authenticate_consumer(
             };
         }
     };
-    let (record, closed) = st.registry.find_throttled(name).await?.ok_or_else(denied)?;
+    let (record, closed) = st
+        .registry
+        .find_throttled(name)
+        .await
+        .map_err(kafka_unavailable)?
+        .ok_or_else(denied)?;
     if !auth::token_matches(token, &record.token_sha256) {
         return Err(denied());
     }
@@ -444,11 +442,7 @@ async fn issue_ticket(
         )
     })?;
     let (record, _) = authenticate_consumer(&st, &name, Credential::Token(token)).await?;
-    let issued = st
-        .tickets
-        .issue(&record)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(5))?;
+    let issued = st.tickets.issue(&record).await.map_err(kafka_unavailable)?;
     let events_path = format!("/v1/consumers/{name}/events?ticket={}", issued.ticket);
     Ok((
         StatusCode::CREATED,
@@ -479,7 +473,7 @@ async fn refresh_feed(hub: &Arc<FeedHub>, feed: &Arc<TopicFeed>) -> ApiResult<()
     tokio::task::spawn_blocking(move || hub.refresh(&f))
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("feed refresh task: {e}")))?
-        .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(5))
+        .map_err(kafka_unavailable)
 }
 
 /// Checks `positions` against each partition's end: a position past the end belonged to a log
@@ -559,11 +553,7 @@ async fn start_positions(
     feeds: &[Arc<TopicFeed>],
 ) -> ApiResult<Start> {
     let acked = match consumer {
-        Some(c) => st
-            .cursors
-            .load(c)
-            .await
-            .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(5))?,
+        Some(c) => st.cursors.load(c).await.map_err(kafka_unavailable)?,
         None => None,
     };
     if let Some(a) = &acked {
@@ -622,10 +612,16 @@ async fn start_positions(
     })
 }
 
-/// Kafka did not answer while a stream was being set up: the client should retry (a broker
-/// restarting, leadership moving), so 503 with `Retry-After`, never a 500.
+/// Kafka did not answer (a broker restarting, leadership moving): the client should retry,
+/// so 503 with `Retry-After`, never a 500. The cause names brokers and topics, which are not
+/// the caller's business (consumers get this too): it is logged under a reference instead.
 fn kafka_unavailable(e: anyhow::Error) -> ApiError {
-    ApiError::unavailable(format!("Kafka did not answer, retry shortly: {e:#}")).retry_after(2)
+    let reference = format!("{:08x}", rand::random::<u32>());
+    tracing::warn!(%reference, error = format!("{e:#}"), "Kafka did not answer a request");
+    ApiError::unavailable(format!(
+        "Kafka did not answer, retry shortly (reference {reference}; the sink's log has the details)"
+    ))
+    .retry_after(2)
 }
 
 /// A place for one more stream, or the answer that says whose limit was reached.
@@ -730,7 +726,15 @@ async fn preview_filter(
 ) -> ApiResult<Json<Value>> {
     let Json(req) = body
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
-    if req.topic.starts_with('_') || st.hub.meta().partition_count(&req.topic).await?.is_none() {
+    if req.topic.starts_with('_')
+        || st
+            .hub
+            .meta()
+            .partition_count(&req.topic)
+            .await
+            .map_err(kafka_unavailable)?
+            .is_none()
+    {
         return Err(
             ApiError::bad_request(format!("unknown topic {:?}", req.topic)).with_field("topic"),
         );
@@ -807,11 +811,7 @@ async fn check_on_recent_events(
     key: &str,
     compiled: &filter::CompiledRule,
 ) -> ApiResult<(Vec<Arc<crate::event::ChangeEvent>>, Vec<String>)> {
-    let feed = st
-        .hub
-        .feed(topic)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("{e:#}")).retry_after(2))?;
+    let feed = st.hub.feed(topic).await.map_err(kafka_unavailable)?;
     let recent = recent_events(&feed, FILTER_SAMPLE).await;
     let mut columns = Vec::new();
     for e in &recent {
@@ -864,12 +864,21 @@ async fn tail_topic(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     // Internal topics (Connect's configs, the sink's registries) are never streamed.
-    if topic.starts_with('_') || st.hub.meta().partition_count(&topic).await?.is_none() {
+    if topic.starts_with('_')
+        || st
+            .hub
+            .meta()
+            .partition_count(&topic)
+            .await
+            .map_err(kafka_unavailable)?
+            .is_none()
+    {
         let known: Vec<String> = st
             .hub
             .meta()
             .topic_partitions()
-            .await?
+            .await
+            .map_err(kafka_unavailable)?
             .into_keys()
             .collect();
         return Err(ApiError::not_found(format!(
@@ -931,7 +940,7 @@ async fn ack(
         .cursors
         .store(&record, &record.topics, &positions)
         .await
-        .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+        .map_err(kafka_unavailable)?;
     Ok(Json(
         json!({ "acked_offsets": stored.positions, "acked_at_ms": stored.acked_at_ms }),
     ))

@@ -143,6 +143,9 @@ async fn open_kafka_stores(config: &Config, settings: &KafkaSettings) -> Result<
             wal_critical_bytes: config.wal_critical_bytes,
             wal_check_interval: Duration::from_secs(config.wal_check_secs.max(1)),
             sources_topic: config.sources_topic.clone(),
+            deployment_id: config.deployment_id.clone(),
+            allow_plaintext_password: config.allow_plaintext_password,
+            secrets_dir: config.secrets_dir.clone(),
         },
         SourcesTuning {
             topic_replication_factor: config.topic_replication_factor,

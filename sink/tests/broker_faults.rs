@@ -161,6 +161,25 @@ async fn killing_a_broker_while_streaming_loses_and_repeats_nothing() -> Result<
                 "no broker: /v1/kafka/health answers 503 with Retry-After, got {}",
                 r.status()
             );
+            // Every handler that needs Kafka says the same (it used to be a 500 in some),
+            // without naming the brokers.
+            for (method, path) in [
+                (reqwest::Method::GET, "/v1/consumers/survivor".to_string()),
+                (reqwest::Method::DELETE, "/v1/consumers/nosuch".into()),
+                (reqwest::Method::GET, format!("/v1/topics/{topic}/events")),
+            ] {
+                let r = sink.admin(method.clone(), &path).send().await?;
+                let (status, retry) = (r.status(), r.headers().contains_key("retry-after"));
+                let body = r.text().await?;
+                anyhow::ensure!(
+                    status == reqwest::StatusCode::SERVICE_UNAVAILABLE && retry,
+                    "no broker: {method} {path} answers 503 with Retry-After, got {status} {body}"
+                );
+                anyhow::ensure!(
+                    !body.contains(&stack.kafka_bootstrap),
+                    "{method} {path} names the broker: {body}"
+                );
+            }
         } else {
             wait_for_health(
                 &sink,

@@ -37,7 +37,7 @@ async fn two_sources_stream_side_by_side_and_delete_cleans_up() -> Result<()> {
         )
         .await?;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["slot"], json!(format!("tumbleweed_{a}")));
+    assert_eq!(body["slot"], json!(format!("tw_local_{a}")));
     assert_eq!(
         body["topics"],
         json!([format!("{a}.public.items"), format!("{a}.public.orders")])
@@ -52,7 +52,7 @@ async fn two_sources_stream_side_by_side_and_delete_cleans_up() -> Result<()> {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     for (pg, name) in [(&pg_a, &a), (&pg_b, &b)] {
-        let slot = format!("tumbleweed_{name}");
+        let slot = format!("tw_local_{name}");
         eventually(
             "the slot to become active",
             Duration::from_secs(60),
@@ -125,7 +125,7 @@ async fn two_sources_stream_side_by_side_and_delete_cleans_up() -> Result<()> {
         report,
         json!({"connector": "deleted", "slot": "dropped", "publication": "dropped"})
     );
-    let slot_a = format!("tumbleweed_{a}");
+    let slot_a = format!("tw_local_{a}");
     ensure!(slot_active(&pg_a, &slot_a).await?.is_none(), "slot left");
     ensure!(
         !publication_exists(&pg_a, &slot_a).await?,
@@ -150,7 +150,7 @@ async fn two_sources_stream_side_by_side_and_delete_cleans_up() -> Result<()> {
 
     let (status, report) = api.delete(&format!("/v1/sources/{b}")).await?;
     assert_eq!(status, StatusCode::OK, "{report}");
-    ensure!(slot_active(&pg_b, &format!("tumbleweed_{b}"))
+    ensure!(slot_active(&pg_b, &format!("tw_local_{b}"))
         .await?
         .is_none());
     Ok(())
@@ -189,7 +189,7 @@ async fn outbox_mode_routes_events_per_aggregate_type() -> Result<()> {
         "the slot to become active",
         Duration::from_secs(60),
         || async {
-            Ok(slot_active(&pg, &format!("tumbleweed_{name}"))
+            Ok(slot_active(&pg, &format!("tw_local_{name}"))
                 .await?
                 .filter(|x| *x))
         },
@@ -258,7 +258,7 @@ async fn delete_is_retry_safe_when_the_database_is_unreachable() -> Result<()> {
     body["user"] = json!(role);
     let (status, b) = api.post("/v1/sources", &body).await?;
     assert_eq!(status, StatusCode::CREATED, "{b}");
-    let slot = format!("tumbleweed_{name}");
+    let slot = format!("tw_local_{name}");
     eventually(
         "the slot to become active",
         Duration::from_secs(60),

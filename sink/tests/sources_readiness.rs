@@ -172,7 +172,7 @@ async fn readiness_failures_are_precise_and_leave_nothing_behind() -> Result<()>
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
 
     // A slot that already exists under the source's name: 409, and the slot is not touched.
-    let slot = format!("tumbleweed_{name}");
+    let slot = format!("tw_local_{name}");
     pg.execute(
         "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
         &[&slot],

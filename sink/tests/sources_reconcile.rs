@@ -227,7 +227,7 @@ async fn sources_come_back_after_connect_loses_them_and_nothing_is_lost() -> Res
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["slot"] == format!("tumbleweed_{source}"))
+        .find(|s| s["slot"] == format!("tw_local_{source}"))
         .with_context(|| format!("the source's slot while Connect is away: {slots}"))?
         .clone();
     assert!(slot["retained_bytes"].as_i64().is_some(), "{slot}");

@@ -181,7 +181,7 @@ async fn scenario(
             "the slot to become active",
             Duration::from_secs(60),
             || async {
-                Ok(slot_active(db, &format!("tumbleweed_{name}"))
+                Ok(slot_active(db, &format!("tw_local_{name}"))
                     .await?
                     .filter(|a| *a))
             },
@@ -229,7 +229,7 @@ async fn scenario(
             report,
             json!({"connector": "deleted", "slot": "dropped", "publication": "dropped"})
         );
-        let slot = format!("tumbleweed_{name}");
+        let slot = format!("tw_local_{name}");
         assert!(slot_active(db, &slot).await?.is_none(), "slot {slot} left");
         assert!(!publication_exists(db, &slot).await?, "publication left");
     }

@@ -1,6 +1,7 @@
 //! The WAL guard on the real stack: `GET /v1/slots` lists a source's slot with its retained WAL
-//! and status, finds orphans and drops them (never a source's slot, an active slot or a slot
-//! Tumbleweed does not own); thresholds turn into warn/critical; metrics carry the numbers.
+//! and status, finds orphans and drops them only when the slot's name is typed back (never a
+//! source's slot, an active slot, a slot a connector names, or a slot that is not this
+//! deployment's); thresholds turn into warn/critical; metrics carry the numbers.
 //! And the reason for the heartbeat: an idle source's slot retains little WAL while another
 //! database of the same cluster writes heavily, unlike a source without heartbeat.
 
@@ -45,7 +46,7 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
         )
         .await?;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    let own = format!("tumbleweed_{name}");
+    let own = format!("tw_local_{name}");
     eventually(
         "the slot to become active",
         Duration::from_secs(60),
@@ -54,8 +55,8 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
     .await?;
 
     // Two orphans: one left idle, one kept active by pg_recvlogical.
-    let ghost = format!("tumbleweed_ghost_{id}");
-    let busy_ghost = format!("tumbleweed_ghost2_{id}");
+    let ghost = format!("tw_local_ghost_{id}");
+    let busy_ghost = format!("tw_local_ghost2_{id}");
     pg.execute(
         "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
         &[&ghost],
@@ -157,7 +158,9 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
     );
 
     // Refusals: a source's slot, a foreign slot, an unknown source, an active orphan.
-    let (s, b) = api.delete(&format!("/v1/slots/{via}/{own}")).await?;
+    let (s, b) = api
+        .delete(&format!("/v1/slots/{via}/{own}?confirm={own}"))
+        .await?;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
     assert!(
         b["error"]
@@ -167,11 +170,13 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
         "{b}"
     );
     let (s, b) = api
-        .delete(&format!("/v1/slots/{via}/someone_elses_slot"))
+        .delete(&format!(
+            "/v1/slots/{via}/someone_elses_slot?confirm=someone_elses_slot"
+        ))
         .await?;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
     let (s, b) = api
-        .delete(&format!("/v1/slots/nosuch_{id}/{ghost}"))
+        .delete(&format!("/v1/slots/nosuch_{id}/{ghost}?confirm={ghost}"))
         .await?;
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     let mut reader = Command::new("pg_recvlogical")
@@ -197,14 +202,43 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
         || async { Ok(slot_active(&pg, &busy_ghost).await?.filter(|a| *a)) },
     )
     .await?;
-    let (s, b) = api.delete(&format!("/v1/slots/{via}/{busy_ghost}")).await?;
+    let (s, b) = api
+        .delete(&format!(
+            "/v1/slots/{via}/{busy_ghost}?confirm={busy_ghost}"
+        ))
+        .await?;
     reader.kill()?;
     reader.wait()?;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
     assert!(b["error"].as_str().unwrap().contains("is active"), "{b}");
 
+    // Not this deployment's, or still named by a connector: never orphans, never dropped.
+    foreign_and_claimed_slots_are_kept(&api, &pg, &via, &id, &db).await?;
+
+    // An orphan goes only with its name typed back.
+    for query in ["", "?confirm=", "?confirm=tw_local_other"] {
+        let (s, b) = api
+            .delete(&format!("/v1/slots/{via}/{ghost}{query}"))
+            .await?;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}: {b}");
+        assert_eq!(b["field"], json!("confirm"), "{b}");
+        assert!(
+            b["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("?confirm={ghost}")),
+            "{b}"
+        );
+    }
+    ensure!(
+        slot_active(&pg, &ghost).await?.is_some(),
+        "an unconfirmed drop dropped the slot"
+    );
+
     // The orphans go; the source's slot stays.
-    let (s, b) = api.delete(&format!("/v1/slots/{via}/{ghost}")).await?;
+    let (s, b) = api
+        .delete(&format!("/v1/slots/{via}/{ghost}?confirm={ghost}"))
+        .await?;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["slot"], json!("dropped"));
     ensure!(
@@ -217,9 +251,15 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
         || async { Ok(slot_active(&pg, &busy_ghost).await?.filter(|a| !*a)) },
     )
     .await?;
-    let (s, b) = api.delete(&format!("/v1/slots/{via}/{busy_ghost}")).await?;
+    let (s, b) = api
+        .delete(&format!(
+            "/v1/slots/{via}/{busy_ghost}?confirm={busy_ghost}"
+        ))
+        .await?;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, _) = api.delete(&format!("/v1/slots/{via}/{ghost}")).await?;
+    let (s, _) = api
+        .delete(&format!("/v1/slots/{via}/{ghost}?confirm={ghost}"))
+        .await?;
     assert_eq!(s, StatusCode::NOT_FOUND);
     ensure!(
         slot_active(&pg, &own).await? == Some(true),
@@ -229,6 +269,96 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
     let (s, b) = api.delete(&format!("/v1/sources/{name}")).await?;
     assert_eq!(s, StatusCode::OK, "{b}");
     Ok(())
+}
+
+/// Slots on the same server that look abandoned but are not this deployment's to drop: another
+/// deployment's, one from before deployment ids, and one named by a connector whose config the
+/// sink cannot read as a source (created in Kafka Connect by hand, stopped).
+async fn foreign_and_claimed_slots_are_kept(
+    api: &Api,
+    pg: &tokio_postgres::Client,
+    via: &str,
+    id: &str,
+    db: &str,
+) -> Result<()> {
+    let other = format!("tw_other_{id}");
+    let legacy = format!("tumbleweed_legacy_{id}");
+    let claimed = format!("tw_local_claimed_{id}");
+    for slot in [&other, &legacy, &claimed] {
+        pg.execute(
+            "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+            &[slot],
+        )
+        .await?;
+    }
+    let connector = format!("handmade-{id}");
+    let stack = stack();
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{}/connectors", stack.connect_url))
+        .json(&json!({
+            "name": connector,
+            "config": {
+                "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+                "slot.name": claimed,
+                "topic.prefix": format!("handmade_{id}"),
+                "plugin.name": "pgoutput",
+                "database.hostname": stack.pg_host,
+                "database.port": stack.pg_port.to_string(),
+                "database.user": "postgres",
+                "database.dbname": db,
+            },
+            "initial_state": "STOPPED",
+        }))
+        .send()
+        .await?;
+    ensure!(
+        created.status().is_success(),
+        "creating a stopped connector: {} {}",
+        created.status(),
+        created.text().await?
+    );
+    let outcome = async {
+        for (slot, owner) in [
+            (&other, None),
+            (&legacy, None),
+            (&claimed, Some(&connector)),
+        ] {
+            // Until Connect has taken the new connector in, nothing is an orphan; then the
+            // connector owns its slot.
+            let entry = eventually(
+                &format!("{slot} to be listed with its owner"),
+                Duration::from_secs(30),
+                || async {
+                    let entry = slot_entry(api, slot).await?;
+                    Ok((entry["source"] == json!(owner)).then_some(entry))
+                },
+            )
+            .await?;
+            assert_eq!(entry["orphan"], json!(false), "{entry}");
+            assert_eq!(
+                entry["owned"],
+                json!(slot != &other && slot != &legacy),
+                "{entry}"
+            );
+            assert_eq!(entry["source"], json!(owner), "{entry}");
+            let (s, b) = api
+                .delete(&format!("/v1/slots/{via}/{slot}?confirm={slot}"))
+                .await?;
+            assert_eq!(s, StatusCode::CONFLICT, "{slot}: {b}");
+            ensure!(slot_active(pg, slot).await?.is_some(), "{slot} was dropped");
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    http.delete(format!("{}/connectors/{connector}", stack.connect_url))
+        .send()
+        .await?;
+    for slot in [&other, &legacy, &claimed] {
+        pg.execute("SELECT pg_drop_replication_slot($1)", &[slot])
+            .await?;
+    }
+    outcome
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +380,7 @@ async fn heartbeat_bounds_the_wal_an_idle_source_retains() -> Result<()> {
         assert_eq!(s, StatusCode::CREATED, "{b}");
     }
     let pg = stack.create_database(&format!("busy_{id}")).await?;
-    let (slot_on, slot_off) = (format!("tumbleweed_{on}"), format!("tumbleweed_{off}"));
+    let (slot_on, slot_off) = (format!("tw_local_{on}"), format!("tw_local_{off}"));
     for slot in [&slot_on, &slot_off] {
         eventually(
             "the slot to become active",

@@ -103,7 +103,7 @@ async fn row_changes_reach_an_sse_consumer_through_a_source_created_by_the_api()
     drop(s);
 
     // Deleting the source removes the connector, the slot and the publication.
-    let slot = format!("tumbleweed_{source}");
+    let slot = format!("tw_local_{source}");
     let r = sink
         .admin(Method::DELETE, &format!("/v1/sources/{source}"))
         .send()

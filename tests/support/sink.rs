@@ -103,7 +103,16 @@ impl SinkProcess {
         let mut sink = Self {
             bin: PathBuf::from(bin),
             args,
-            env: vec![("TUMBLEWEED_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],
+            env: vec![
+                ("TUMBLEWEED_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+                // Test sources give the local stack's (unchecked) password in plain text.
+                ("TUMBLEWEED_ALLOW_PLAINTEXT_PASSWORD".into(), "true".into()),
+                // Tests write their password files under the temporary directory.
+                (
+                    "TUMBLEWEED_SECRETS_DIR".into(),
+                    std::env::temp_dir().display().to_string(),
+                ),
+            ],
             child: None,
             log,
             base: format!("http://127.0.0.1:{port}"),

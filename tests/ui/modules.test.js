@@ -79,6 +79,10 @@ const bad = [
   ['password_secret', { password_secret: 'env:PG_PASSWORD' }],
   ['password_secret', { password: '', password_secret: 'file:relative' }],
   ['password_secret', { password: '', password_secret: 'env:1A' }],
+  // Only source secrets may be named: not the sink's or the workers' other variables.
+  ['password_secret', { password: '', password_secret: 'env:PG_PASSWORD' }],
+  ['password_secret', { password: '', password_secret: 'env:TUMBLEWEED_ADMIN_TOKEN' }],
+  ['password_secret', { password: '', password_secret: 'env:TUMBLEWEED_SECRET_' }],
   ['sslmode', { sslmode: 'verify' }],
   ['sslrootcert', { sslmode: 'verify-full' }],
   ['sslrootcert', { sslmode: 'verify-ca', sslrootcert: 'certs/ca.pem' }],

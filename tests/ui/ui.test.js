@@ -12,7 +12,7 @@ const source = `ui_${rand}`;
 const topic = `${source}.public.items`;
 const consumer = `ui-${rand}`;
 const filtered = `uif-${rand}`;
-const orphanSlot = `tumbleweed_uiorphan_${rand}`;
+const orphanSlot = `tw_local_uiorphan_${rand}`;
 
 describe('operator UI', { concurrency: false }, () => {
   let browser;
@@ -45,7 +45,7 @@ describe('operator UI', { concurrency: false }, () => {
     await adminApi('DELETE', `/v1/consumers/${consumer}`).catch(() => {});
     await adminApi('DELETE', `/v1/consumers/${filtered}`).catch(() => {});
     await adminApi('DELETE', `/v1/sources/${source}`).catch(() => {});
-    try { psql(db, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('${orphanSlot}', 'tumbleweed_${source}') AND NOT active`); } catch { /* gone */ }
+    try { psql(db, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('${orphanSlot}', 'tw_local_${source}') AND NOT active`); } catch { /* gone */ }
     try { psql('postgres', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`); } catch (e) { console.error(`cleanup: ${e.message}`); }
     if (browser) await browser.dispose();
   });
@@ -124,7 +124,7 @@ describe('operator UI', { concurrency: false }, () => {
     await page.waitForURL(new RegExp(`#/sources/${source}\\?created=1`), { timeout: 60000 });
     const detail = page.locator('#source-detail');
     await detail.waitFor();
-    assert.match(await detail.textContent(), new RegExp(`tumbleweed_${source}`));
+    assert.match(await detail.textContent(), new RegExp(`tw_local_${source}`));
     await go('#/sources');
     const row = page.locator(`tr[data-source="${source}"]`);
     await row.waitFor();
@@ -441,7 +441,7 @@ describe('operator UI', { concurrency: false }, () => {
       const topicLine = page.locator(`[data-chart=events-by-topic] g.series[data-series="${topic}"]`);
       await topicLine.waitFor({ state: 'attached', timeout: 10000 });
       assert.match(await topicLine.locator('path').getAttribute('d'), /^M[\d.]+,[\d.]+L/, 'a line of at least two points');
-      const slotLine = page.locator(`[data-chart=retained-wal] g.series[data-series="tumbleweed_${source}"]`);
+      const slotLine = page.locator(`[data-chart=retained-wal] g.series[data-series="tw_local_${source}"]`);
       await slotLine.waitFor({ state: 'attached', timeout: 10000 });
       assert.match(await page.locator('[data-chart=retained-wal] li[data-series] [data-k=latest]').first().textContent(), /\d+(\.\d)? (B|KiB|MiB|GiB)/);
       const label = await page.locator('[data-chart=events-by-topic] svg').getAttribute('aria-label');
@@ -463,7 +463,7 @@ describe('operator UI', { concurrency: false }, () => {
       await go('#/consumers');
       await page.locator(`#consumers-lag g.series[data-series="${consumer}"]`).waitFor({ state: 'attached', timeout: 10000 });
       await go('#/sources');
-      await page.locator(`#sources-wal g.series[data-series="tumbleweed_${source}"]`).waitFor({ state: 'attached', timeout: 10000 });
+      await page.locator(`#sources-wal g.series[data-series="tw_local_${source}"]`).waitFor({ state: 'attached', timeout: 10000 });
       await screenshot(page, 'sources-wal');
       assert.ok(await es.evaluate(() => window.__seen) > 0, 'the stream received the rows');
     } finally {
@@ -477,7 +477,7 @@ describe('operator UI', { concurrency: false }, () => {
   test('the health page shows the source slot, the broker, the connector, and drops an orphan slot', async () => {
     psql(db, `SELECT pg_create_logical_replication_slot('${orphanSlot}', 'pgoutput')`);
     await go('#/health');
-    const slot = page.locator(`tr[data-slot="tumbleweed_${source}"]`);
+    const slot = page.locator(`tr[data-slot="tw_local_${source}"]`);
     await slot.waitFor();
     assert.match(await slot.locator('[data-k=active]').textContent(), /^active$/);
     assert.equal(await slot.locator('meter').count(), 1);
@@ -488,6 +488,12 @@ describe('operator UI', { concurrency: false }, () => {
     await screenshot(page, 'health');
     await orphan.locator('button[data-drop]').click();
     await page.locator('#confirm[open]').waitFor();
+    // The drop needs the slot's name typed back: a wrong name leaves the button disabled.
+    assert.equal(await page.locator('#confirm-ok').isDisabled(), true);
+    await page.fill('#confirm-typed', `${orphanSlot}x`);
+    assert.equal(await page.locator('#confirm-ok').isDisabled(), true);
+    await page.fill('#confirm-typed', orphanSlot);
+    assert.equal(await page.locator('#confirm-ok').isDisabled(), false);
     await page.click('#confirm-ok');
     await orphan.locator('text=slot dropped').waitFor({ timeout: 10000 });
     assert.equal(psql(db, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${orphanSlot}'`), '0');
@@ -512,7 +518,7 @@ describe('operator UI', { concurrency: false }, () => {
     await go(`#/sources/${source}`);
     await page.click('#delete-source');
     await page.locator('#confirm[open]').waitFor();
-    assert.match(await page.locator('#confirm-body').textContent(), new RegExp(`tumbleweed_${source}`));
+    assert.match(await page.locator('#confirm-body').textContent(), new RegExp(`tw_local_${source}`));
     await page.click('#confirm-ok');
     const result = page.locator('#delete-result');
     await result.waitFor({ timeout: 60000 });
@@ -520,7 +526,7 @@ describe('operator UI', { concurrency: false }, () => {
     assert.equal((await result.locator('[data-k=publication]').textContent()).trim(), 'dropped');
     assert.equal((await result.locator('[data-k=connector]').textContent()).trim(), 'deleted');
     await screenshot(page, 'source-deleted');
-    assert.equal(psql(db, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tumbleweed_${source}'`), '0');
+    assert.equal(psql(db, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tw_local_${source}'`), '0');
   });
 
   test('the admin token never appeared in a URL, and the pages raised no errors', () => {

@@ -86,12 +86,12 @@ export async function healthPage(main, ctx) {
 
   async function dropOrphan(s, btn) {
     const ok = await confirmDialog(`Drop slot ${s.slot}?`, h('div', {},
-      h('p', {}, `The slot's source no longer exists. Dropping it releases the WAL it retains (${bytes(s.retained_bytes)}) on ${s.server}, and drops its publication when it is in ${s.via}'s database.`),
-      h('p', {}, 'This cannot be undone: a connector that still needs the slot would have to snapshot again.')), 'Drop slot');
+      h('p', {}, `No declared source and no Kafka Connect connector names this slot, and its name carries this deployment's prefix. Dropping it releases the WAL it retains (${bytes(s.retained_bytes)}) on ${s.server}, and drops its publication when it is in ${s.via}'s database.`),
+      h('p', {}, 'This cannot be undone: a connector that still needs the slot would have to snapshot again.')), 'Drop slot', { typed: s.slot });
     if (!ok) return;
     btn.disabled = true;
     try {
-      const r = await api('DELETE', `/v1/slots/${enc(s.via)}/${enc(s.slot)}`);
+      const r = await api('DELETE', `/v1/slots/${enc(s.via)}/${enc(s.slot)}?confirm=${enc(s.slot)}`);
       announce(`Slot ${s.slot} ${r.slot}, publication ${r.publication}`);
       const row = btn.closest('tr');
       replace(btn.parentElement, h('span', { role: 'status' }, `slot ${r.slot}, publication ${r.publication}`));

@@ -37,7 +37,7 @@ export async function sourcesPage(main, ctx) {
   replace(main,
     h('div', { class: 'page-head' }, h('h1', {}, 'Sources'),
       h('div', { class: 'actions' }, refresh, h('a', { class: 'button', href: '#/sources/new' }, 'Add a source'))),
-    h('p', { class: 'lede' }, 'PostgreSQL databases captured by a Debezium connector in Kafka Connect. Each has a replication slot and a publication named tumbleweed_<name>.'),
+    h('p', { class: 'lede' }, 'PostgreSQL databases captured by a Debezium connector in Kafka Connect. Each has a replication slot and a publication named tw_<deployment>_<name>.'),
     body,
     h('section', { 'aria-labelledby': 'h-source-wal' }, h('h2', { id: 'h-source-wal' }, 'Retained WAL'), wal));
 
@@ -96,8 +96,8 @@ export function validateSource(req) {
   if (req.password.length > 1024 || /\p{Cc}/u.test(req.password)) errs.push(['password', 'password must be at most 1024 characters without control characters']);
   if (req.password_secret !== undefined) {
     if (req.password) errs.push(['password_secret', 'give either password or password_secret, not both']);
-    else if (!/^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:\/[^:$}]{1,1023})$/.test(req.password_secret) || req.password_secret.includes('..')) {
-      errs.push(['password_secret', 'password_secret must be env:NAME or file:/absolute/path']);
+    else if (!/^(env:(TUMBLEWEED_SECRET_[A-Za-z0-9_]{1,110}|TUMBLEWEED_SOURCE_DB_PASSWORD)|file:\/[^:$}]{1,1023})$/.test(req.password_secret) || req.password_secret.includes('..')) {
+      errs.push(['password_secret', 'password_secret must be env:TUMBLEWEED_SECRET_<KEY> or file:/absolute/path (in the sink\'s secrets directory)']);
     }
   }
   const tables = req.tables.length === 0 && req.mode === 'outbox' ? ['public.outbox'] : req.tables;
@@ -151,7 +151,7 @@ export function sourceNewPage(main, ctx) {
     database: h('input', { type: 'text', required: true, autocomplete: 'off', spellcheck: 'false' }),
     user: h('input', { type: 'text', required: true, autocomplete: 'off', spellcheck: 'false' }),
     password: h('input', { type: 'password', autocomplete: 'new-password' }),
-    password_secret: h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'env:NAME or file:/path' }),
+    password_secret: h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'env:TUMBLEWEED_SECRET_<KEY> or file:/path' }),
     tables: h('textarea', { rows: 3, spellcheck: 'false' }),
     mode: h('select', {}, h('option', { value: 'tables' }, 'tables: one topic per table'), h('option', { value: 'outbox' }, 'outbox: one topic per aggregate type')),
     heartbeat_interval_s: h('input', { type: 'number', min: 0, max: 86400, value: '60', inputmode: 'numeric' }),
@@ -169,7 +169,7 @@ export function sourceNewPage(main, ctx) {
       field(F, 'database', 'Database', inp.database),
       field(F, 'user', 'User', inp.user, 'Needs the REPLICATION attribute (rds_replication on RDS) and SELECT on the tables.'),
       field(F, 'password', 'Password', inp.password, 'Stored in Kafka Connect\'s connector config (not in Tumbleweed\'s registry); never shown again.'),
-      field(F, 'password_secret', 'Or: password secret', inp.password_secret, 'env:NAME or file:/path, read by the sink and the Connect workers: no one stores the password, and a lost connector can be re-created.'),
+      field(F, 'password_secret', 'Or: password secret', inp.password_secret, 'env:TUMBLEWEED_SECRET_<KEY> or file:/path in the sink\'s secrets directory, read by the sink and the Connect workers: no one stores the password, and a lost connector can be re-created.'),
       field(F, 'sslmode', 'TLS (sslmode)', inp.sslmode, 'As libpq: prefer and require encrypt without checking the server; verify-ca checks its certificate against the CA bundle; verify-full also checks that it names the host.'),
       field(F, 'sslrootcert', 'CA bundle (sslrootcert)', inp.sslrootcert, 'For verify-ca and verify-full: rds (the Amazon RDS CA bundle, built into the sink) or an absolute path to a PEM file that the sink and the Connect workers can read.')),
     field(F, 'tables', 'Tables', inp.tables, 'schema.table, one per line (each needs a primary key). In outbox mode: the outbox table, public.outbox when empty.'),

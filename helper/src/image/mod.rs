@@ -612,6 +612,20 @@ pub async fn run(g: &GlobalArgs, args: ImageArgs) -> anyhow::Result<Outcome> {
 mod tests {
     use super::*;
 
+    /// `sink/Dockerfile` (for users with Docker) and `tumbleweed image build` (without) must
+    /// ship the sink on the same base: the Dockerfile's last `FROM` is [`DEFAULT_BASE`].
+    #[test]
+    fn the_dockerfile_runs_on_the_default_base() {
+        let dockerfile = include_str!("../../../sink/Dockerfile");
+        let last_from = dockerfile
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("FROM "))
+            .expect("a FROM line");
+        let image = last_from.split_whitespace().next().unwrap_or_default();
+        assert_eq!(image, DEFAULT_BASE, "sink/Dockerfile's runtime base");
+    }
+
     /// The first 20 bytes of an ELF header: class, data, and `e_machine`.
     fn elf_head(class: u8, machine: u16) -> Vec<u8> {
         let mut h = b"\x7fELF".to_vec();

@@ -356,6 +356,8 @@ impl TopicFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     fn event(offset: i64, bytes: usize) -> Arc<ChangeEvent> {
         Arc::new(ChangeEvent {
@@ -390,6 +392,196 @@ mod tests {
         // A budget smaller than one event still keeps the newest one.
         buf.evict(6, 1);
         assert_eq!((buf.start, buf.events.len()), (9, 1));
+    }
+
+    /// An operation on a two-partition feed, as the hub's reader and the streams do them.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Records read from Kafka for partition `p`: each is a deliverable event of that
+        /// many bytes, or a tombstone (`None`: a hole in the offsets).
+        Append {
+            p: usize,
+            records: Vec<Option<usize>>,
+        },
+        /// Another feed opened or closed: the byte share changes, then the feed trims.
+        Feeds(usize),
+        /// The partition's log restarted at `low` (topic recreated).
+        Restart { p: usize, low: i64 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0..2usize, prop::collection::vec(prop::option::weighted(0.8, 1..300usize), 1..40))
+                .prop_map(|(p, records)| Op::Append { p, records }),
+            1 => (1..6usize).prop_map(Op::Feeds),
+            1 => (0..2usize, 0..5i64).prop_map(|(p, low)| Op::Restart { p, low }),
+        ]
+    }
+
+    /// What the feed must hold: every deliverable event appended to each partition since its
+    /// log (re)started, in order, and the next offset.
+    #[derive(Default, Clone)]
+    struct Model {
+        events: Vec<(i64, usize)>,
+        next: i64,
+        generation: u64,
+    }
+
+    fn check(
+        feed: &TopicFeed,
+        models: &[Model],
+        from: &[i64],
+        max: usize,
+    ) -> Result<(), TestCaseError> {
+        let capacity = feed.limits.events_per_partition;
+        let budget = feed.limits.partition_bytes(2);
+        for (p, m) in models.iter().enumerate() {
+            let (start, next) = (feed.start(p), feed.head(p));
+            prop_assert_eq!(next, m.next, "head of partition {}", p);
+            prop_assert_eq!(feed.generation(p), m.generation);
+            // The buffer is exactly the model's suffix from `start`: ordered, no event lost
+            // inside it, tombstones left out, and within its bounds.
+            let kept: Vec<(i64, usize)> = m
+                .events
+                .iter()
+                .copied()
+                .filter(|(o, _)| *o >= start)
+                .collect();
+            let parts = feed.partitions.read();
+            let buf = parts[p].read();
+            let held: Vec<(i64, usize)> = buf
+                .events
+                .iter()
+                .map(|e| (e.offset, e.json.len()))
+                .collect();
+            prop_assert_eq!(&held, &kept);
+            prop_assert!(buf.events.len() <= capacity);
+            prop_assert!(
+                buf.bytes <= budget || buf.events.len() == 1,
+                "{} bytes over {}",
+                buf.bytes,
+                budget
+            );
+            prop_assert_eq!(
+                buf.bytes,
+                held.iter().map(|(_, b)| b + EVENT_OVERHEAD).sum::<usize>()
+            );
+            prop_assert!(start <= next);
+            drop(buf);
+            drop(parts);
+
+            // A stream reading from `from` in steps of `max` gets Behind below the buffer,
+            // else every buffered event at or after `from`, once, in order, ending at the head.
+            let mut pos = from[p];
+            let mut got = Vec::new();
+            let mut out = Vec::new();
+            loop {
+                out.clear();
+                match feed.read(p, pos, m.generation, max, &mut out) {
+                    Read::Behind { start: s } => {
+                        prop_assert!(pos < start && s == start && got.is_empty());
+                        break;
+                    }
+                    Read::Events { count, next } => {
+                        prop_assert_eq!(count, out.len());
+                        prop_assert!(count <= max);
+                        got.extend(out.iter().map(|e| (e.offset, e.json.len())));
+                        prop_assert!(next >= pos);
+                        pos = next;
+                        if count == 0 {
+                            let expected: Vec<_> = kept
+                                .iter()
+                                .copied()
+                                .filter(|(o, _)| *o >= from[p])
+                                .collect();
+                            prop_assert_eq!(&got, &expected);
+                            if from[p] <= m.next {
+                                prop_assert_eq!(pos, m.next, "a stream at the end is at the head");
+                            }
+                            break;
+                        }
+                    }
+                    Read::Restarted { .. } => prop_assert!(false, "same generation"),
+                }
+            }
+            // A position of an older generation is told where the new log begins.
+            if m.generation > 0 {
+                out.clear();
+                prop_assert_eq!(
+                    feed.read(p, from[p], m.generation - 1, max, &mut out),
+                    Read::Restarted {
+                        generation: m.generation,
+                        to: feed.origin(p)
+                    }
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn streams_see_every_buffered_event_once_in_order(
+            ops in prop::collection::vec(op(), 1..60),
+            capacity in 1..50usize,
+            per_topic in 200..20_000usize,
+            from in (0..400i64, 0..400i64),
+            max in 1..20usize,
+        ) {
+            let limits = Arc::new(BufferLimits::new(capacity, per_topic, 3 * per_topic));
+            limits.open_feeds.store(1, Ordering::Relaxed);
+            let feed = TopicFeed::new("t", &[0, 0], limits.clone());
+            let mut models = vec![Model::default(), Model::default()];
+            for op in ops {
+                match op {
+                    Op::Append { p, records } => {
+                        let m = &mut models[p];
+                        let mut batch = Vec::new();
+                        let mut offset = m.next;
+                        for r in &records {
+                            if let Some(bytes) = r {
+                                batch.push(ChangeEvent {
+                                    partition: p as i32,
+                                    offset,
+                                    op: b'c',
+                                    timestamp_ms: 0,
+                                    json: bytes::Bytes::from(vec![b'x'; *bytes]),
+                                    derived: Default::default(),
+                                });
+                                m.events.push((offset, *bytes));
+                            }
+                            offset += 1;
+                        }
+                        m.next = offset;
+                        let mut heads = [None, None];
+                        heads[p] = Some(offset);
+                        feed.append(&mut batch, &mut heads);
+                        // A stale fetch of the same records changes nothing.
+                        let mut again: Vec<ChangeEvent> = records.iter().enumerate().filter_map(|(i, r)| r.map(|b| ChangeEvent {
+                            partition: p as i32,
+                            offset: offset - records.len() as i64 + i as i64,
+                            op: b'c',
+                            timestamp_ms: 0,
+                            json: bytes::Bytes::from(vec![b'y'; b]),
+                            derived: Default::default(),
+                        })).collect();
+                        feed.append(&mut again, &mut [None, None]);
+                    }
+                    Op::Feeds(n) => {
+                        limits.open_feeds.store(n, Ordering::Relaxed);
+                        feed.trim();
+                    }
+                    Op::Restart { p, low } => {
+                        // Only a log that ends below what was read is a restart.
+                        if low < models[p].next {
+                            prop_assert_eq!(feed.examine(p, low, low), Examined::Restarted { from: low });
+                            models[p] = Model { events: vec![], next: low, generation: models[p].generation + 1 };
+                        }
+                    }
+                }
+                check(&feed, &models, &[from.0, from.1], max)?;
+            }
+        }
     }
 
     #[test]

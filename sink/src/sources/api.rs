@@ -16,7 +16,9 @@
 //!   next DELETE finishes the job. A DELETE of a source that no longer exists answers 200 with
 //!   `"connector": "absent"` (its database is unknown by then: a leftover slot would show as an
 //!   orphan in `GET /v1/slots`).
-//! - slots: drop only orphans that are inactive, through a live source on the same server.
+//! - slots: drop only orphans (this deployment's prefix, claimed by no declaration and no
+//!   connector, see [`super::claims`]) that are inactive, through a live source on the same
+//!   server, and only with the slot's name typed back (`?confirm=<slot>`).
 //!
 //! Errors from Kafka Connect are 502 (503 when it is unreachable), with Connect's message.
 
@@ -24,16 +26,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::connect::{connector_config, ConnectorStatus, Stopped, StoredSource, TopicSettings};
-use super::model::{
-    check_name, connector_name, slot_name, valid_name, CreateSource, DeleteReport, SLOT_PREFIX,
+use super::claims::SlotClaims;
+use super::connect::{
+    connector_config, ConnectError, ConnectorStatus, Stopped, StoredSource, TopicSettings,
 };
+use super::model::{check_name, connector_name, CreateSource, DeleteReport};
 use super::registry::DeclaredSource;
 use super::wal_guard;
 use super::{postgres, SourcesService};
@@ -42,14 +46,14 @@ use crate::registry::now_ms;
 
 type Svc = State<Arc<SourcesService>>;
 
-/// A failure talking to Kafka Connect.
+/// A failure talking to Kafka Connect: 503 when it did not answer (retry later), 502 when it
+/// answered with an error (its message is the operator's clue).
 fn upstream(e: anyhow::Error) -> ApiError {
     let msg = format!("{e:#}");
     tracing::warn!(error = %msg, "Kafka Connect request failed");
-    let status = if msg.contains("is unreachable") {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::BAD_GATEWAY
+    let status = match e.downcast_ref::<ConnectError>() {
+        Some(ConnectError::Unreachable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_GATEWAY,
     };
     ApiError::new(status, msg)
 }
@@ -67,7 +71,21 @@ pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
             svc.tuning.default_sslmode,
             svc.tuning.default_sslrootcert.as_deref(),
         )
-        .validate()?;
+        .validate(&svc.config.deployment_id)?;
+    if spec.db.secret.is_none()
+        && !spec.db.password.is_empty()
+        && !svc.config.allow_plaintext_password
+    {
+        return Err(ApiError::bad_request(
+            "a password in plain text would be kept in Kafka Connect's config topic and returned by its REST API: name it with password_secret (env:NAME or file:/absolute/path, read by the sink and the Connect workers) instead; for local use only, start the sink with TUMBLEWEED_ALLOW_PLAINTEXT_PASSWORD=true",
+        )
+        .with_field("password"));
+    }
+    if let Some(secret) = &spec.db.secret {
+        secret
+            .check_file_in(svc.config.secrets_dir.as_deref())
+            .map_err(|m| ApiError::bad_request(m).with_field("password_secret"))?;
+    }
     let connector = spec.connector();
     tracing::info!(source = %spec.name, db = %spec.db.describe(), "creating source");
 
@@ -283,7 +301,7 @@ async fn teardown(
     stored: &StoredSource,
 ) -> Result<DeleteReport, (StatusCode, DeleteReport, String)> {
     let connector = connector_name(&stored.name);
-    let slot = slot_name(&stored.name);
+    let slot = stored.slot.clone();
     let mut report = DeleteReport {
         connector: "present".into(),
         slot: "unknown".into(),
@@ -373,8 +391,10 @@ async fn teardown(
 /// `GET /v1/slots`
 pub async fn slots(State(svc): Svc) -> ApiResult<Json<Value>> {
     let sources = svc.stored_all().await?;
+    let claims = svc.slot_claims().await;
     let scan = wal_guard::scan(
         &sources,
+        &claims,
         svc.config.wal_warn_bytes,
         svc.config.wal_critical_bytes,
     )
@@ -390,26 +410,52 @@ pub async fn slots(State(svc): Svc) -> ApiResult<Json<Value>> {
     })))
 }
 
-/// `DELETE /v1/slots/{source}/{slot}`: drops an inactive orphan slot (and its publication if
-/// it is in the database of `{source}`), reached through `{source}`'s connection.
+/// Query of `DELETE /v1/slots/{source}/{slot}`.
+#[derive(Debug, Deserialize)]
+pub struct DropQuery {
+    /// The slot's name, typed back.
+    confirm: Option<String>,
+}
+
+/// `DELETE /v1/slots/{source}/{slot}?confirm={slot}`: drops an inactive orphan slot (and its
+/// publication if it is in the database of `{source}`), reached through `{source}`'s
+/// connection.
 pub async fn drop_orphan(
     State(svc): Svc,
     Path((source, slot)): Path<(String, String)>,
+    Query(query): Query<DropQuery>,
 ) -> ApiResult<Json<Value>> {
     check_name(&source)?;
-    let Some(owner) = slot.strip_prefix(SLOT_PREFIX).filter(|o| valid_name(o)) else {
-        return Err(ApiError::conflict(format!(
-            "slot {slot:?} is not a Tumbleweed slot ({SLOT_PREFIX}<name>); Tumbleweed only drops its own orphans"
-        )));
-    };
+    if query.confirm.as_deref() != Some(slot.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "dropping slot {slot:?} cannot be undone: confirm by typing its name back, as ?confirm={slot}"
+        ))
+        .with_field("confirm"));
+    }
     let sources = svc.stored_all().await?;
     let Some(via) = sources.iter().find(|s| s.name == source) else {
         return Err(ApiError::not_found(format!("no source named {source:?}")));
     };
-    if sources.iter().any(|s| s.name == owner) {
+    let claims = svc.slot_claims().await;
+    if !claims.owned(&slot) {
         return Err(ApiError::conflict(format!(
-            "slot {slot} belongs to source {owner:?}: delete the source instead (DELETE /v1/sources/{owner})"
+            "slot {slot:?} is not this deployment's ({}<name>, TUMBLEWEED_DEPLOYMENT_ID={}): Tumbleweed only drops its own orphans",
+            claims.prefix(),
+            svc.config.deployment_id
         )));
+    }
+    if let Some(owner) = claims.owner(&slot) {
+        let hint = if sources.iter().any(|s| s.name == owner) {
+            format!("delete the source instead (DELETE /v1/sources/{owner})")
+        } else {
+            format!("it is named by {owner:?} (a declared source or a Kafka Connect connector): delete that first")
+        };
+        return Err(ApiError::conflict(format!("slot {slot} is in use: {hint}")));
+    }
+    if !claims.connect_read() {
+        return Err(ApiError::unavailable(
+            "Kafka Connect cannot be read, so whether a connector still needs this slot is unknown: retry when Connect answers",
+        ));
     }
     let client = postgres::connect(&via.db)
         .await
@@ -465,6 +511,35 @@ impl SourcesService {
         StoredSource::from_config(&config)
     }
 
+    /// Who claims which slot: the declarations (read raw, so an unparsable one still claims
+    /// its slot) and Kafka Connect's connectors (none are orphans when Connect cannot be read).
+    pub(super) async fn slot_claims(&self) -> SlotClaims {
+        if let Err(e) = self.registry.sync().await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "slot claims: the source registry is behind"
+            );
+        }
+        let declared = self.registry.list();
+        let connectors = match self.connect.list_expanded().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "slot claims: Kafka Connect cannot be read; no slot is an orphan until it can"
+                );
+                None
+            }
+        };
+        SlotClaims::new(
+            &self.config.deployment_id,
+            declared.iter().map(AsRef::as_ref),
+            connectors
+                .as_ref()
+                .map(|c| c.iter().map(|(name, (config, _))| (name, config))),
+        )
+    }
+
     /// Every declared source, whatever Kafka Connect says.
     pub(super) async fn stored_all(&self) -> ApiResult<Vec<StoredSource>> {
         self.registry.sync().await.map_err(registry_failure)?;
@@ -485,5 +560,38 @@ impl SourcesService {
         let mut view = stored.view(status);
         view.reconciler = Some(self.reconcile.view(&stored.name));
         view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::connect::ConnectClient;
+
+    #[tokio::test]
+    async fn connect_failures_are_told_apart_by_kind() {
+        // Nothing listens on the discard port: no answer at all is a 503.
+        let gone = ConnectClient::new("http://127.0.0.1:9").unwrap();
+        let e = upstream(
+            gone.status("tumbleweed-x")
+                .await
+                .unwrap_err()
+                .context("reading the connector"),
+        );
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+        // An answer with an error status is Connect's to explain: a 502 with its message.
+        let rejected = anyhow::Error::from(ConnectError::Rejected {
+            method: "POST".into(),
+            path: "/connectors".into(),
+            status: StatusCode::BAD_REQUEST,
+            message: "Connector configuration is invalid".into(),
+        })
+        .context("creating the connector");
+        let e = upstream(rejected);
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        assert!(
+            e.message.contains("Connector configuration is invalid"),
+            "{e}"
+        );
     }
 }

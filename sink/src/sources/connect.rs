@@ -17,13 +17,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::model::{
-    connector_name, DbTarget, Mode, SourceSpec, SourceView, SslMode, TableName, TaskState,
-    HEARTBEAT_TABLE,
+    connector_name, legacy_slot_name, DbTarget, Mode, SourceSpec, SourceView, SslMode, TableName,
+    TaskState, HEARTBEAT_TABLE,
 };
 use super::secret::{resolve_config_password, SecretRef};
 use super::tls::RootCert;
@@ -200,6 +200,9 @@ pub struct StoredSource {
     pub mode: Mode,
     pub heartbeat_interval_s: u64,
     pub snapshot_mode: String,
+    /// Slot and publication name, as the connector config says (sources created before
+    /// deployment ids have none there and use [`legacy_slot_name`]).
+    pub slot: String,
 }
 
 impl StoredSource {
@@ -243,13 +246,14 @@ impl StoredSource {
             },
             heartbeat_interval_s: get(KEY_HEARTBEAT).and_then(|s| s.parse().ok()).unwrap_or(0),
             snapshot_mode: get("snapshot.mode").unwrap_or_else(|| "initial".into()),
+            slot: get("slot.name").unwrap_or_else(|| legacy_slot_name(&name)),
             name,
         })
     }
 
     /// The API view: configuration without the password, plus the state Connect reports.
     pub fn view(&self, status: Option<&ConnectorStatus>) -> SourceView {
-        let slot = super::model::slot_name(&self.name);
+        let slot = self.slot.clone();
         SourceView {
             name: self.name.clone(),
             host: self.db.host.clone(),
@@ -362,6 +366,30 @@ pub struct ConnectClient {
     http: reqwest::Client,
 }
 
+/// Why a Kafka Connect request failed: the boundary's typed error, so that callers choose an
+/// answer (503 or 502) by kind, not by reading messages. Carried inside `anyhow::Error`
+/// (callers `downcast_ref` it).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No HTTP answer at all: a worker restarting, a wrong URL, a network problem.
+    #[error("Kafka Connect at {base} is unreachable ({method} {path}): {source}")]
+    Unreachable {
+        base: String,
+        method: Method,
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Connect answered with an error status.
+    #[error("Kafka Connect {method} {path} answered {status}: {message}")]
+    Rejected {
+        method: String,
+        path: String,
+        status: StatusCode,
+        message: String,
+    },
+}
+
 impl ConnectClient {
     pub fn new(base: &str) -> Result<Self> {
         let http = reqwest::Client::builder()
@@ -390,12 +418,15 @@ impl ConnectClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req.send().await.with_context(|| {
-                format!(
-                    "Kafka Connect at {} is unreachable ({method} {path})",
-                    self.base
-                )
-            })?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|source| ConnectError::Unreachable {
+                    base: self.base.clone(),
+                    method: method.clone(),
+                    path: path.to_string(),
+                    source,
+                })?;
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -408,10 +439,13 @@ impl ConnectClient {
     }
 
     fn fail(method: &str, path: &str, status: StatusCode, body: &Value) -> anyhow::Error {
-        anyhow!(
-            "Kafka Connect {method} {path} answered {status}: {}",
-            message(body)
-        )
+        ConnectError::Rejected {
+            method: method.to_string(),
+            path: path.to_string(),
+            status,
+            message: message(body),
+        }
+        .into()
     }
 
     /// Registers a connector. `Ok(false)` when a connector of that name already exists.
@@ -586,7 +620,7 @@ mod tests {
             "mode": mode, "heartbeat_interval_s": hb,
         }))
         .unwrap()
-        .validate()
+        .validate("dev")
         .unwrap()
     }
 
@@ -600,7 +634,8 @@ mod tests {
             },
             DEFAULT_CONNECT_RDS_CA_PATH,
         );
-        assert_eq!(c["slot.name"], "tumbleweed_shop");
+        assert_eq!(c["slot.name"], "tw_dev_shop");
+        assert_eq!(c["publication.name"], "tw_dev_shop");
         assert_eq!(
             c["table.include.list"],
             "public\\.items,public\\.orders,public\\.tumbleweed_heartbeat"

@@ -4,7 +4,7 @@
 //! Operators add a source with `POST /v1/sources`; the sink checks the database is ready for
 //! logical decoding, creates a heartbeat table, declares the source in its own registry
 //! ([`registry`], a compacted topic) and registers a Debezium PostgreSQL connector (pgoutput,
-//! slot and publication `tumbleweed_<name>`, topics `<name>.<schema>.<table>`). The registry is
+//! slot and publication `tw_<deployment>_<name>`, topics `<name>.<schema>.<table>`). The registry is
 //! the source of truth; Kafka Connect holds a copy that the reconciler ([`reconcile`]) keeps in
 //! line. Removing a source stops its connector, withdraws the declaration, drops its slot and
 //! publication, then deletes the connector (see [`api`]). The WAL guard ([`wal_guard`]) watches how much WAL every slot on the source
@@ -14,10 +14,12 @@
 //! Files, one concept each: [`model`] (request/response types and validation), [`connect`]
 //! (Kafka Connect client, connector config), [`registry`] (declared sources), [`reconcile`]
 //! (Connect back in line with the declarations), [`secret`] (passwords by reference),
-//! [`postgres`] (readiness, slots, publications), [`wal_guard`] (slot scans, metrics,
-//! threshold warnings), [`tls`] (sslmode, sslrootcert: verified TLS), [`api`] (handlers).
+//! [`postgres`] (readiness, slots, publications), [`claims`] (whose slot is whose: orphans),
+//! [`wal_guard`] (slot scans, metrics, threshold warnings), [`tls`] (sslmode, sslrootcert:
+//! verified TLS), [`api`] (handlers).
 
 pub mod api;
+pub mod claims;
 pub mod connect;
 pub mod model;
 pub mod postgres;
@@ -51,6 +53,13 @@ pub struct SourcesConfig {
     pub wal_check_interval: Duration,
     /// Compacted topic holding the declared sources (shared by replicas).
     pub sources_topic: String,
+    /// This deployment's id, in the name of every slot it creates (see [`claims`]).
+    pub deployment_id: String,
+    /// Whether a source may give its password in plain text (`TUMBLEWEED_ALLOW_PLAINTEXT_PASSWORD`).
+    pub allow_plaintext_password: bool,
+    /// The directory password files must lie in (`TUMBLEWEED_SECRETS_DIR`); `None` refuses
+    /// file references.
+    pub secrets_dir: Option<std::path::PathBuf>,
 }
 
 /// Settings with sensible defaults, kept apart from [`SourcesConfig`] so that its literal
@@ -187,8 +196,10 @@ impl SourcesService {
                 let pass = async {
                     match svc.stored_all().await {
                         Ok(sources) => {
+                            let claims = svc.slot_claims().await;
                             let scan = wal_guard::scan(
                                 &sources,
+                                &claims,
                                 svc.config.wal_warn_bytes,
                                 svc.config.wal_critical_bytes,
                             )

@@ -16,11 +16,17 @@ use serde::{Deserialize, Serialize};
 use super::secret::SecretRef;
 use crate::error::ApiError;
 
-/// Longest source name: `tumbleweed_` + 40 stays well under PostgreSQL's 63-byte identifiers.
+/// Longest source name: `tw_` + a 16-character deployment id + `_` + 40 is 60 bytes, under
+/// PostgreSQL's 63-byte identifiers.
 pub const MAX_NAME_LEN: usize = 40;
 
-/// Prefix of the slot and publication names owned by Tumbleweed.
-pub const SLOT_PREFIX: &str = "tumbleweed_";
+/// Longest deployment id (see [`slot_prefix`]).
+pub const MAX_DEPLOYMENT_ID_LEN: usize = 16;
+
+/// Prefix of the slot and publication names of sources created before deployment ids. Such a
+/// slot stays its source's (the connector config names it), but no deployment can tell whose it
+/// is once the source is gone, so it is never offered as an orphan.
+pub const LEGACY_SLOT_PREFIX: &str = "tumbleweed_";
 
 /// Prefix of the Kafka Connect connector names owned by Tumbleweed.
 pub const CONNECTOR_PREFIX: &str = "tumbleweed-";
@@ -257,9 +263,37 @@ pub fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Slot and publication name of a source.
-pub fn slot_name(source: &str) -> String {
-    format!("{SLOT_PREFIX}{source}")
+/// Checks a deployment id: 1 to [`MAX_DEPLOYMENT_ID_LEN`] characters among a-z and 0-9. No `_`:
+/// with one, deployment `a` would own `tw_a_b_orders`, the slot of source `orders` of `a_b`.
+pub fn check_deployment_id(id: &str) -> Result<(), String> {
+    if !id.is_empty()
+        && id.len() <= MAX_DEPLOYMENT_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid deployment id {id:?}: use 1 to {MAX_DEPLOYMENT_ID_LEN} characters among a-z and 0-9 (TUMBLEWEED_DEPLOYMENT_ID)"
+        ))
+    }
+}
+
+/// Prefix of the slots and publications a deployment creates: `tw_<deployment>_`. A slot
+/// with this prefix and no source claiming it is this deployment's orphan.
+pub fn slot_prefix(deployment: &str) -> String {
+    format!("tw_{deployment}_")
+}
+
+/// Slot and publication name of a source created by `deployment`.
+pub fn slot_name(deployment: &str, source: &str) -> String {
+    format!("{}{source}", slot_prefix(deployment))
+}
+
+/// Slot and publication name of a source created before deployment ids.
+pub fn legacy_slot_name(source: &str) -> String {
+    format!("{LEGACY_SLOT_PREFIX}{source}")
 }
 
 /// Connector name of a source.
@@ -271,6 +305,8 @@ pub fn connector_name(source: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
     pub name: String,
+    /// Slot and publication name ([`slot_name`]).
+    pub slot: String,
     pub db: DbTarget,
     pub tables: Vec<TableName>,
     pub mode: Mode,
@@ -312,8 +348,8 @@ impl CreateSource {
     }
 
     /// Validates the request; the network is not touched, but an `sslrootcert` file is read
-    /// (it must exist and parse).
-    pub fn validate(self) -> Result<SourceSpec, ApiError> {
+    /// (it must exist and parse). `deployment` names the slot (see [`slot_name`]).
+    pub fn validate(self, deployment: &str) -> Result<SourceSpec, ApiError> {
         check_name(&self.name)?;
         check_text("host", &self.host, 253)?;
         if self.port == 0 {
@@ -408,6 +444,7 @@ impl CreateSource {
         let tls = TlsSettings::new(sslmode, self.sslrootcert.as_deref())
             .map_err(|e| ApiError::bad_request(e.to_string()).with_field(e.field()))?;
         Ok(SourceSpec {
+            slot: slot_name(deployment, &self.name),
             name: self.name,
             db: DbTarget {
                 host: self.host,
@@ -429,7 +466,7 @@ impl CreateSource {
 
 impl SourceSpec {
     pub fn slot(&self) -> String {
-        slot_name(&self.name)
+        self.slot.clone()
     }
     pub fn connector(&self) -> String {
         connector_name(&self.name)
@@ -529,11 +566,12 @@ pub struct SlotView {
     pub retained_bytes: Option<i64>,
     pub wal_status: Option<String>,
     pub safe_wal_size: Option<i64>,
-    /// Named `tumbleweed_<...>`.
+    /// Named with this deployment's prefix (`tw_<deployment>_…`).
     pub owned: bool,
-    /// The source owning the slot, when it exists.
+    /// The declared source or the connector whose config names this slot, when there is one.
     pub source: Option<String>,
-    /// An owned slot whose source no longer exists: it may be dropped.
+    /// An owned slot that no declared source and no connector names: it may be dropped, with
+    /// its name typed back. Never set while Kafka Connect cannot be read.
     pub orphan: bool,
     /// The source whose database connection reached this slot: use it in
     /// `DELETE /v1/slots/{via}/{slot}`.
@@ -559,14 +597,16 @@ mod tests {
         for bad in ["", "a b", "a'b", "A", "a-b", &"x".repeat(41)] {
             assert!(!valid_name(bad), "{bad:?}");
         }
-        let e = req("bad name", &["public.t"]).validate().unwrap_err();
+        let e = req("bad name", &["public.t"])
+            .validate("local")
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("name"));
     }
 
     #[test]
     fn tables_are_identifiers() {
         let s = req("a", &["public.items", "sales.Orders"])
-            .validate()
+            .validate("local")
             .unwrap();
         assert_eq!(s.tables[1].include_regex(), "sales\\.Orders");
         assert_eq!(s.tables[1].quoted(), "\"sales\".\"Orders\"");
@@ -578,10 +618,10 @@ mod tests {
             "a.b.c",
             "public.tumbleweed_heartbeat",
         ] {
-            let e = req("a", &[bad]).validate().unwrap_err();
+            let e = req("a", &[bad]).validate("local").unwrap_err();
             assert_eq!(e.field.as_deref(), Some("tables"), "{bad}");
         }
-        assert!(req("a", &[]).validate().is_err());
+        assert!(req("a", &[]).validate("local").is_err());
     }
 
     #[test]
@@ -589,7 +629,7 @@ mod tests {
         let mut r = req("a", &[]);
         r.mode = Mode::Outbox;
         r.password = "hunter2".into();
-        let s = r.clone().validate().unwrap();
+        let s = r.clone().validate("local").unwrap();
         assert_eq!(s.tables[0].dotted(), DEFAULT_OUTBOX_TABLE);
         assert!(!format!("{r:?}").contains("hunter2"));
         assert!(!format!("{s:?}").contains("hunter2"));
@@ -598,19 +638,22 @@ mod tests {
     #[test]
     fn tls_settings_are_validated_with_the_field_named() {
         let mut r = req("a", &["public.t"]);
-        assert_eq!(r.clone().validate().unwrap().db.sslmode, SslMode::Prefer);
+        assert_eq!(
+            r.clone().validate("local").unwrap().db.sslmode,
+            SslMode::Prefer
+        );
         r.sslmode = Some("verify-full".into());
-        let e = r.clone().validate().unwrap_err();
+        let e = r.clone().validate("local").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("sslrootcert"));
         assert!(e.message.contains("needs sslrootcert"), "{}", e.message);
         r.sslrootcert = Some("rds".into());
-        let s = r.clone().validate().unwrap();
+        let s = r.clone().validate("local").unwrap();
         assert_eq!(s.db.sslrootcert, Some(RootCert::Rds));
         r.sslrootcert = Some("ca.pem".into());
-        let e = r.clone().validate().unwrap_err();
+        let e = r.clone().validate("local").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("sslrootcert"));
         r.sslmode = Some("verify".into());
-        let e = r.clone().validate().unwrap_err();
+        let e = r.clone().validate("local").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("sslmode"));
         assert!(
             e.message.contains("verify-ca, verify-full"),
@@ -622,7 +665,7 @@ mod tests {
     #[test]
     fn defaults_fill_only_what_the_request_left_out() {
         let r = req("a", &["public.t"]).with_defaults(SslMode::VerifyFull, Some("rds"));
-        let s = r.validate().unwrap();
+        let s = r.validate("local").unwrap();
         assert_eq!(
             (s.db.sslmode, s.db.sslrootcert),
             (SslMode::VerifyFull, Some(RootCert::Rds))
@@ -631,7 +674,7 @@ mod tests {
         r.sslmode = Some("require".into());
         let s = r
             .with_defaults(SslMode::VerifyFull, Some("rds"))
-            .validate()
+            .validate("local")
             .unwrap();
         assert_eq!((s.db.sslmode, s.db.sslrootcert), (SslMode::Require, None));
     }

@@ -22,9 +22,10 @@ use axum::http::StatusCode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
+use super::claims::SlotClaims;
 use super::model::{
     quote_ident, DbTarget, Mode, SlotStatus, SlotView, SourceSpec, TableName, HEARTBEAT_TABLE,
-    OUTBOX_COLUMNS, SLOT_PREFIX,
+    OUTBOX_COLUMNS,
 };
 use crate::error::ApiError;
 
@@ -611,21 +612,18 @@ pub fn slot_status(
 }
 
 impl RawSlot {
-    /// The API view, given the existing source names and the source used to reach the slot.
+    /// The API view, given who claims which slot and the source used to reach the slot.
     pub fn view(
         self,
         server: &str,
         via: &str,
-        sources: &[String],
+        claims: &SlotClaims,
         warn: u64,
         critical: u64,
     ) -> SlotView {
-        let owned = self.slot.starts_with(SLOT_PREFIX);
-        let source = self
-            .slot
-            .strip_prefix(SLOT_PREFIX)
-            .filter(|s| sources.iter().any(|x| x == s))
-            .map(str::to_string);
+        let owned = claims.owned(&self.slot);
+        let orphan = claims.orphan(&self.slot);
+        let source = claims.owner(&self.slot).map(str::to_string);
         SlotView {
             status: slot_status(
                 self.retained_bytes,
@@ -633,7 +631,7 @@ impl RawSlot {
                 warn,
                 critical,
             ),
-            orphan: owned && source.is_none(),
+            orphan,
             owned,
             source,
             via: via.to_string(),

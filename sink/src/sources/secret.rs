@@ -3,9 +3,14 @@
 //!
 //! A source may name its password as `password_secret` instead of giving it:
 //! - `env:NAME`: the environment variable `NAME`, which must be set for the sink and for every
-//!   Connect worker (on ECS both read the same Secrets Manager secret);
+//!   Connect worker (on ECS both read the same Secrets Manager secret). Only
+//!   `TUMBLEWEED_SECRET_<KEY>` (and the older `TUMBLEWEED_SOURCE_DB_PASSWORD`) may be named:
+//!   the sink sends the value to the database a source names, so `env:AWS_SECRET_ACCESS_KEY`
+//!   or `env:TUMBLEWEED_ADMIN_TOKEN` would hand other secrets to whoever runs that database;
 //! - `file:/absolute/path`: the whole content of a file (one trailing newline dropped) that the
-//!   sink and the Connect workers can read, e.g. mode 0600 on the local stack.
+//!   sink and the Connect workers can read, e.g. mode 0600 on the local stack. For the same
+//!   reason the file must lie in the sink's secrets directory (`TUMBLEWEED_SECRETS_DIR`,
+//!   checked when a source is created: [`SecretRef::check_file_in`]).
 //!
 //! The connector config then carries a Kafka Connect config-provider placeholder
 //! (`${env:NAME}`, or `${dir:/absolute:path}` for Connect's DirectoryConfigProvider) that
@@ -13,6 +18,12 @@
 //! own connections (readiness checks, slots, the WAL guard).
 
 use std::path::Path;
+
+/// Environment variables a source may name: `TUMBLEWEED_SECRET_<KEY>`.
+pub const ENV_PREFIX: &str = "TUMBLEWEED_SECRET_";
+
+/// The single source password variable of deployments before per-source secrets.
+pub const LEGACY_ENV: &str = "TUMBLEWEED_SOURCE_DB_PASSWORD";
 
 /// A parsed `password_secret`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +40,17 @@ impl SecretRef {
                 && name.len() <= 128
                 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 && !name.as_bytes()[0].is_ascii_digit();
-            return if ok {
+            if !ok {
+                return Err(format!("password_secret: {name:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"));
+            }
+            let allowed = name == LEGACY_ENV
+                || name
+                    .strip_prefix(ENV_PREFIX)
+                    .is_some_and(|key| !key.is_empty());
+            return if allowed {
                 Ok(Self::Env(name.to_string()))
             } else {
-                Err(format!("password_secret: {name:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"))
+                Err(format!("password_secret: env:{name} is not a source secret: name a variable {ENV_PREFIX}<KEY> (on ECS, a source_db_password_secrets entry), so that no other variable of the sink or the Connect workers can be sent to a database"))
             };
         }
         if let Some(path) = s.strip_prefix("file:") {
@@ -82,6 +100,30 @@ impl SecretRef {
         Some(Self::File(format!("{}/{file}", dir.trim_end_matches('/'))))
     }
 
+    /// For a file reference, checks that the file (symbolic links resolved) lies in `dir`, the
+    /// sink's secrets directory; `None` refuses every file reference.
+    pub fn check_file_in(&self, dir: Option<&Path>) -> Result<(), String> {
+        let Self::File(path) = self else {
+            return Ok(());
+        };
+        let Some(dir) = dir else {
+            return Err(format!("password_secret: file:{path} is refused because this sink has no secrets directory: start it with TUMBLEWEED_SECRETS_DIR set to the directory holding the password files, or name an env:{ENV_PREFIX}<KEY> variable"));
+        };
+        let real = |p: &Path| {
+            std::fs::canonicalize(p)
+                .map_err(|e| format!("password_secret: cannot read {}: {e}", p.display()))
+        };
+        let (file, dir_real) = (real(Path::new(path))?, real(dir)?);
+        if file.starts_with(&dir_real) && file != dir_real {
+            Ok(())
+        } else {
+            Err(format!(
+                "password_secret: {path} is outside the sink's secrets directory {} (TUMBLEWEED_SECRETS_DIR): put the password file there",
+                dir.display()
+            ))
+        }
+    }
+
     /// The secret's value as the sink sees it.
     pub fn resolve(&self) -> Result<String, String> {
         match self {
@@ -121,7 +163,14 @@ mod tests {
     #[test]
     fn references_round_trip_through_connect_placeholders() {
         for (text, placeholder) in [
-            ("env:PG_PASSWORD", "${env:PG_PASSWORD}"),
+            (
+                "env:TUMBLEWEED_SECRET_ORDERS",
+                "${env:TUMBLEWEED_SECRET_ORDERS}",
+            ),
+            (
+                "env:TUMBLEWEED_SOURCE_DB_PASSWORD",
+                "${env:TUMBLEWEED_SOURCE_DB_PASSWORD}",
+            ),
             ("file:/run/secrets/pg", "${dir:/run/secrets:pg}"),
         ] {
             let r = SecretRef::parse(text).unwrap();
@@ -139,6 +188,10 @@ mod tests {
             "env:",
             "env:1A",
             "env:A-B",
+            "env:PG_PASSWORD",
+            "env:TUMBLEWEED_ADMIN_TOKEN",
+            "env:AWS_SECRET_ACCESS_KEY",
+            "env:TUMBLEWEED_SECRET_",
             "file:rel/path",
             "file:/a/../b",
             "file:/a:b",
@@ -146,6 +199,34 @@ mod tests {
             let e = SecretRef::parse(bad).unwrap_err();
             assert!(e.starts_with("password_secret"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn file_secrets_must_lie_in_the_secrets_directory() {
+        let base = std::env::temp_dir().join(format!("tw-secret-dir-{}", std::process::id()));
+        let (dir, outside) = (base.join("secrets"), base.join("elsewhere"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(dir.join("pw"), "x").unwrap();
+        std::fs::write(outside.join("pw"), "x").unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(outside.join("pw"), &link).unwrap();
+        let file = |p: &Path| SecretRef::parse(&format!("file:{}", p.display())).unwrap();
+        assert_eq!(file(&dir.join("pw")).check_file_in(Some(&dir)), Ok(()));
+        for bad in [outside.join("pw"), link, dir.join("missing")] {
+            let e = file(&bad).check_file_in(Some(&dir)).unwrap_err();
+            assert!(e.starts_with("password_secret"), "{e}");
+        }
+        let e = file(&dir.join("pw")).check_file_in(None).unwrap_err();
+        assert!(e.contains("TUMBLEWEED_SECRETS_DIR"), "{e}");
+        assert_eq!(
+            SecretRef::parse("env:TUMBLEWEED_SECRET_A")
+                .unwrap()
+                .check_file_in(None),
+            Ok(())
+        );
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! whole cluster, so the guard works per server (`host:port`), not per database: for each
 //! server hosting sources it connects once, with the credentials of the first of its sources
 //! that can log in, and lists every slot of the cluster (physical ones too). Each slot names the
-//! source connection that reached it (`via`), which is how an orphan (a `tumbleweed_*` slot
-//! whose source is gone, so whose own credentials are gone too) is later dropped: through any
+//! source connection that reached it (`via`), which is how an orphan (a slot with this deployment's prefix that
+//! no source claims, see [`super::claims`]; its own credentials are gone too) is later dropped: through any
 //! live source on the same server. An unreachable server is one entry of `errors`, never a
 //! failure of the whole scan.
 //!
@@ -20,6 +20,7 @@ use futures::future::join_all;
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use super::claims::SlotClaims;
 use super::connect::StoredSource;
 use super::model::{SlotStatus, SlotView};
 use super::postgres;
@@ -40,43 +41,39 @@ pub struct Scan {
     pub errors: Vec<ScanError>,
 }
 
-/// Reads every slot of every server hosting one of `sources`.
-pub async fn scan(sources: &[StoredSource], warn: u64, critical: u64) -> Scan {
-    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+/// Reads every slot of every server hosting one of `sources`; `claims` tells whose each is.
+pub async fn scan(sources: &[StoredSource], claims: &SlotClaims, warn: u64, critical: u64) -> Scan {
     let mut by_server: BTreeMap<String, Vec<&StoredSource>> = BTreeMap::new();
     for s in sources {
         by_server.entry(s.db.server()).or_default().push(s);
     }
-    let passes = by_server.into_iter().map(|(server, group)| {
-        let names = &names;
-        async move {
-            let mut last_error = String::new();
-            for s in &group {
-                let client = match postgres::connect(&s.db).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        last_error = e.message;
-                        continue;
-                    }
-                };
-                return match postgres::list_slots(&client).await {
-                    Ok(raw) => Ok(raw
-                        .into_iter()
-                        .map(|r| r.view(&server, &s.name, names, warn, critical))
-                        .collect::<Vec<_>>()),
-                    Err(e) => Err(ScanError {
-                        server,
-                        sources: group.iter().map(|s| s.name.clone()).collect(),
-                        error: format!("{e:#}"),
-                    }),
-                };
-            }
-            Err(ScanError {
-                sources: group.iter().map(|s| s.name.clone()).collect(),
-                server,
-                error: last_error,
-            })
+    let passes = by_server.into_iter().map(|(server, group)| async move {
+        let mut last_error = String::new();
+        for s in &group {
+            let client = match postgres::connect(&s.db).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last_error = e.message;
+                    continue;
+                }
+            };
+            return match postgres::list_slots(&client).await {
+                Ok(raw) => Ok(raw
+                    .into_iter()
+                    .map(|r| r.view(&server, &s.name, claims, warn, critical))
+                    .collect::<Vec<_>>()),
+                Err(e) => Err(ScanError {
+                    server,
+                    sources: group.iter().map(|s| s.name.clone()).collect(),
+                    error: format!("{e:#}"),
+                }),
+            };
         }
+        Err(ScanError {
+            sources: group.iter().map(|s| s.name.clone()).collect(),
+            server,
+            error: last_error,
+        })
     });
     let mut out = Scan::default();
     for r in join_all(passes).await {

@@ -39,6 +39,11 @@ pub async fn serve_with(stack: &Stack, warn: u64, critical: u64) -> Api {
         // One registry per test process: every service a test starts sees the same sources,
         // as replicas do.
         sources_topic: sources_topic().to_string(),
+        deployment_id: "local".into(),
+        // The tests' sources give the local stack's (unchecked) password in plain text.
+        allow_plaintext_password: true,
+        // Tests write their password files under the temporary directory.
+        secrets_dir: Some(std::env::temp_dir()),
     };
     let tuning = SourcesTuning {
         slot_release_timeout: Duration::from_secs(5),
@@ -128,7 +133,7 @@ pub async fn assert_nothing_left(
         !connectors.contains(&format!("tumbleweed-{name}")),
         "connector tumbleweed-{name} was left behind"
     );
-    let slot = format!("tumbleweed_{name}");
+    let slot = format!("tw_local_{name}");
     anyhow::ensure!(
         tumbleweed_tests::slot_active(pg, &slot).await?.is_none(),
         "slot {slot} was left behind"

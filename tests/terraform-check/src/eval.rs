@@ -417,6 +417,7 @@ fn function(name: &str, args: &[&Expression], scope: &Scope) -> Result<Value, Ev
         }
         "startswith" => Value::Bool(arg(0)?.to_text()?.starts_with(&arg(1)?.to_text()?)),
         "endswith" => Value::Bool(arg(0)?.to_text()?.ends_with(&arg(1)?.to_text()?)),
+        "strcontains" => Value::Bool(arg(0)?.to_text()?.contains(&arg(1)?.to_text()?)),
         "upper" => Value::Str(arg(0)?.to_text()?.to_uppercase()),
         "lower" => Value::Str(arg(0)?.to_text()?.to_lowercase()),
         "cidrhost" => {

@@ -10,7 +10,9 @@
 //! - `module.M.O` where `M` is not a module call or `O` not an output of it;
 //! - the deployment rules of [`rules`] (image environment contracts, liveness health
 //!   checks, name_prefix with create_before_destroy, validated CPU architecture, region-safe
-//!   load balancer log delivery, protected and backed-up EFS, wired database password secret).
+//!   load balancer log delivery, protected and backed-up EFS, wired database password secrets,
+//!   a public listener that forwards only the sink's consumer routes, an admin port admitted
+//!   from the operator prefix list only, secret grants on exactly the declared ARNs).
 //!
 //! ```no_run
 //! let report = tumbleweed_terraform_check::check_tree(std::path::Path::new("/repo")).unwrap();

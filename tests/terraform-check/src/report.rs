@@ -56,6 +56,14 @@ pub enum FindingKind {
     /// An Application Auto Scaling target on an ECS service that does not ignore
     /// `desired_count`: each apply resets the autoscaler's count.
     AutoscaledServiceSetsDesiredCount { resource: String, service: String },
+    /// The public (consumer) listener, or a rule on it, forwards more than the sink's
+    /// consumer routes.
+    PublicListenerForwards { resource: String, detail: String },
+    /// The admin listener's port is admitted from something other than the operator
+    /// prefix list, or not from it.
+    AdminPortNotOperatorOnly { resource: String, detail: String },
+    /// A `secretsmanager:GetSecretValue` grant on more than the ARNs a variable declares.
+    SecretGrantNotExact { statement: String, detail: String },
 }
 
 impl fmt::Display for FindingKind {
@@ -130,6 +138,17 @@ impl fmt::Display for FindingKind {
             FindingKind::AutoscaledServiceSetsDesiredCount { resource, service } => write!(
                 f,
                 "{resource} scales {service}, which does not ignore desired_count: every apply resets the autoscaler's count"
+            ),
+            FindingKind::PublicListenerForwards { resource, detail } => write!(
+                f,
+                "{resource} (public consumer listener): {detail}"
+            ),
+            FindingKind::AdminPortNotOperatorOnly { resource, detail } => {
+                write!(f, "{resource}: {detail}")
+            }
+            FindingKind::SecretGrantNotExact { statement, detail } => write!(
+                f,
+                "{statement}: {detail} (the execution role must read exactly the declared secret ARNs)"
             ),
         }
     }

@@ -17,6 +17,17 @@
 //!   a data point. The sink container without the two variables that turn publishing on.
 //! - An ECS service under an Application Auto Scaling target that does not ignore
 //!   `desired_count`: every apply undoes the autoscaler's count.
+//! - The public (consumer) load balancer listener, on 443 or 80: its default action must
+//!   not forward, and every listener rule on it that forwards must match only the sink's
+//!   consumer routes ([`CONSUMER_PATH_PATTERNS`]); the UI, the admin API and `/metrics`
+//!   are reached on the admin listener only.
+//! - The admin listener's port (`var.admin_port`) in a load balancer security group:
+//!   admitted from the operator prefix list only, and from it at all.
+//! - `secretsmanager:GetSecretValue` granted on anything but exactly the ARNs a variable
+//!   declares: a literal or computed ARN, a wildcard, or a variable whose validation lets
+//!   a wildcard ARN through.
+//! - `source_db_password_secrets` not reaching a container as `TUMBLEWEED_SECRET_<KEY>`
+//!   entries with a grant scoped to it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -78,8 +89,36 @@ pub const DEBEZIUM_CONNECT_NAMED_ENV: &[&str] = &[
 pub const DEBEZIUM_CONNECT_ENV_PREFIXES: &[&str] = &["CONNECT_", "JFR_RECORDING_", "JFR_OPT_"];
 
 /// Variables connector configs read through Kafka's `EnvVarConfigProvider`
-/// (`${env:NAME}`): the sink writes `${env:TUMBLEWEED_SOURCE_DB_PASSWORD}`.
+/// (`${env:NAME}`): the sink writes `${env:TUMBLEWEED_SOURCE_DB_PASSWORD}` (deprecated
+/// single secret) or `${env:TUMBLEWEED_SECRET_<KEY>}` (one per source,
+/// [`SOURCE_SECRET_ENV_PREFIX`]).
 pub const CONNECT_CONFIG_PROVIDER_ENV: &[&str] = &["TUMBLEWEED_SOURCE_DB_PASSWORD"];
+
+/// Prefix of the per-source password variables: `source_db_password_secrets` key `KEY`
+/// becomes `TUMBLEWEED_SECRET_<KEY>` in the sink and in Connect.
+pub const SOURCE_SECRET_ENV_PREFIX: &str = "TUMBLEWEED_SECRET_";
+const SOURCE_SECRETS_VAR: &str = "source_db_password_secrets";
+
+/// The sink's consumer routes (`sink/src/http.rs`, `consumer_api`) as ALB path patterns
+/// (`{name}` → `*`): the only paths the public listener may forward.
+pub const CONSUMER_PATH_PATTERNS: &[&str] = &[
+    "/v1/consumers/*/events",
+    "/v1/consumers/*/ack",
+    "/v1/consumers/*/tickets",
+    "/healthz",
+    "/readyz",
+];
+
+/// Ports of the public (consumer) listener: 443 with a certificate, 80 without. A listener
+/// on another port is the admin listener.
+pub const CONSUMER_LISTENER_PORTS: &[f64] = &[80.0, 443.0];
+
+/// ARNs a secret variable's validation must refuse: a grant on them reads every secret
+/// the pattern matches.
+pub const WILDCARD_SECRET_ARNS: &[&str] = &[
+    "arn:aws:secretsmanager:eu-central-1:111122223333:secret:*",
+    "arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-prod/db-??????",
+];
 
 /// Settings whose image default is wrong for this deployment and that must therefore be set.
 pub const DEBEZIUM_CONNECT_REQUIRED_ENV: &[(&str, &str)] = &[
@@ -170,6 +209,8 @@ const SOURCE_DB_PASSWORD_VAR: &str = "source_db_password_secret_arn";
 pub fn debezium_connect_reads(name: &str) -> bool {
     DEBEZIUM_CONNECT_NAMED_ENV.contains(&name)
         || CONNECT_CONFIG_PROVIDER_ENV.contains(&name)
+        || (name.starts_with(SOURCE_SECRET_ENV_PREFIX)
+            && name.len() > SOURCE_SECRET_ENV_PREFIX.len())
         || DEBEZIUM_CONNECT_ENV_PREFIXES
             .iter()
             .any(|p| name.starts_with(p) && name.len() > p.len())
@@ -589,6 +630,10 @@ pub fn check_module(module: &ModuleSource, findings: &mut Vec<Finding>) {
     sink_metric_alarms(module, findings);
     sink_metrics_environment(module, findings);
     autoscaled_services(module, findings);
+    source_secrets(module, findings);
+    public_listener_routes(module, findings);
+    admin_port_ingress(module, findings);
+    secret_grants_exact(module, findings);
 }
 
 /// Alarms on a namespace other than `AWS/...` watch the sink's EMF metrics: name, dimension
@@ -1070,6 +1115,716 @@ fn fargate_service_grants(module: &ModuleSource, findings: &mut Vec<Finding>) {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Issue #13: per-source secrets, the public listener's routes, the admin port, exact grants.
+// ---------------------------------------------------------------------------------------
+
+/// The text of an expression followed by the text of every local it reaches (transitively).
+fn text_with_locals(module: &ModuleSource, expr: &Expression) -> String {
+    struct Locals(Vec<String>);
+    impl Visit for Locals {
+        fn visit_traversal(&mut self, node: &Traversal) {
+            if let Expression::Variable(root) = &node.expr {
+                if root.as_str() == "local" {
+                    if let Some(TraversalOperator::GetAttr(name)) =
+                        node.operators.first().map(|o| o.value())
+                    {
+                        self.0.push(name.as_str().to_string());
+                    }
+                }
+            }
+            visit::visit_traversal(self, node);
+        }
+    }
+    let mut text = expr.to_string();
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![expr.clone()];
+    while let Some(e) = todo.pop() {
+        let mut l = Locals(Vec::new());
+        l.visit_expr(&e);
+        for name in l.0 {
+            if seen.insert(name.clone()) {
+                if let Some(def) = module.local(&name) {
+                    text.push('\n');
+                    text.push_str(&def.to_string());
+                    todo.push(def.clone());
+                }
+            }
+        }
+    }
+    text
+}
+
+/// `source_db_password_secrets` reaches a container as `TUMBLEWEED_SECRET_<KEY>` entries,
+/// and the execution role may read them (through a fargate-service call, or a scoped
+/// statement).
+fn source_secrets(module: &ModuleSource, findings: &mut Vec<Finding>) {
+    let Some(var_block) = module.variable(SOURCE_SECRETS_VAR) else {
+        return;
+    };
+    let all = containers(module);
+    // A module that only passes the input on (the root) has no container of its own.
+    if all.is_empty() {
+        return;
+    }
+    let var_location = module
+        .blocks()
+        .find(|(_, b)| std::ptr::eq(*b, var_block))
+        .map(|(f, b)| f.at(b.span()))
+        .unwrap_or(Location {
+            file: PathBuf::new(),
+            line: 0,
+        });
+    let wired: Vec<bool> = all
+        .iter()
+        .filter(|c| {
+            c.secrets_expr.is_some_and(|e| {
+                var_deps(module, e).contains(SOURCE_SECRETS_VAR)
+                    && text_with_locals(module, e).contains(SOURCE_SECRET_ENV_PREFIX)
+            })
+        })
+        .map(|c| c.via_service_module)
+        .collect();
+    let mut missing = Vec::new();
+    if wired.is_empty() {
+        missing.push(format!(
+            "container `secrets` entry {SOURCE_SECRET_ENV_PREFIX}<KEY> for each key of var.{SOURCE_SECRETS_VAR}"
+        ));
+    }
+    if !wired.iter().any(|via| *via) && !secret_grant_reaches(module, SOURCE_SECRETS_VAR) {
+        missing.push(format!(
+            "execution-role statement allowing secretsmanager:GetSecretValue on var.{SOURCE_SECRETS_VAR} (and not \"*\")"
+        ));
+    }
+    for m in missing {
+        findings.push(Finding {
+            location: var_location.clone(),
+            kind: FindingKind::SecretNotWired {
+                variable: SOURCE_SECRETS_VAR.to_string(),
+                missing: m,
+            },
+        });
+    }
+}
+
+/// A number an expression is known to be offline: a literal, or a variable's default.
+fn number_value(module: &ModuleSource, expr: &Expression) -> Option<f64> {
+    match expr {
+        Expression::Number(n) => n.value().as_f64(),
+        Expression::Parenthesis(p) => number_value(module, p.inner()),
+        _ => match root_ref(expr) {
+            Some(("var", name)) => number_value(module, module.variable_default(name)?),
+            Some(("local", name)) => number_value(module, module.local(name)?),
+            _ => None,
+        },
+    }
+}
+
+/// `local.X.key` → the expression of `key` in the object local `X`; anything else as is.
+fn resolve_local_attr<'a>(module: &'a ModuleSource, expr: &'a Expression) -> &'a Expression {
+    let mut expr = expr;
+    for _ in 0..8 {
+        let Expression::Traversal(t) = expr else {
+            return expr;
+        };
+        let Expression::Variable(root) = &t.expr else {
+            return expr;
+        };
+        if root.as_str() != "local" {
+            return expr;
+        }
+        let names: Vec<&str> = t
+            .operators
+            .iter()
+            .filter_map(|o| match o.value() {
+                TraversalOperator::GetAttr(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect();
+        if names.len() != t.operators.len() {
+            return expr;
+        }
+        let next = match names.as_slice() {
+            [name] => module.local(name),
+            [name, key] => match module.local(name) {
+                Some(Expression::Object(o)) => o
+                    .iter()
+                    .find(|(k, _)| object_key(k).as_deref() == Some(*key))
+                    .map(|(_, v)| v.expr()),
+                _ => None,
+            },
+            _ => None,
+        };
+        match next {
+            Some(e) => expr = e,
+            None => return expr,
+        }
+    }
+    expr
+}
+
+/// Resource names of type `kind` an expression refers to (`kind.NAME...`), following locals.
+fn resource_refs(module: &ModuleSource, expr: &Expression, kind: &str) -> BTreeSet<String> {
+    struct Refs<'k>(&'k str, Vec<String>, Vec<String>);
+    impl Visit for Refs<'_> {
+        fn visit_traversal(&mut self, node: &Traversal) {
+            if let Expression::Variable(root) = &node.expr {
+                if let Some(TraversalOperator::GetAttr(name)) =
+                    node.operators.first().map(|o| o.value())
+                {
+                    if root.as_str() == self.0 {
+                        self.1.push(name.as_str().to_string());
+                    } else if root.as_str() == "local" {
+                        self.2.push(name.as_str().to_string());
+                    }
+                }
+            }
+            visit::visit_traversal(self, node);
+        }
+    }
+    let mut out = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![expr];
+    while let Some(e) = todo.pop() {
+        let mut r = Refs(kind, Vec::new(), Vec::new());
+        r.visit_expr(e);
+        out.extend(r.1);
+        for l in r.2 {
+            if seen.insert(l.clone()) {
+                if let Some(def) = module.local(&l) {
+                    todo.push(def);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The strings of a list expression known offline (literals, through locals and defaults).
+fn string_list(module: &ModuleSource, expr: &Expression) -> Option<Vec<String>> {
+    match expr {
+        Expression::Array(a) => a
+            .iter()
+            .map(|e| match e {
+                Expression::String(s) => Some(s.value().clone()),
+                _ => None,
+            })
+            .collect(),
+        Expression::Parenthesis(p) => string_list(module, p.inner()),
+        _ => match root_ref(expr) {
+            Some(("var", name)) => string_list(module, module.variable_default(name)?),
+            Some(("local", name)) => string_list(module, module.local(name)?),
+            _ => None,
+        },
+    }
+}
+
+/// Whether an action block (`default_action` / `action`) forwards to a target group.
+fn action_forwards(module: &ModuleSource, action: &Block) -> Option<bool> {
+    if action.body.has_blocks("forward") || action.body.has_attribute("target_group_arn") {
+        return Some(true);
+    }
+    let t = action.body.get_attribute("type")?;
+    Some(string_values(module, &t.value)?.contains("forward"))
+}
+
+/// The consumer listener (443 or 80) forwards nothing by default, and its forwarding rules
+/// match consumer routes only.
+fn public_listener_routes(module: &ModuleSource, findings: &mut Vec<Finding>) {
+    let mut public = BTreeSet::new();
+    for (file, listener) in module.resources("aws_lb_listener") {
+        let port = listener
+            .body
+            .get_attribute("port")
+            .and_then(|a| number_value(module, &a.value));
+        if !port.is_some_and(|p| CONSUMER_LISTENER_PORTS.contains(&p)) {
+            continue;
+        }
+        let name = resource_address(listener);
+        public.insert(label(listener, 1).unwrap_or("?").to_string());
+        let actions: Vec<&Block> = listener.body.get_blocks("default_action").collect();
+        let mut problem = |detail: &str| {
+            findings.push(Finding {
+                location: file.at(listener.span()),
+                kind: FindingKind::PublicListenerForwards {
+                    resource: name.clone(),
+                    detail: detail.to_string(),
+                },
+            })
+        };
+        if actions.is_empty() {
+            problem("it has no default_action");
+        }
+        for a in actions {
+            match action_forwards(module, a) {
+                Some(false) => {}
+                Some(true) => problem("its default action forwards every path to the sink (the UI, the admin API, /metrics); answer a fixed 404 and forward the consumer routes by listener rules"),
+                None => problem("the type of its default action is not known offline"),
+            }
+        }
+    }
+    if public.is_empty() {
+        return;
+    }
+    for (file, rule) in module.resources("aws_lb_listener_rule") {
+        let on_public = rule
+            .body
+            .get_attribute("listener_arn")
+            .map(|a| resource_refs(module, &a.value, "aws_lb_listener"))
+            .is_some_and(|refs| refs.iter().any(|r| public.contains(r)));
+        if !on_public {
+            continue;
+        }
+        let forwards = rule
+            .body
+            .get_blocks("action")
+            .any(|a| action_forwards(module, a) != Some(false));
+        if !forwards {
+            continue;
+        }
+        let name = resource_address(rule);
+        let mut problem = |detail: String| {
+            findings.push(Finding {
+                location: file.at(rule.span()),
+                kind: FindingKind::PublicListenerForwards {
+                    resource: name.clone(),
+                    detail,
+                },
+            })
+        };
+        let patterns: Vec<&Block> = rule
+            .body
+            .get_blocks("condition")
+            .flat_map(|c| c.body.get_blocks("path_pattern"))
+            .collect();
+        if patterns.is_empty() {
+            problem("it forwards on the consumer listener without a path_pattern condition".into());
+        }
+        for pp in patterns {
+            let values = pp
+                .body
+                .get_attribute("values")
+                .and_then(|a| string_list(module, &a.value));
+            match values {
+                None => problem(
+                    "its path_pattern values are not known offline (a list of literals, directly or in a local)"
+                        .into(),
+                ),
+                Some(v) => {
+                    let bad: Vec<String> = v
+                        .into_iter()
+                        .filter(|p| !CONSUMER_PATH_PATTERNS.contains(&p.as_str()))
+                        .collect();
+                    if !bad.is_empty() {
+                        problem(format!(
+                            "it forwards {bad:?} on the consumer listener, which are not consumer routes {CONSUMER_PATH_PATTERNS:?}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a port expression of a security group rule is, relative to the admin port.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Port {
+    Admin,
+    Num(f64),
+    Unknown,
+}
+
+fn port_of(module: &ModuleSource, expr: &Expression) -> Port {
+    let e = resolve_local_attr(module, expr);
+    if let Some(("var", "admin_port")) = root_ref(e) {
+        return Port::Admin;
+    }
+    number_value(module, e)
+        .map(Port::Num)
+        .unwrap_or(Port::Unknown)
+}
+
+/// One ingress rule, in either resource shape: ports and sources.
+struct Ingress<'a> {
+    group: String,
+    protocol: Option<String>,
+    from: Option<&'a Expression>,
+    to: Option<&'a Expression>,
+    prefix_lists: BTreeSet<String>,
+    other_sources: Vec<&'static str>,
+}
+
+fn ingress_rules(module: &ModuleSource) -> Vec<(&File, &Block, Ingress<'_>)> {
+    let mut out = Vec::new();
+    fn attr<'b>(b: &'b Block, n: &str) -> Option<&'b Expression> {
+        b.body.get_attribute(n).map(|a| &a.value)
+    }
+    for (file, b) in module.resources("aws_vpc_security_group_ingress_rule") {
+        let mut other = Vec::new();
+        for a in ["cidr_ipv4", "cidr_ipv6", "referenced_security_group_id"] {
+            if b.body.has_attribute(a) {
+                other.push(a);
+            }
+        }
+        out.push((
+            file,
+            b,
+            Ingress {
+                group: attr(b, "security_group_id")
+                    .map(|e| e.to_string().trim().to_string())
+                    .unwrap_or_default(),
+                protocol: attr(b, "ip_protocol")
+                    .and_then(|e| e.as_str())
+                    .map(str::to_string),
+                from: attr(b, "from_port"),
+                to: attr(b, "to_port"),
+                prefix_lists: attr(b, "prefix_list_id")
+                    .map(|e| resource_refs(module, e, "aws_ec2_managed_prefix_list"))
+                    .unwrap_or_default(),
+                other_sources: other,
+            },
+        ));
+    }
+    for (file, b) in module.resources("aws_security_group_rule") {
+        if attr(b, "type").and_then(|e| e.as_str()) != Some("ingress") {
+            continue;
+        }
+        let mut other = Vec::new();
+        for a in [
+            "cidr_blocks",
+            "ipv6_cidr_blocks",
+            "source_security_group_id",
+            "self",
+        ] {
+            if b.body.has_attribute(a) {
+                other.push(a);
+            }
+        }
+        out.push((
+            file,
+            b,
+            Ingress {
+                group: attr(b, "security_group_id")
+                    .map(|e| e.to_string().trim().to_string())
+                    .unwrap_or_default(),
+                protocol: attr(b, "protocol")
+                    .and_then(|e| e.as_str())
+                    .map(str::to_string),
+                from: attr(b, "from_port"),
+                to: attr(b, "to_port"),
+                prefix_lists: attr(b, "prefix_list_ids")
+                    .map(|e| resource_refs(module, e, "aws_ec2_managed_prefix_list"))
+                    .unwrap_or_default(),
+                other_sources: other,
+            },
+        ));
+    }
+    out
+}
+
+/// In every security group that admits a prefix list (the load balancer's), the admin
+/// listener's port (`var.admin_port`) is admitted from the operator prefix list only, and
+/// from it at all.
+fn admin_port_ingress(module: &ModuleSource, findings: &mut Vec<Finding>) {
+    let Some(admin_var) = module.variable("admin_port") else {
+        return;
+    };
+    let admin_default = module
+        .variable_default("admin_port")
+        .and_then(|e| number_value(module, e));
+    let operators: BTreeSet<String> = module
+        .resources("aws_ec2_managed_prefix_list")
+        .filter(|(_, b)| {
+            label(b, 1).is_some_and(|l| l.contains("operator"))
+                || b.body
+                    .get_attribute("name")
+                    .is_some_and(|a| a.value.to_string().contains("operators"))
+        })
+        .filter_map(|(_, b)| label(b, 1).map(str::to_string))
+        .collect();
+    let rules = ingress_rules(module);
+    let public: BTreeSet<String> = rules
+        .iter()
+        .filter(|(_, _, r)| !r.prefix_lists.is_empty())
+        .map(|(_, _, r)| r.group.clone())
+        .collect();
+    if public.is_empty() {
+        return;
+    }
+    let mut admitted = false;
+    for (file, block, r) in &rules {
+        if !public.contains(&r.group) {
+            continue;
+        }
+        let all_ports = matches!(r.protocol.as_deref(), Some("-1") | Some("all"));
+        let from = r.from.map(|e| port_of(module, e)).unwrap_or(Port::Unknown);
+        let to = r.to.map(|e| port_of(module, e)).unwrap_or(Port::Unknown);
+        let covers = all_ports
+            || from == Port::Admin
+            || to == Port::Admin
+            || match (from, to, admin_default) {
+                (Port::Num(a), Port::Num(b), Some(p)) => a <= p && p <= b,
+                _ => false,
+            };
+        if !covers {
+            continue;
+        }
+        let only_operators = r.other_sources.is_empty()
+            && !r.prefix_lists.is_empty()
+            && r.prefix_lists.iter().all(|p| operators.contains(p));
+        if only_operators {
+            admitted = true;
+            continue;
+        }
+        let mut sources: Vec<String> = r
+            .prefix_lists
+            .iter()
+            .map(|p| format!("aws_ec2_managed_prefix_list.{p}"))
+            .collect();
+        sources.extend(r.other_sources.iter().map(|s| s.to_string()));
+        findings.push(Finding {
+            location: file.at(block.span()),
+            kind: FindingKind::AdminPortNotOperatorOnly {
+                resource: resource_address(block),
+                detail: format!(
+                    "it admits {} on the admin listener's port (the UI and the admin API); only the operator prefix list may reach it",
+                    if sources.is_empty() { "an unknown source".to_string() } else { sources.join(", ") }
+                ),
+            },
+        });
+    }
+    if !admitted {
+        let location = module
+            .blocks()
+            .find(|(_, b)| std::ptr::eq(*b, admin_var))
+            .map(|(f, b)| f.at(b.span()))
+            .unwrap_or(Location {
+                file: PathBuf::new(),
+                line: 0,
+            });
+        findings.push(Finding {
+            location,
+            kind: FindingKind::AdminPortNotOperatorOnly {
+                resource: "var.admin_port".to_string(),
+                detail: "no ingress rule admits the operator prefix list on it: operators cannot reach the UI and the admin API".to_string(),
+            },
+        });
+    }
+}
+
+/// Whether an IAM action pattern (with `*` and `?`) matches an action, case-insensitively.
+fn action_matches(pattern: &str, action: &str) -> bool {
+    fn m(p: &[u8], a: &[u8]) -> bool {
+        match (p.first(), a.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], a) || (!a.is_empty() && m(p, &a[1..])),
+            (Some(b'?'), Some(_)) => m(&p[1..], &a[1..]),
+            (Some(x), Some(y)) if x.eq_ignore_ascii_case(y) => m(&p[1..], &a[1..]),
+            _ => false,
+        }
+    }
+    m(pattern.as_bytes(), action.as_bytes())
+}
+
+/// Every string literal of an expression.
+fn literals(expr: &Expression) -> Vec<String> {
+    struct L(Vec<String>);
+    impl Visit for L {
+        fn visit_expr(&mut self, node: &Expression) {
+            if let Some(s) = node.as_str() {
+                self.0.push(s.to_string());
+            }
+            visit::visit_expr(self, node);
+        }
+    }
+    let mut l = L(Vec::new());
+    l.visit_expr(expr);
+    l.0
+}
+
+/// The variables a `resources` expression takes its ARNs from, when it is built from
+/// variables only (lists, conditionals, locals, the dynamic block's iterator and the
+/// functions that pick or merge values); otherwise what else it holds.
+fn arn_sources(
+    module: &ModuleSource,
+    expr: &Expression,
+    iterator: Option<(&str, &Expression)>,
+    depth: usize,
+    vars: &mut BTreeSet<String>,
+    other: &mut Vec<String>,
+) {
+    if depth > 16 {
+        other.push("an expression too deep to follow".into());
+        return;
+    }
+    let recurse = |e: &Expression, vars: &mut BTreeSet<String>, other: &mut Vec<String>| {
+        arn_sources(module, e, iterator, depth + 1, vars, other)
+    };
+    match expr {
+        Expression::Array(a) => a.iter().for_each(|e| recurse(e, vars, other)),
+        Expression::Parenthesis(p) => recurse(p.inner(), vars, other),
+        Expression::Conditional(c) => {
+            recurse(&c.true_expr, vars, other);
+            recurse(&c.false_expr, vars, other);
+        }
+        Expression::FuncCall(f)
+            if matches!(
+                f.name.name.as_str(),
+                "values"
+                    | "distinct"
+                    | "toset"
+                    | "tolist"
+                    | "compact"
+                    | "sort"
+                    | "flatten"
+                    | "concat"
+                    | "setunion"
+                    | "one"
+            ) =>
+        {
+            f.args.iter().for_each(|e| recurse(e, vars, other))
+        }
+        Expression::Traversal(t) => {
+            let Expression::Variable(root) = &t.expr else {
+                other.push(expr.to_string().trim().to_string());
+                return;
+            };
+            let first = t.operators.first().map(|o| o.value());
+            match (root.as_str(), first) {
+                ("var", Some(TraversalOperator::GetAttr(name))) if t.operators.len() == 1 => {
+                    vars.insert(name.as_str().to_string());
+                }
+                ("local", Some(TraversalOperator::GetAttr(name))) if t.operators.len() == 1 => {
+                    match module.local(name.as_str()) {
+                        Some(def) => recurse(def, vars, other),
+                        None => other.push(format!("local.{}", name.as_str())),
+                    }
+                }
+                (it, Some(TraversalOperator::GetAttr(attr)))
+                    if iterator.is_some_and(|(n, _)| n == it) && attr.as_str() == "value" =>
+                {
+                    // The dynamic block's element: what its for_each holds.
+                    if let Some((_, for_each)) = iterator {
+                        arn_sources(module, for_each, None, depth + 1, vars, other);
+                    }
+                }
+                _ => other.push(expr.to_string().trim().to_string()),
+            }
+        }
+        _ => other.push(expr.to_string().trim().to_string()),
+    }
+}
+
+/// `secretsmanager:GetSecretValue` is granted on exactly the ARNs variables declare (no
+/// literal, computed or wildcard ARN), and those variables' validations refuse wildcards.
+fn secret_grants_exact(module: &ModuleSource, findings: &mut Vec<Finding>) {
+    for (file, doc) in module.data("aws_iam_policy_document") {
+        for st in doc.body.blocks() {
+            let (content, for_each, iterator) = match st.ident.as_str() {
+                "statement" => (&st.body, None, None),
+                "dynamic" if label(st, 0) == Some("statement") => {
+                    let Some(c) = st.body.get_blocks("content").next() else {
+                        continue;
+                    };
+                    let it = st
+                        .body
+                        .get_attribute("iterator")
+                        .map(|a| a.value.to_string().trim().to_string())
+                        .unwrap_or_else(|| "statement".to_string());
+                    (
+                        &c.body,
+                        st.body.get_attribute("for_each").map(|a| &a.value),
+                        Some(it),
+                    )
+                }
+                _ => continue,
+            };
+            let effect_deny = content
+                .get_attribute("effect")
+                .and_then(|a| a.value.as_str())
+                .is_some_and(|e| e == "Deny");
+            let grants = content.get_attribute("actions").is_some_and(|a| {
+                literals(&a.value)
+                    .iter()
+                    .any(|p| action_matches(p, "secretsmanager:GetSecretValue"))
+            });
+            if effect_deny || !grants {
+                continue;
+            }
+            let sid = content
+                .get_attribute("sid")
+                .and_then(|a| a.value.as_str())
+                .map(|s| format!("statement {s}"))
+                .unwrap_or_else(|| "a statement".to_string());
+            let what = format!(
+                "data.aws_iam_policy_document.{}, {sid}",
+                label(doc, 1).unwrap_or("?")
+            );
+            let mut problem = |detail: String| {
+                findings.push(Finding {
+                    location: file.at(st.span()),
+                    kind: FindingKind::SecretGrantNotExact {
+                        statement: what.clone(),
+                        detail,
+                    },
+                })
+            };
+            if content.has_attribute("not_resources") {
+                problem("it grants secretsmanager:GetSecretValue with not_resources (everything but a list)".into());
+                continue;
+            }
+            let Some(resources) = content.get_attribute("resources") else {
+                problem("it grants secretsmanager:GetSecretValue without resources".into());
+                continue;
+            };
+            let mut vars = BTreeSet::new();
+            let mut other = Vec::new();
+            let it = iterator.as_deref().zip(for_each);
+            arn_sources(module, &resources.value, it, 0, &mut vars, &mut other);
+            for o in other {
+                problem(format!(
+                    "its resources hold {o}, not only the ARNs a variable declares{}",
+                    if o.contains('*') { " (a wildcard)" } else { "" }
+                ));
+            }
+            for v in vars {
+                let Some(block) = module.variable(&v) else {
+                    problem(format!(
+                        "its resources come from var.{v}, which is not declared"
+                    ));
+                    continue;
+                };
+                let ty = block
+                    .body
+                    .get_attribute("type")
+                    .map(|a| a.value.to_string().replace(' ', ""))
+                    .unwrap_or_default();
+                for arn in WILDCARD_SECRET_ARNS {
+                    let value = if ty.starts_with("map(") {
+                        crate::eval::Value::Obj(BTreeMap::from([(
+                            "KEY".to_string(),
+                            crate::eval::Value::str(arn),
+                        )]))
+                    } else if ty.starts_with("list(") || ty.starts_with("set(") {
+                        crate::eval::Value::list_of_str(&[arn])
+                    } else {
+                        crate::eval::Value::str(arn)
+                    };
+                    match failing_validations(module, &[(v.as_str(), value)]) {
+                        Ok(failing) if failing.iter().any(|(n, _)| n == &v) => {}
+                        Ok(_) => problem(format!(
+                            "var.{v} accepts the wildcard ARN {arn}: its validation must refuse * and ?"
+                        )),
+                        Err(e) => problem(format!(
+                            "the validation of var.{v} cannot be evaluated offline ({e})"
+                        )),
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The module's validation cases need the variables' blocks; exposed for tests.
 pub fn variable_blocks(module: &ModuleSource) -> BTreeMap<String, Block> {
     module
@@ -1446,6 +2201,10 @@ resource "aws_ecs_task_definition" "this" {
         let wired = r#"
 variable "source_db_password_secret_arn" {
   default = null
+  validation {
+    condition     = var.source_db_password_secret_arn == null || !can(regex("[*?]", var.source_db_password_secret_arn))
+    error_message = "no wildcards"
+  }
 }
 locals {
   secrets = var.source_db_password_secret_arn == null ? [] : [
@@ -1485,5 +2244,341 @@ data "aws_iam_policy_document" "execution" {
         );
         let wildcard = wired.replace("[statement.value]", "[\"*\"]");
         assert_eq!(unwired(&wildcard), 1);
+    }
+    const LISTENERS: &str = r#"
+variable "admin_port" {
+  default = 8443
+}
+locals {
+  consumer_path_patterns = ["/v1/consumers/*/events", "/healthz"]
+  public_listener_arn    = one(concat(aws_lb_listener.https[*].arn))
+}
+resource "aws_lb_listener" "https" {
+  port = 443
+  default_action {
+    type = "fixed-response"
+    fixed_response {
+      content_type = "application/json"
+      status_code  = "404"
+    }
+  }
+}
+resource "aws_lb_listener" "admin" {
+  port = var.admin_port
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.this.arn
+  }
+}
+resource "aws_lb_listener_rule" "consumer_routes" {
+  listener_arn = local.public_listener_arn
+  action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.this.arn
+  }
+  condition {
+    path_pattern {
+      values = local.consumer_path_patterns
+    }
+  }
+}
+resource "aws_lb_listener_rule" "admin_only" {
+  listener_arn = aws_lb_listener.admin.arn
+  action {
+    type = "forward"
+  }
+  condition {
+    path_pattern {
+      values = ["/*"]
+    }
+  }
+}
+"#;
+
+    fn listener_findings(hcl: &str) -> Vec<String> {
+        run("lb", hcl)
+            .into_iter()
+            .map(|k| match k {
+                FindingKind::PublicListenerForwards { resource, detail } => {
+                    format!("{resource}: {detail}")
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn public_listener_forwards_consumer_routes_only() {
+        assert_eq!(listener_findings(LISTENERS), Vec::<String>::new());
+        // The default action forwards everything.
+        let f = listener_findings(&LISTENERS.replacen(
+            "type = \"fixed-response\"",
+            "type = \"forward\"",
+            1,
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].starts_with("aws_lb_listener.https: its default action forwards"),
+            "{f:?}"
+        );
+        // Port 80 is the public listener too (no certificate).
+        let f = listener_findings(&LISTENERS.replacen("port = 443", "port = 80", 1).replacen(
+            "type = \"fixed-response\"",
+            "type = \"forward\"",
+            1,
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        // A rule forwarding more than the consumer routes.
+        let f = listener_findings(&LISTENERS.replacen(
+            "\"/healthz\"]",
+            "\"/healthz\", \"/metrics\"]",
+            1,
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].contains("[\"/metrics\"]"), "{f:?}");
+        // A forwarding rule without a path condition.
+        let no_condition = LISTENERS.replacen(
+            "  condition {\n    path_pattern {\n      values = local.consumer_path_patterns\n    }\n  }\n",
+            "",
+            1,
+        );
+        let f = listener_findings(&no_condition);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].contains("without a path_pattern condition"), "{f:?}");
+        // Patterns not known offline.
+        let f = listener_findings(&LISTENERS.replacen(
+            "values = local.consumer_path_patterns",
+            "values = var.patterns",
+            1,
+        ));
+        assert!(f[0].contains("not known offline"), "{f:?}");
+        // The admin listener (another port) may forward anything.
+        let f = listener_findings(&LISTENERS.replacen("\"/*\"", "\"/v1/*\"", 1));
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    const SECURITY: &str = r#"
+variable "admin_port" {
+  default = 8443
+}
+variable "listener_port" {}
+locals {
+  ports = {
+    listener = var.listener_port
+    admin    = var.admin_port
+    sink     = 8080
+  }
+}
+resource "aws_ec2_managed_prefix_list" "operators" {
+  name = "${var.name}-operators"
+}
+resource "aws_ec2_managed_prefix_list" "consumers" {
+  name = "${var.name}-consumers"
+}
+resource "aws_vpc_security_group_ingress_rule" "lb_from_operators" {
+  security_group_id = aws_security_group.lb.id
+  ip_protocol       = "tcp"
+  from_port         = local.ports.admin
+  to_port           = local.ports.admin
+  prefix_list_id    = aws_ec2_managed_prefix_list.operators.id
+}
+resource "aws_vpc_security_group_ingress_rule" "lb_from_consumers" {
+  security_group_id = aws_security_group.lb.id
+  ip_protocol       = "tcp"
+  from_port         = local.ports.listener
+  to_port           = local.ports.listener
+  prefix_list_id    = aws_ec2_managed_prefix_list.consumers.id
+}
+resource "aws_vpc_security_group_ingress_rule" "sink_from_lb" {
+  security_group_id            = aws_security_group.sink.id
+  ip_protocol                  = "tcp"
+  from_port                    = local.ports.sink
+  to_port                      = local.ports.sink
+  referenced_security_group_id = aws_security_group.lb.id
+}
+"#;
+
+    fn admin_findings(hcl: &str) -> Vec<(String, String)> {
+        run("security", hcl)
+            .into_iter()
+            .map(|k| match k {
+                FindingKind::AdminPortNotOperatorOnly { resource, detail } => (resource, detail),
+                other => (format!("{other:?}"), String::new()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn admin_port_is_for_the_operator_prefix_list_only() {
+        assert_eq!(admin_findings(SECURITY), vec![]);
+        // The consumers on the admin port (and so nobody else there).
+        let swapped = SECURITY.replacen(
+            "from_port         = local.ports.listener\n  to_port           = local.ports.listener",
+            "from_port         = local.ports.admin\n  to_port           = local.ports.admin",
+            1,
+        );
+        let f = admin_findings(&swapped);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            f[0].0,
+            "aws_vpc_security_group_ingress_rule.lb_from_consumers"
+        );
+        assert!(
+            f[0].1.contains("aws_ec2_managed_prefix_list.consumers"),
+            "{f:?}"
+        );
+        // The operator list moved to the consumer port: nobody reaches the admin port.
+        let moved = SECURITY.replacen(
+            "from_port         = local.ports.admin\n  to_port           = local.ports.admin",
+            "from_port         = local.ports.listener\n  to_port           = local.ports.listener",
+            1,
+        );
+        let f = admin_findings(&moved);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, "var.admin_port");
+        // A wide range from anywhere on the load balancer's group covers the admin port.
+        let wide = format!(
+            "{SECURITY}{}",
+            r#"
+resource "aws_vpc_security_group_ingress_rule" "lb_wide" {
+  security_group_id = aws_security_group.lb.id
+  ip_protocol       = "tcp"
+  from_port         = 1024
+  to_port           = 65535
+  cidr_ipv4         = "0.0.0.0/0"
+}
+resource "aws_vpc_security_group_ingress_rule" "sink_wide" {
+  security_group_id = aws_security_group.sink.id
+  ip_protocol       = "-1"
+  cidr_ipv4         = "10.0.0.0/8"
+}
+"#
+        );
+        let f = admin_findings(&wide);
+        assert_eq!(f.len(), 1, "only the load balancer's group matters: {f:?}");
+        assert_eq!(f[0].0, "aws_vpc_security_group_ingress_rule.lb_wide");
+        assert!(f[0].1.contains("cidr_ipv4"), "{f:?}");
+        // The operator list plus a CIDR in one rule is not operator-only.
+        let f = admin_findings(&SECURITY.replacen(
+            "prefix_list_id    = aws_ec2_managed_prefix_list.operators.id",
+            "prefix_list_id    = aws_ec2_managed_prefix_list.operators.id\n  cidr_ipv4         = \"0.0.0.0/0\"",
+            1,
+        ));
+        assert_eq!(f.len(), 2, "{f:?}");
+    }
+
+    const GRANT: &str = r#"
+variable "secrets" {
+  type    = map(string)
+  default = {}
+  validation {
+    condition     = alltrue([for arn in values(var.secrets) : can(regex("^arn:[^:]+:secretsmanager:", arn)) && !can(regex("[*?]", arn))])
+    error_message = "x"
+  }
+}
+locals {
+  secret_arns = distinct(values(var.secrets))
+}
+data "aws_iam_policy_document" "execution" {
+  dynamic "statement" {
+    for_each = length(local.secret_arns) == 0 ? [] : [local.secret_arns]
+    content {
+      sid       = "ReadSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = statement.value
+    }
+  }
+  statement {
+    actions   = ["logs:PutLogEvents"]
+    resources = ["*"]
+  }
+}
+"#;
+
+    fn grant_findings(hcl: &str) -> Vec<String> {
+        run("svc", hcl)
+            .into_iter()
+            .map(|k| match k {
+                FindingKind::SecretGrantNotExact { statement, detail } => {
+                    format!("{statement}: {detail}")
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn secret_grant_is_exactly_the_declared_arns() {
+        assert_eq!(grant_findings(GRANT), Vec::<String>::new());
+        // A wildcard next to the declared ARNs.
+        let f = grant_findings(&GRANT.replacen(
+            "resources = statement.value",
+            "resources = concat(statement.value, [\"arn:aws:secretsmanager:eu-west-1:111122223333:secret:*\"])",
+            1,
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].contains("statement ReadSecrets") && f[0].contains("(a wildcard)"),
+            "{f:?}"
+        );
+        // A computed ARN, even without a wildcard, is not a declared one.
+        let f = grant_findings(&GRANT.replacen(
+            "resources = statement.value",
+            "resources = [\"arn:aws:secretsmanager:${var.region}:1:secret:x\"]",
+            1,
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        // secretsmanager:* and Get* grant GetSecretValue too.
+        for action in ["secretsmanager:*", "secretsmanager:Get*", "*"] {
+            let f = grant_findings(&GRANT.replacen(
+                "actions   = [\"logs:PutLogEvents\"]",
+                &format!("actions   = [\"{action}\"]"),
+                1,
+            ));
+            assert_eq!(f.len(), 1, "{action}: {f:?}");
+        }
+        // A variable whose validation lets a wildcard through.
+        let f = grant_findings(&GRANT.replacen(" && !can(regex(\"[*?]\", arn))", "", 1));
+        assert_eq!(f.len(), WILDCARD_SECRET_ARNS.len(), "{f:?}");
+        assert!(
+            f.iter()
+                .all(|x| x.contains("var.secrets accepts the wildcard ARN")),
+            "{f:?}"
+        );
+        // not_resources grants everything else.
+        let f = grant_findings(&GRANT.replacen(
+            "resources = statement.value",
+            "not_resources = statement.value",
+            1,
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+    }
+
+    #[test]
+    fn iam_action_patterns_match_like_iam() {
+        for p in [
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:*",
+            "SecretsManager:get*",
+            "*",
+            "secretsmanager:GetSecret?alue",
+        ] {
+            assert!(action_matches(p, "secretsmanager:GetSecretValue"), "{p}");
+        }
+        for p in [
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:List*",
+            "kms:*",
+            "secretsmanager:GetSecretValues",
+        ] {
+            assert!(!action_matches(p, "secretsmanager:GetSecretValue"), "{p}");
+        }
+    }
+
+    #[test]
+    fn per_source_secret_names_are_read_by_connect() {
+        assert!(debezium_connect_reads("TUMBLEWEED_SECRET_ORDERS"));
+        assert!(!debezium_connect_reads("TUMBLEWEED_SECRET_"));
+        assert!(!debezium_connect_reads("TUMBLEWEED_SECRETS"));
     }
 }

@@ -1267,3 +1267,534 @@ fn existing_kafka_replaces_the_ecs_cluster_everywhere() -> Result<()> {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue #13: routes split by prefix list, per-source secrets, the RDS CA bundle on Connect.
+// Each defect test puts one fix back in a copy and expects exactly the finding naming it.
+// ---------------------------------------------------------------------------------------
+
+/// `.route("PATH", ...)` paths of the first router built after `start` in `text`, up to
+/// its `.with_state(`.
+fn routes_after(text: &str, start: &str) -> Vec<String> {
+    let from = text.find(start).expect("router start") + start.len();
+    let to = from + text[from..].find(".with_state(").expect("router end");
+    text[from..to]
+        .split(".route(\"")
+        .skip(1)
+        .map(|r| r[..r.find('"').unwrap()].to_string())
+        .collect()
+}
+
+/// ALB path-pattern matching: `*` any characters (also `/`), `?` one, case-sensitive.
+fn alb_matches(pattern: &str, path: &str) -> bool {
+    fn m(p: &[u8], a: &[u8]) -> bool {
+        match (p.first(), a.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], a) || (!a.is_empty() && m(p, &a[1..])),
+            (Some(b'?'), Some(_)) => m(&p[1..], &a[1..]),
+            (Some(x), Some(y)) if x == y => m(&p[1..], &a[1..]),
+            _ => false,
+        }
+    }
+    m(pattern.as_bytes(), path.as_bytes())
+}
+
+#[test]
+fn consumer_path_patterns_are_the_sink_consumer_routes() -> Result<()> {
+    use tumbleweed_terraform_check::rules::CONSUMER_PATH_PATTERNS;
+    let http = fs::read_to_string(repo().join("sink/src/http.rs"))?;
+    let as_pattern = |r: &str| {
+        r.split('/')
+            .map(|seg| if seg.starts_with('{') { "*" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let mut consumer: Vec<String> = routes_after(&http, "let consumer_api = Router::new()")
+        .iter()
+        .map(|r| as_pattern(r))
+        .collect();
+    consumer.sort();
+    let mut rule: Vec<String> = CONSUMER_PATH_PATTERNS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    rule.sort();
+    assert_eq!(
+        consumer, rule,
+        "the rule's patterns are the sink's consumer routes"
+    );
+    // The sink module forwards exactly these on the public listener.
+    let sink = body("modules/sink/main.tf")?;
+    let locals = sink
+        .blocks()
+        .find(|b| b.ident.as_str() == "locals" && b.body.has_attribute("consumer_path_patterns"))
+        .expect("local consumer_path_patterns");
+    let text = attr_text(locals, "consumer_path_patterns");
+    let mut module: Vec<String> = text
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    module.sort();
+    assert_eq!(module, rule);
+    // No admin route, source route or /metrics matches a consumer pattern (a concrete path
+    // of each, with a name in every parameter).
+    let sources = fs::read_to_string(repo().join("sink/src/sources/mod.rs"))?;
+    let mut private = routes_after(&http, "let admin_api = Router::new()");
+    private.extend(routes_after(&sources, "axum::Router::new()"));
+    private.extend(routes_after(&http, "let metrics_api = Router::new()"));
+    assert!(private.contains(&"/metrics".to_string()), "{private:?}");
+    assert!(private.contains(&"/v1/sources".to_string()), "{private:?}");
+    for r in &private {
+        let path = r
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        for p in CONSUMER_PATH_PATTERNS {
+            assert!(!alb_matches(p, &path), "{p} forwards the private route {r}");
+        }
+    }
+    for (p, path) in [
+        ("/v1/consumers/*/events", "/v1/consumers/billing/events"),
+        ("/v1/consumers/*/ack", "/v1/consumers/billing/ack"),
+        ("/v1/consumers/*/tickets", "/v1/consumers/billing/tickets"),
+    ] {
+        assert!(alb_matches(p, path));
+    }
+    Ok(())
+}
+
+#[test]
+fn issue_13_public_listener_forwarding_everything_is_reported() -> Result<()> {
+    for (listener, port) in [("http", "80"), ("https", "443")] {
+        let c = Copy::new()?;
+        let text = fs::read_to_string(c.dir.path().join("modules/sink/main.tf"))?;
+        let start = text
+            .find(&format!("resource \"aws_lb_listener\" \"{listener}\" {{"))
+            .expect("listener");
+        let at = start + text[start..].find("type = \"fixed-response\"").unwrap();
+        let mut edited = text.clone();
+        edited.replace_range(
+            at..at + "type = \"fixed-response\"".len(),
+            "type = \"forward\"",
+        );
+        fs::write(c.dir.path().join("modules/sink/main.tf"), edited)?;
+        let f = c.findings()?;
+        assert_eq!(f.len(), 1, "{listener}: {f:?}");
+        assert_eq!(
+            f[0].location,
+            at_line(
+                &c,
+                "modules/sink/main.tf",
+                &format!("\"aws_lb_listener\" \"{listener}\"")
+            )?
+        );
+        assert!(
+            matches!(&f[0].kind, FindingKind::PublicListenerForwards { resource, detail }
+                if resource == &format!("aws_lb_listener.{listener}") && detail.contains("default action forwards")),
+            "{port}: {f:?}"
+        );
+    }
+    Ok(())
+}
+
+fn at_line(c: &Copy, file: &str, needle: &str) -> Result<Location> {
+    Ok(at(file, c.line_of(file, needle)?))
+}
+
+#[test]
+fn issue_13_public_listener_forwarding_admin_routes_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/sink/main.tf",
+        "    \"/readyz\",\n  ]",
+        "    \"/readyz\",\n    \"/metrics\",\n  ]",
+    )?;
+    let f = c.findings()?;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        f[0].location,
+        at_line(
+            &c,
+            "modules/sink/main.tf",
+            "\"aws_lb_listener_rule\" \"consumer_routes\""
+        )?
+    );
+    assert!(
+        matches!(&f[0].kind, FindingKind::PublicListenerForwards { resource, detail }
+            if resource == "aws_lb_listener_rule.consumer_routes" && detail.contains("[\"/metrics\"]")),
+        "{f:?}"
+    );
+
+    // A forward rule without a path condition forwards everything.
+    let c = Copy::new()?;
+    c.edit(
+        "modules/sink/main.tf",
+        "  condition {\n    path_pattern {\n      values = local.consumer_path_patterns\n    }\n  }\n",
+        "",
+    )?;
+    let k = kinds(&c)?;
+    assert_eq!(k.len(), 1, "{k:?}");
+    assert!(
+        matches!(&k[0], FindingKind::PublicListenerForwards { detail, .. }
+        if detail.contains("without a path_pattern condition"))
+    );
+    Ok(())
+}
+
+#[test]
+fn issue_13_admin_port_open_to_others_than_operators_is_reported() -> Result<()> {
+    // The consumers' rule on the admin port.
+    let c = Copy::new()?;
+    c.edit(
+        "modules/security/main.tf",
+        "  from_port         = local.ports.listener\n  to_port           = local.ports.listener\n  prefix_list_id    = aws_ec2_managed_prefix_list.consumers.id",
+        "  from_port         = local.ports.admin\n  to_port           = local.ports.admin\n  prefix_list_id    = aws_ec2_managed_prefix_list.consumers.id",
+    )?;
+    let f = c.findings()?;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        f[0].location,
+        at_line(&c, "modules/security/main.tf", "\"lb_from_consumers\"")?
+    );
+    assert!(
+        matches!(&f[0].kind, FindingKind::AdminPortNotOperatorOnly { resource, detail }
+        if resource == "aws_vpc_security_group_ingress_rule.lb_from_consumers"
+            && detail.contains("aws_ec2_managed_prefix_list.consumers"))
+    );
+
+    // The operators back on the consumer port, as before #13: nobody reaches the admin port.
+    let c = Copy::new()?;
+    c.edit(
+        "modules/security/main.tf",
+        "  from_port         = local.ports.admin\n  to_port           = local.ports.admin\n  prefix_list_id    = aws_ec2_managed_prefix_list.operators.id",
+        "  from_port         = local.ports.listener\n  to_port           = local.ports.listener\n  prefix_list_id    = aws_ec2_managed_prefix_list.operators.id",
+    )?;
+    let f = c.findings()?;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        f[0].location,
+        at_line(
+            &c,
+            "modules/security/variables.tf",
+            "variable \"admin_port\""
+        )?
+    );
+
+    // A CIDR on a port range that covers the admin port.
+    let c = Copy::new()?;
+    c.append(
+        "modules/security/main.tf",
+        "\nresource \"aws_vpc_security_group_ingress_rule\" \"lb_from_office\" {\n  security_group_id = aws_security_group.lb.id\n  ip_protocol       = \"tcp\"\n  from_port         = 8000\n  to_port           = 8999\n  cidr_ipv4         = \"192.0.2.0/24\"\n}\n",
+    )?;
+    let k = kinds(&c)?;
+    assert_eq!(k.len(), 1, "{k:?}");
+    assert!(
+        matches!(&k[0], FindingKind::AdminPortNotOperatorOnly { resource, .. }
+        if resource == "aws_vpc_security_group_ingress_rule.lb_from_office")
+    );
+    Ok(())
+}
+
+#[test]
+fn issue_13_secret_grant_wider_than_the_declared_arns_is_reported() -> Result<()> {
+    let c = Copy::new()?;
+    c.edit(
+        "modules/fargate-service/main.tf",
+        "      resources = statement.value\n    }\n  }\n\n  dynamic \"statement\" {\n    for_each = length(local.secret_arns) == 0 ? [] : [distinct",
+        "      resources = concat(statement.value, [\"arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:*\"])\n    }\n  }\n\n  dynamic \"statement\" {\n    for_each = length(local.secret_arns) == 0 ? [] : [distinct",
+    )?;
+    let f = c.findings()?;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        matches!(&f[0].kind, FindingKind::SecretGrantNotExact { statement, detail }
+        if statement == "data.aws_iam_policy_document.execution, statement ReadSecrets"
+            && detail.contains("(a wildcard)")),
+        "{f:?}"
+    );
+
+    // The service module's secrets input accepting wildcard ARNs again.
+    let c = Copy::new()?;
+    c.edit(
+        "modules/fargate-service/variables.tf",
+        " && !can(regex(\"[*?]\", arn))",
+        "",
+    )?;
+    let k = kinds(&c)?;
+    assert_eq!(k.len(), 2, "one per wildcard ARN tried: {k:?}");
+    assert!(
+        k.iter().all(
+            |x| matches!(x, FindingKind::SecretGrantNotExact { detail, .. }
+        if detail.contains("var.secrets accepts the wildcard ARN"))
+        ),
+        "{k:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn issue_13_unwired_source_secrets_are_reported() -> Result<()> {
+    for module in ["sink", "connect"] {
+        let c = Copy::new()?;
+        let file = format!("modules/{module}/main.tf");
+        c.edit(
+            &file,
+            "    { for key, arn in var.source_db_password_secrets : \"TUMBLEWEED_SECRET_${key}\" => arn },\n",
+            "",
+        )?;
+        let f = c.findings()?;
+        assert!(!f.is_empty(), "{module}");
+        for x in &f {
+            assert_eq!(
+                x.location,
+                at_line(
+                    &c,
+                    &format!("modules/{module}/variables.tf"),
+                    "variable \"source_db_password_secrets\""
+                )?
+            );
+            assert!(
+                matches!(&x.kind, FindingKind::SecretNotWired { variable, .. }
+                if variable == "source_db_password_secrets"),
+                "{module}: {f:?}"
+            );
+        }
+    }
+    // Under another name than the one the connector configs use.
+    let c = Copy::new()?;
+    c.edit(
+        "modules/connect/main.tf",
+        "\"TUMBLEWEED_SECRET_${key}\" => arn",
+        "\"SOURCE_SECRET_${key}\" => arn",
+    )?;
+    let k = kinds(&c)?;
+    assert!(
+        k.iter()
+            .any(|x| matches!(x, FindingKind::SecretNotWired { variable, .. }
+        if variable == "source_db_password_secrets")),
+        "{k:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn issue_13_inputs_are_validated() -> Result<()> {
+    let m = root()?;
+    let arn =
+        "arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-prod/orders-db-password-AbCdEf";
+    let secrets = |pairs: &[(&str, &str)]| {
+        [(
+            "source_db_password_secrets",
+            Value::Obj(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Value::str(v)))
+                    .collect(),
+            ),
+        )]
+    };
+    assert_eq!(failing_validations(&m, &secrets(&[])), Ok(vec![]));
+    assert_eq!(
+        failing_validations(&m, &secrets(&[("ORDERS", arn), ("BILLING_2", arn)])),
+        Ok(vec![])
+    );
+    let long = "K".repeat(65);
+    for bad_key in ["orders", "ORDERS-DB", "", long.as_str()] {
+        assert!(
+            rejected(&m, &secrets(&[(bad_key, arn)]))?,
+            "key {bad_key:?}"
+        );
+    }
+    assert!(!rejected(&m, &secrets(&[(&"K".repeat(64), arn)]))?);
+    for bad_arn in [
+        "arn:aws:secretsmanager:eu-central-1:111122223333:secret:*",
+        "arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-prod/orders-db-password-??????",
+        "arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-prod/orders-db-password",
+        "arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-prod/orders-db-password-AbCdEf:password::",
+        "arn:aws:ssm:eu-central-1:111122223333:parameter/orders",
+        "tw-prod/orders-db-password",
+    ] {
+        assert!(rejected(&m, &secrets(&[("ORDERS", bad_arn)]))?, "{bad_arn}");
+    }
+    assert!(!rejected(
+        &m,
+        &secrets(&[(
+            "ORDERS",
+            "arn:aws-us-gov:secretsmanager:us-gov-west-1:111122223333:secret:a-AbCdEf"
+        )])
+    )?);
+
+    // The admin port differs from the consumer port of either mode.
+    let cert = "arn:aws:acm:eu-central-1:111122223333:certificate/x";
+    let admin = |port: f64, cert: Value| [("admin_port", num(port)), ("certificate_arn", cert)];
+    assert!(!rejected(&m, &admin(8443.0, Value::str(cert)))?);
+    assert!(!rejected(&m, &admin(8443.0, Value::Null))?);
+    assert!(!rejected(&m, &admin(80.0, Value::str(cert)))?);
+    assert!(rejected(&m, &admin(443.0, Value::str(cert)))?);
+    assert!(rejected(&m, &admin(80.0, Value::Null))?);
+    assert!(rejected(&m, &admin(0.0, Value::Null))?);
+    assert!(rejected(&m, &admin(65536.0, Value::Null))?);
+    assert!(rejected(&m, &admin(8443.5, Value::Null))?);
+    let sec = ModuleSource::load(&repo().join("modules/security"), &repo())?;
+    let ports =
+        |admin: f64, listener: f64| [("admin_port", num(admin)), ("listener_port", num(listener))];
+    assert!(!rejected(&sec, &ports(8443.0, 443.0))?);
+    assert!(rejected(&sec, &ports(443.0, 443.0))?);
+
+    for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+        assert!(
+            !rejected(&m, &[("source_default_sslmode", Value::str(mode))])?,
+            "{mode}"
+        );
+    }
+    for mode in ["verify_full", "allow", "VERIFY-FULL", ""] {
+        assert!(
+            rejected(&m, &[("source_default_sslmode", Value::str(mode))])?,
+            "{mode}"
+        );
+    }
+    let url = |u: Value| [("connect_rds_ca_bundle_url", u)];
+    assert!(!rejected(&m, &url(Value::Null))?);
+    assert!(!rejected(
+        &m,
+        &url(Value::str(
+            "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+        ))
+    )?);
+    for bad in [
+        "http://truststore.pki.rds.amazonaws.com/global/global-bundle.pem",
+        "https://example.com/bundle.pem?x=1",
+        "https://example.com/a'b.pem",
+        "https://example.com/a b.pem",
+    ] {
+        assert!(rejected(&m, &url(Value::str(bad)))?, "{bad}");
+    }
+    let connect = ModuleSource::load(&repo().join("modules/connect"), &repo())?;
+    let path = |p: &str| [("rds_ca_bundle_path", Value::str(p))];
+    assert!(!rejected(
+        &connect,
+        &path("/tmp/tumbleweed/rds-global-bundle.pem")
+    )?);
+    for bad in [
+        "tmp/x.pem",
+        "/tmp/x dir/x.pem",
+        "/tmp/'x.pem",
+        "/tmp/",
+        "/tmp/../etc/x.pem",
+    ] {
+        assert!(rejected(&connect, &path(bad))?, "{bad}");
+    }
+    // The deprecated single secret refuses wildcards too.
+    assert!(rejected(
+        &m,
+        &[(
+            "source_db_password_secret_arn",
+            Value::str("arn:aws:secretsmanager:eu-central-1:111122223333:secret:*")
+        )]
+    )?);
+    assert!(!rejected(
+        &m,
+        &[("source_db_password_secret_arn", Value::str("arn:aws:secretsmanager:eu-central-1:111122223333:secret:tw-prod/source-db-password-AbCdEf"))]
+    )?);
+    Ok(())
+}
+
+#[test]
+fn issue_13_wiring_admin_port_secrets_and_rds_ca_bundle() -> Result<()> {
+    let root = body("infra/main.tf")?;
+    let security = block(&root, "module", &["security"]).expect("module security");
+    let sink = block(&root, "module", &["sink"]).expect("module sink");
+    let connect = block(&root, "module", &["connect"]).expect("module connect");
+    // One admin port for the listener and its security group rule.
+    assert_eq!(attr_text(security, "admin_port").trim(), "var.admin_port");
+    assert_eq!(attr_text(sink, "admin_port").trim(), "var.admin_port");
+    // The same secrets in the sink and Connect, and the bundle path Connect writes to.
+    for call in [sink, connect] {
+        assert_eq!(
+            attr_text(call, "source_db_password_secrets").trim(),
+            "var.source_db_password_secrets"
+        );
+        assert_eq!(
+            attr_text(call, "source_db_password_secret_arn").trim(),
+            "var.source_db_password_secret_arn"
+        );
+    }
+    assert_eq!(
+        attr_text(sink, "connect_rds_ca_path").trim(),
+        "module.connect.rds_ca_bundle_path"
+    );
+    assert_eq!(
+        attr_text(sink, "source_default_sslmode").trim(),
+        "var.source_default_sslmode"
+    );
+    let outs = fs::read_to_string(repo().join("infra/outputs.tf"))?;
+    assert!(outs.contains("value       = module.sink.admin_url"));
+
+    // The sink's environment for verified TLS.
+    let sink_main = fs::read_to_string(repo().join("modules/sink/main.tf"))?;
+    for line in [
+        "TUMBLEWEED_SOURCE_DEFAULT_SSLMODE     = var.source_default_sslmode",
+        "TUMBLEWEED_SOURCE_DEFAULT_SSLROOTCERT = \"rds\"",
+        "TUMBLEWEED_CONNECT_RDS_CA_PATH        = var.connect_rds_ca_path",
+    ] {
+        assert!(sink_main.contains(line), "{line}");
+    }
+    // Both modules default to the same path.
+    let default_of = |file: &str, var: &str| -> Result<String> {
+        let b = body(file)?;
+        Ok(
+            attr_text(block(&b, "variable", &[var]).expect("variable"), "default")
+                .trim()
+                .to_string(),
+        )
+    };
+    let path = default_of("modules/connect/variables.tf", "rds_ca_bundle_path")?;
+    assert_eq!(path, "\"/tmp/tumbleweed/rds-global-bundle.pem\"");
+    assert_eq!(
+        default_of("modules/sink/variables.tf", "connect_rds_ca_path")?,
+        path
+    );
+    assert_eq!(
+        default_of("modules/sink/variables.tf", "source_default_sslmode")?,
+        "\"verify-full\""
+    );
+
+    // Connect: download, fail on error, then the image's own ENTRYPOINT and CMD
+    // (connect-base Dockerfile: ENTRYPOINT ["/docker-entrypoint.sh"], CMD ["start"]).
+    let c = body("modules/connect/main.tf")?;
+    let svc = block(&c, "module", &["service"]).expect("fargate-service call");
+    assert_eq!(
+        attr_text(svc, "entry_point").trim(),
+        "var.rds_ca_bundle_url == null ? null : [\"/bin/sh\", \"-c\"]"
+    );
+    assert_eq!(
+        attr_text(svc, "command").trim(),
+        "var.rds_ca_bundle_url == null ? null : [local.fetch_rds_ca_bundle]"
+    );
+    let script = c
+        .blocks()
+        .filter(|b| b.ident.as_str() == "locals")
+        .map(|l| attr_text(l, "fetch_rds_ca_bundle"))
+        .collect::<String>();
+    let lines: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines[1], "set -eu", "{script}");
+    assert_eq!(
+        lines[lines.len() - 2],
+        "exec /docker-entrypoint.sh start",
+        "{script}"
+    );
+    assert!(script.contains("curl --fail"), "{script}");
+    assert!(script.contains("--proto '=https'"), "{script}");
+    assert!(script.contains("exit 1"), "{script}");
+    // The service module passes them to the container definition.
+    let f = fs::read_to_string(repo().join("modules/fargate-service/main.tf"))?;
+    assert!(f.contains("var.entry_point == null ? {} : { entryPoint = var.entry_point }"));
+    assert!(f.contains("var.command == null ? {} : { command = var.command }"));
+    Ok(())
+}
