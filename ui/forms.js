@@ -96,13 +96,14 @@ export function apiMessage(err) {
 
 /**
  * Shows an API error: next to its field when the API names one (`fieldOf` maps the API's
- * field, such as `filters.*.where`, to the form's; unmapped names are used as they are) or
- * `guess` maps the message to a field, else at the top of the form.
+ * field, such as `filters.*.where`, to the form's; unmapped names are used as they are), else
+ * at the top of the form.
  */
-export function showApiError(form, err, guess, fieldOf) {
+export function showApiError(form, err, fieldOf) {
   const message = apiMessage(err);
-  const named = err.field ? (fieldOf && fieldOf(err.field)) || err.field : null;
-  const name = named || (guess ? guess(err) : null);
+  // The API names the field of every refusal (from the deserializer's path for a body that
+  // does not parse): no guessing from the message.
+  const name = err.field ? (fieldOf && fieldOf(err.field)) || err.field : null;
   if (!(name && setFieldError(form, name, message))) setFormError(form, message);
   focusFirstError(form);
 }

@@ -10,7 +10,7 @@
 //!
 //! * [`cli`]: the clap command tree (global flags and one `Args` struct per subcommand).
 //! * [`cidr`]: validating and normalising CIDR entries (shared by `render` and `whitelist`).
-//! * [`tfvars`]: rendering `infra/terraform.tfvars.json` through a strict handlebars template,
+//! * [`tfvars`]: rendering `infra/terraform.tfvars.json` from a serde struct of the variables,
 //!   and editing single keys of an existing file atomically.
 //! * [`tf_outputs`]: reading `terraform output -json` from a file or from `terraform` itself.
 //! * [`aws`]: building AWS SDK configuration (region, emulator endpoint).

@@ -5,12 +5,10 @@
 //! The root Terraform module's variables are the contract ([`CONTRACT_VARIABLES`]). `render`
 //! collects values from flags — or, for the four required ones, from prompts when a
 //! terminal is attached — validates them (CIDRs through [`crate::cidr`], the name prefix
-//! against the module's regex) *before* anything is written, and renders the embedded
-//! handlebars template in strict mode, so a typo in the template is an error instead of an
-//! empty value. Each value is emitted through a `json` helper (serde_json encoding; HTML
-//! escaping is off), optional variables are wrapped as `{"v": value}` so that `false` and
-//! `0` still count as "given", and absent ones are left out so Terraform defaults apply.
-//! The result is parsed back as JSON as a last check and written atomically.
+//! against the module's regex) *before* anything is written, and serializes [`TfVars`] with
+//! serde: the struct is the file's shape, so a variable cannot be misspelt or mis-encoded.
+//! Optional variables that were not given are left out (`Option::None`), so Terraform's
+//! defaults apply, while a given `false` or `0` is kept. The result is written atomically.
 //!
 //! `whitelist` edits existing files with [`set_list`], which keeps all other keys.
 
@@ -20,17 +18,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use handlebars::{
-    Context as HbContext, Handlebars, Helper, HelperResult, Output, RenderContext, RenderError,
-};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::cli::GlobalArgs;
 use crate::{cidr, fsutil, Outcome, OutputFormat, UsageError};
-
-/// The template, embedded at compile time.
-pub const TEMPLATE: &str = include_str!("../templates/terraform.tfvars.json.hbs");
 
 /// Every variable of the root module (infra/), by the names the contract fixes.
 pub const CONTRACT_VARIABLES: &[&str] = &[
@@ -143,44 +135,55 @@ pub struct RenderArgs {
     pub tags: Vec<String>,
 }
 
-/// An optional variable that was given (so `false`/`0` are not mistaken for "absent").
-#[derive(Debug, Clone, Serialize)]
-pub struct Given<T> {
-    pub v: T,
-}
-
-fn given<T>(o: Option<T>) -> Option<Given<T>> {
-    o.map(|v| Given { v })
-}
-
-/// Validated values, the template's context.
+/// Validated values: the shape of `terraform.tfvars.json` (optional ones only when given).
 #[derive(Debug, Clone, Serialize)]
 pub struct TfVars {
     pub region: String,
     pub name_prefix: String,
     pub operator_cidrs: Vec<String>,
     pub consumer_cidrs: Vec<String>,
-    pub prefix_list_max_entries: Option<Given<u32>>,
-    pub vpc_cidr: Option<Given<String>>,
-    pub availability_zone_count: Option<Given<u32>>,
-    pub single_nat_gateway: Option<Given<bool>>,
-    pub kafka_image: Option<Given<String>>,
-    pub connect_image: Option<Given<String>>,
-    pub sink_image: Option<Given<String>>,
-    pub broker_cpu: Option<Given<u32>>,
-    pub broker_memory: Option<Given<u32>>,
-    pub connect_cpu: Option<Given<u32>>,
-    pub connect_memory: Option<Given<u32>>,
-    pub sink_cpu: Option<Given<u32>>,
-    pub sink_memory: Option<Given<u32>>,
-    pub sink_desired_count: Option<Given<u32>>,
-    pub sink_min_count: Option<Given<u32>>,
-    pub sink_max_count: Option<Given<u32>>,
-    pub sse_keepalive_seconds: Option<Given<u32>>,
-    pub lb_idle_timeout_seconds: Option<Given<u32>>,
-    pub log_retention_days: Option<Given<u32>>,
-    pub certificate_arn: Option<Given<String>>,
-    pub tags: Option<Given<BTreeMap<String, String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_list_max_entries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_cidr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_zone_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_nat_gateway: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink_image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_cpu: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_memory: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_cpu: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_memory: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink_cpu: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink_memory: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink_desired_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink_min_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink_max_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse_keepalive_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb_idle_timeout_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_retention_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// Checks `name_prefix` against the module's `^[a-z][a-z0-9-]{1,20}$`.
@@ -280,74 +283,36 @@ pub fn validate(
         name_prefix,
         operator_cidrs,
         consumer_cidrs,
-        prefix_list_max_entries: given(a.prefix_list_max_entries),
-        vpc_cidr: given(
-            a.vpc_cidr
-                .as_deref()
-                .map(|v| cidr::parse_one(v).unwrap().to_string()),
-        ),
-        availability_zone_count: given(a.availability_zone_count),
-        single_nat_gateway: given(a.single_nat_gateway),
-        kafka_image: given(a.kafka_image.clone()),
-        connect_image: given(a.connect_image.clone()),
-        sink_image: given(a.sink_image.clone()),
-        broker_cpu: given(a.broker_cpu),
-        broker_memory: given(a.broker_memory),
-        connect_cpu: given(a.connect_cpu),
-        connect_memory: given(a.connect_memory),
-        sink_cpu: given(a.sink_cpu),
-        sink_memory: given(a.sink_memory),
-        sink_desired_count: given(a.sink_desired_count),
-        sink_min_count: given(a.sink_min_count),
-        sink_max_count: given(a.sink_max_count),
-        sse_keepalive_seconds: given(a.sse_keepalive_seconds),
-        lb_idle_timeout_seconds: given(a.lb_idle_timeout_seconds),
-        log_retention_days: given(a.log_retention_days),
-        certificate_arn: given(a.certificate_arn.clone()),
-        tags: if tags.is_empty() {
-            None
-        } else {
-            Some(Given { v: tags })
-        },
+        prefix_list_max_entries: a.prefix_list_max_entries,
+        vpc_cidr: a
+            .vpc_cidr
+            .as_deref()
+            .map(|v| cidr::parse_one(v).unwrap().to_string()),
+        availability_zone_count: a.availability_zone_count,
+        single_nat_gateway: a.single_nat_gateway,
+        kafka_image: a.kafka_image.clone(),
+        connect_image: a.connect_image.clone(),
+        sink_image: a.sink_image.clone(),
+        broker_cpu: a.broker_cpu,
+        broker_memory: a.broker_memory,
+        connect_cpu: a.connect_cpu,
+        connect_memory: a.connect_memory,
+        sink_cpu: a.sink_cpu,
+        sink_memory: a.sink_memory,
+        sink_desired_count: a.sink_desired_count,
+        sink_min_count: a.sink_min_count,
+        sink_max_count: a.sink_max_count,
+        sse_keepalive_seconds: a.sse_keepalive_seconds,
+        lb_idle_timeout_seconds: a.lb_idle_timeout_seconds,
+        log_retention_days: a.log_retention_days,
+        certificate_arn: a.certificate_arn.clone(),
+        tags: (!tags.is_empty()).then_some(tags),
     })
 }
 
-fn json_helper(
-    h: &Helper,
-    _: &Handlebars,
-    _: &HbContext,
-    _: &mut RenderContext,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let param = h.param(0).ok_or_else(|| {
-        RenderError::from(handlebars::RenderErrorReason::ParamNotFoundForIndex(
-            "json", 0,
-        ))
-    })?;
-    let text = serde_json::to_string(param.value())
-        .map_err(|e| RenderError::from(handlebars::RenderErrorReason::SerdeError(e)))?;
-    out.write(&text)?;
-    Ok(())
-}
-
-/// Renders the template for `vars`; the result is checked to be a JSON object.
+/// The file's text for `vars` (pretty JSON, one variable per line).
 pub fn render(vars: &TfVars) -> anyhow::Result<String> {
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_escape_fn(handlebars::no_escape);
-    hb.register_helper("json", Box::new(json_helper));
-    hb.register_template_string("tfvars", TEMPLATE)
-        .context("parsing the embedded tfvars template")?;
-    let text = hb
-        .render("tfvars", vars)
-        .context("rendering the tfvars template")?;
-    let parsed: Value = serde_json::from_str(&text)
-        .context("the rendered tfvars are not valid JSON (template bug)")?;
-    anyhow::ensure!(
-        parsed.is_object(),
-        "the rendered tfvars are not a JSON object"
-    );
-    Ok(text)
+    serde_json::to_string_pretty(vars).context("serializing the tfvars")
 }
 
 fn prompt(label: &str) -> anyhow::Result<String> {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +23,7 @@ use serde_json::{json, Value};
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::auth::{self, AdminToken, MetricsTokens};
+use crate::body::ApiJson;
 use crate::cursor::{self, CursorError};
 use crate::error::{ApiError, ApiResult};
 use crate::event;
@@ -158,10 +160,8 @@ fn consumer_json(r: &ConsumerRecord) -> Value {
 
 async fn create_consumer(
     State(st): Shared,
-    body: Result<Json<CreateConsumer>, axum::extract::rejection::JsonRejection>,
+    ApiJson(req): ApiJson<CreateConsumer>,
 ) -> ApiResult<Response> {
-    let Json(req) = body
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
     if !registry::valid_name(&req.name) {
         return Err(ApiError::bad_request(format!(
             "invalid consumer name {:?}: use 1-63 characters [a-z0-9_-], starting with a letter or digit",
@@ -219,16 +219,19 @@ async fn create_consumer(
         CreateError::Exists => {
             ApiError::conflict(format!("consumer {:?} already exists", req.name)).with_field("name")
         }
-        CreateError::Other(e) => ApiError::internal(e),
+        CreateError::Other(e) => kafka_unavailable(e),
     })?;
     // A consumer starts with no acknowledged position of its own (an earlier consumer of the
     // same name may have left one), and `latest` is the end of every partition now, stored
     // as if acknowledged, so the events written before the first connection are delivered.
     if let Err(e) = start_fresh(&st, &created).await {
         let _ = st.registry.delete(&created.name).await;
+        let e = kafka_unavailable(e);
         return Err(ApiError::unavailable(format!(
-            "could not set the consumer's start position, nothing was created: {e:#}"
-        )));
+            "could not set the consumer's start position, nothing was created: {}",
+            e.message
+        ))
+        .retry_after(2));
     }
     let mut body = consumer_json(&created);
     body["token"] = json!(token);
@@ -722,10 +725,8 @@ fn default_preview_limit() -> usize {
 /// JSON delivered.
 async fn preview_filter(
     State(st): Shared,
-    body: Result<Json<PreviewFilter>, axum::extract::rejection::JsonRejection>,
+    ApiJson(req): ApiJson<PreviewFilter>,
 ) -> ApiResult<Json<Value>> {
-    let Json(req) = body
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
     if req.topic.starts_with('_')
         || st
             .hub
@@ -928,11 +929,11 @@ async fn ack(
     Path(name): Path<String>,
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
-    body: Result<Json<AckBody>, axum::extract::rejection::JsonRejection>,
+    body: Bytes,
 ) -> ApiResult<Json<Value>> {
+    // Authenticated before the body is read: a stranger learns nothing from its errors.
     let (record, _) = authenticate_consumer(&st, &name, credential(&headers, &q, false)?).await?;
-    let Json(body) = body
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
+    let body: AckBody = crate::body::parse(&body)?;
     let fp = cursor::fingerprint(&record.topics);
     let positions = cursor::decode(&body.cursor, fp, record.topics.len())
         .map_err(|e| ApiError::bad_request(format!("cursor: {e}")))?;

@@ -4,6 +4,7 @@
 //! Seams, one module each:
 //! - [`config`]: settings (flags and `TUMBLEWEED_*` environment);
 //! - [`auth`]: admin and consumer tokens;
+//! - [`body`]: the API's JSON body extractor (a 400 names the field from the deserializer's path);
 //! - [`registry`]: consumer registrations in a compacted Kafka topic, shared by replicas;
 //! - [`tickets`]: single-use stream tickets for browsers' EventSource;
 //! - [`cursor`]: the opaque SSE event id (a position in every subscribed partition);
@@ -24,6 +25,7 @@
 //! - [`server`]: wiring of the components and graceful shutdown.
 
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod cursor;
 pub mod emf;

@@ -63,16 +63,6 @@ export async function consumersPage(main, ctx) {
   (e) => replace(lagChart, h('p', { class: 'error', role: 'alert' }, `Could not read the history: ${e.message}`)));
 }
 
-/** Maps the consumers API's messages (which name no field) to the field they are about. */
-function guessField(err) {
-  const m = err.message;
-  if (err.status === 409 || /consumer name/.test(m)) return 'name';
-  if (/topic/.test(m)) return 'topics';
-  if (/\bops?\b|operation/.test(m)) return 'ops';
-  if (/start/.test(m)) return 'start';
-  return null;
-}
-
 /**
  * The form field an API error about a filter concerns: `filters.<key>.where` → the predicate,
  * `.columns`/`.exclude_columns` → the projection, `.ops` → the operations, `filters.<key>` →
@@ -303,7 +293,7 @@ export async function consumerNewPage(main, ctx) {
       try {
         c = await api('POST', '/v1/consumers', req, { signal: ctx.signal });
       } catch (err) {
-        if (err.name !== 'AbortError') showApiError(form, err, guessField, filterFieldOf);
+        if (err.name !== 'AbortError') showApiError(form, err, filterFieldOf);
         return;
       }
       form.remove();

@@ -25,7 +25,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -41,6 +40,7 @@ use super::model::{check_name, connector_name, CreateSource, DeleteReport};
 use super::registry::DeclaredSource;
 use super::wal_guard;
 use super::{postgres, SourcesService};
+use crate::body::ApiJson;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::now_ms;
 
@@ -63,9 +63,7 @@ fn db_failure(what: &str, e: anyhow::Error) -> ApiError {
 }
 
 /// `POST /v1/sources`
-pub async fn create(State(svc): Svc, body: Bytes) -> ApiResult<Response> {
-    let req: CreateSource = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid source request: {e}")))?;
+pub async fn create(State(svc): Svc, ApiJson(req): ApiJson<CreateSource>) -> ApiResult<Response> {
     let spec = req
         .with_defaults(
             svc.tuning.default_sslmode,
