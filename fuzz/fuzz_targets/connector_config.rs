@@ -1,12 +1,15 @@
 //! A source declaration (`POST /v1/sources`, `bootstrap`'s pipeline file) becomes a Debezium
 //! connector config that Kafka Connect stores and the sink later reads back. For any JSON body:
 //! validation never panics, and for every body it accepts, the config built from it parses back
-//! (`StoredSource::from_config`) into the same name, database target, tables, mode and
-//! snapshot mode, so no value can smuggle in another property or be misread later.
+//! (`StoredSource::from_config`) into the same name, database target (TLS settings included),
+//! tables, mode and snapshot mode, so no value can smuggle in another property or be misread
+//! later.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tumbleweed_sink::sources::connect::{connector_config, StoredSource, TopicSettings};
+use tumbleweed_sink::sources::connect::{
+    connector_config, StoredSource, TopicSettings, DEFAULT_CONNECT_RDS_CA_PATH,
+};
 use tumbleweed_sink::sources::model::CreateSource;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
             replication_factor: 3,
             partitions: 1,
         },
+        DEFAULT_CONNECT_RDS_CA_PATH,
     );
     // Every value Connect receives is a plain string without line breaks or NULs.
     for (k, v) in &config {
@@ -36,6 +40,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(back.db.port, spec.db.port);
     assert_eq!(back.db.database, spec.db.database);
     assert_eq!(back.db.user, spec.db.user);
+    assert_eq!(back.db.sslmode, spec.db.sslmode);
+    assert_eq!(back.db.sslrootcert, spec.db.sslrootcert);
     assert_eq!(back.mode, spec.mode);
     assert_eq!(back.snapshot_mode, spec.snapshot_mode);
     let tables: Vec<String> = spec

@@ -87,6 +87,13 @@ pub struct SourceDecl {
     pub mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_interval_s: Option<u64>,
+    /// TLS towards the database as the sink's API takes it (`disable` … `verify-full`); left
+    /// out, the sink's default applies (`TUMBLEWEED_SOURCE_DEFAULT_SSLMODE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslmode: Option<String>,
+    /// CA bundle for verify-ca/verify-full: `rds` or an absolute path (the sink checks it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslrootcert: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -580,6 +587,8 @@ mod tests {
             tables: vec!["public.orders".into(), "public.items".into()],
             mode: Some("tables".into()),
             heartbeat_interval_s: None,
+            sslmode: None,
+            sslrootcert: None,
         }
     }
 
@@ -713,6 +722,27 @@ consumers:
         assert_eq!(
             decide_source(&p.sources[0], Some(&cur)),
             Decision::Differs(vec!["password_secret".into()])
+        );
+    }
+
+    #[test]
+    fn tls_settings_are_sent_and_compared() {
+        let yaml = "sources:\n  - name: s\n    host: h\n    database: d\n    user: u\n    tables: [public.t]\n    sslmode: verify-full\n    sslrootcert: rds\n";
+        let p = parse_pipeline(Path::new("p.yaml"), yaml).unwrap();
+        let body = source_body(&p.sources[0]);
+        assert_eq!(
+            (&body["sslmode"], &body["sslrootcert"]),
+            (&serde_json::json!("verify-full"), &serde_json::json!("rds"))
+        );
+        let mut cur = body.clone();
+        assert_eq!(
+            decide_source(&p.sources[0], Some(&cur)),
+            Decision::Unchanged
+        );
+        cur["sslmode"] = serde_json::json!("prefer");
+        assert_eq!(
+            decide_source(&p.sources[0], Some(&cur)),
+            Decision::Differs(vec!["sslmode".into()])
         );
     }
 

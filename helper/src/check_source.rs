@@ -14,12 +14,18 @@
 //! parameter value, and the instance's `ParameterApplyStatus` for a pending reboot) and the
 //! PostgreSQL part's fixes speak RDS when `--db-instance` is given. Exit status 1 when any
 //! check fails.
+//!
+//! The connection uses TLS as the sink will (`--sslmode`, `--sslrootcert`, the same defaults
+//! and the same code, from `tumbleweed-pgtls`), so a database this command reaches is one the
+//! sink reaches, and a certificate it refuses is refused with the same explanation.
 
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use clap::Args;
 use serde::Serialize;
+
+use tumbleweed_pgtls::{SslMode, TlsSettings};
 
 use crate::aws::describe_sdk_error;
 use crate::cli::GlobalArgs;
@@ -56,6 +62,14 @@ pub struct CheckSourceArgs {
     /// Connection timeout in seconds.
     #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
+    /// TLS as libpq's sslmode: disable, prefer, require, verify-ca (the certificate must chain
+    /// to --sslrootcert) or verify-full (and name --host).
+    #[arg(long, default_value = "prefer")]
+    pub sslmode: SslMode,
+    /// CA bundle for verify-ca and verify-full: `rds` (the Amazon RDS CA bundle, built in) or
+    /// an absolute path to a PEM file.
+    #[arg(long, value_name = "rds|PATH")]
+    pub sslrootcert: Option<String>,
 }
 
 /// One requirement and how it went.
@@ -230,8 +244,25 @@ pub struct PgFacts {
 }
 
 /// Connects and reads the facts.
-pub async fn gather_pg(cfg: &tokio_postgres::Config) -> anyhow::Result<PgFacts> {
-    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+pub async fn gather_pg(cfg: &tokio_postgres::Config, tls: &TlsSettings) -> anyhow::Result<PgFacts> {
+    let mut cfg = cfg.clone();
+    let connector = tls.apply(&mut cfg)?;
+    let (client, conn) = match cfg.connect(connector).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            let host = match cfg.get_hosts().first() {
+                Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+                _ => String::new(),
+            };
+            let port = cfg.get_ports().first().copied().unwrap_or(5432);
+            if let Some(refusal) =
+                tumbleweed_pgtls::explain(&e, &host, &format!("{host}:{port}"), tls)
+            {
+                return Err(anyhow!(refusal.message));
+            }
+            return Err(e.into());
+        }
+    };
     let conn_task = tokio::spawn(conn);
     let int = |s: String| -> anyhow::Result<i64> {
         s.parse::<i64>()
@@ -393,6 +424,9 @@ pub async fn run(g: &GlobalArgs, a: CheckSourceArgs) -> anyhow::Result<Outcome> 
         (Some(p), None) => Some(p.clone()),
         (None, None) => None,
     };
+    // The sink's own check and wording (the flags are named as the API fields).
+    let tls = TlsSettings::new(a.sslmode, a.sslrootcert.as_deref())
+        .map_err(|e| UsageError(e.to_string()))?;
     let mut checks = Vec::new();
     let mut rds = None;
     if let Some(instance) = &a.db_instance {
@@ -420,7 +454,7 @@ pub async fn run(g: &GlobalArgs, a: CheckSourceArgs) -> anyhow::Result<Outcome> 
     if let Some(p) = &password {
         cfg.password(p);
     }
-    let facts = gather_pg(&cfg).await.with_context(|| {
+    let facts = gather_pg(&cfg, &tls).await.with_context(|| {
         format!(
             "connecting to postgres://{}@{host}:{port}/{}",
             a.user, a.database

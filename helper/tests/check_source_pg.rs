@@ -266,3 +266,72 @@ fn unreachable_database_is_one_line_error() {
         "{err}"
     );
 }
+
+/// `--sslmode verify-full` with the sink's TLS code: the right CA and name pass, a wrong name
+/// or CA is refused with the sink's explanation, and a verifying mode without a bundle is a
+/// usage error. The cluster only accepts TLS, with a server certificate for `localhost`.
+#[test]
+fn verified_tls_passes_with_the_right_ca_and_name_and_explains_refusals() {
+    let pg = tumbleweed_tests::tls_pg::TlsPostgres::start().unwrap();
+    let port = pg.port.to_string();
+    let ca = pg.ca_path.to_str().unwrap().to_string();
+    let other = pg.other_ca_path.to_str().unwrap().to_string();
+    let check = |host: &str, tls: &[&str]| {
+        run(tumbleweed(None)
+            .args(["check-source", "--host", host, "--port", &port])
+            .args(["--user", "postgres", "--connect-timeout", "5"])
+            .args(tls))
+    };
+
+    let o = check(
+        "localhost",
+        &["--sslmode", "verify-full", "--sslrootcert", &ca],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&o),
+        common::stderr(&o)
+    );
+    assert!(stdout(&o).contains("is ready for CDC"), "{}", stdout(&o));
+
+    let o = check(
+        "127.0.0.1",
+        &["--sslmode", "verify-full", "--sslrootcert", &ca],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = common::stderr(&o);
+    assert!(
+        err.contains("is not valid for 127.0.0.1 (it names localhost): connect with a name in the certificate, or use sslmode verify-ca"),
+        "{err}"
+    );
+
+    let o = check(
+        "localhost",
+        &["--sslmode", "verify-ca", "--sslrootcert", &other],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = common::stderr(&o);
+    assert!(
+        err.contains(&format!("is not signed by a CA in sslrootcert {other}")),
+        "{err}"
+    );
+
+    // Plaintext is refused by this server (hostssl only): without TLS there is no entry.
+    let o = check("localhost", &["--sslmode", "disable"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("no encryption"),
+        "{}",
+        common::stderr(&o)
+    );
+
+    let o = check("localhost", &["--sslmode", "verify-full"]);
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+    assert!(
+        common::stderr(&o).contains("needs sslrootcert"),
+        "{}",
+        common::stderr(&o)
+    );
+}

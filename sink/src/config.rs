@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::sources::tls::{RootCert, SslMode};
+
 /// What happens to an SSE stream that falls too far behind the head of its topics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SlowConsumerPolicy {
@@ -262,6 +264,30 @@ pub struct Config {
     /// How often the WAL guard measures the replication slots, in seconds.
     #[arg(long, env = "TUMBLEWEED_WAL_CHECK_SECS", default_value_t = 30)]
     pub wal_check_secs: u64,
+
+    /// `sslmode` of a source whose creation request gives none: disable, prefer, require,
+    /// verify-ca or verify-full (Terraform sets verify-full on AWS).
+    #[arg(
+        long,
+        env = "TUMBLEWEED_SOURCE_DEFAULT_SSLMODE",
+        default_value = "prefer"
+    )]
+    pub source_default_sslmode: SslMode,
+
+    /// `sslrootcert` of a source whose request gives none, used when its sslmode verifies:
+    /// `rds` (the Amazon RDS CA bundle, embedded in the sink) or an absolute path to a PEM CA
+    /// bundle readable by the sink and by the Connect workers.
+    #[arg(long, env = "TUMBLEWEED_SOURCE_DEFAULT_SSLROOTCERT")]
+    pub source_default_sslrootcert: Option<String>,
+
+    /// Where the Kafka Connect workers read the Amazon RDS CA bundle, which becomes
+    /// `database.sslrootcert` of sources with `sslrootcert: rds`.
+    #[arg(
+        long,
+        env = "TUMBLEWEED_CONNECT_RDS_CA_PATH",
+        default_value = crate::sources::connect::DEFAULT_CONNECT_RDS_CA_PATH
+    )]
+    pub connect_rds_ca_path: String,
 }
 
 /// Checks `TUMBLEWEED_DEPLOYMENT_ID`.
@@ -300,6 +326,56 @@ impl Config {
             self.max_chunk_events >= 1,
             "TUMBLEWEED_MAX_CHUNK_EVENTS must be at least 1"
         );
+        if let Some(root) = &self.source_default_sslrootcert {
+            // Checked now, not at the first creation that falls back on it.
+            RootCert::parse(root)
+                .and_then(|r| r.load())
+                .map_err(|e| anyhow::anyhow!("TUMBLEWEED_SOURCE_DEFAULT_SSLROOTCERT: {e}"))?;
+        }
+        anyhow::ensure!(
+            std::path::Path::new(&self.connect_rds_ca_path).is_absolute(),
+            "TUMBLEWEED_CONNECT_RDS_CA_PATH must be an absolute path (the Connect workers' copy of the RDS CA bundle)"
+        );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Config, String> {
+        let args = ["tumbleweed-sink", "--admin-token", "0123456789abcdef0123"];
+        let config = Config::try_parse_from(args.iter().chain(extra)).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn source_tls_defaults_are_parsed_and_checked_at_startup() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.source_default_sslmode, SslMode::Prefer);
+        assert_eq!(c.source_default_sslrootcert, None);
+        assert_eq!(
+            c.connect_rds_ca_path,
+            "/tmp/tumbleweed/rds-global-bundle.pem"
+        );
+        let c = parse(&[
+            "--source-default-sslmode",
+            "verify-full",
+            "--source-default-sslrootcert",
+            "rds",
+        ])
+        .unwrap();
+        assert_eq!(c.source_default_sslmode, SslMode::VerifyFull);
+        let e = parse(&["--source-default-sslmode", "verify"]).unwrap_err();
+        assert!(e.contains("verify-full"), "{e}");
+        let e = parse(&["--source-default-sslrootcert", "/nonexistent/ca.pem"]).unwrap_err();
+        assert!(
+            e.contains("TUMBLEWEED_SOURCE_DEFAULT_SSLROOTCERT") && e.contains("cannot read it"),
+            "{e}"
+        );
+        let e = parse(&["--connect-rds-ca-path", "rds.pem"]).unwrap_err();
+        assert!(e.contains("TUMBLEWEED_CONNECT_RDS_CA_PATH"), "{e}");
     }
 }

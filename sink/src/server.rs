@@ -149,6 +149,9 @@ async fn open_kafka_stores(config: &Config, settings: &KafkaSettings) -> Result<
         },
         SourcesTuning {
             topic_replication_factor: config.topic_replication_factor,
+            default_sslmode: config.source_default_sslmode,
+            default_sslrootcert: config.source_default_sslrootcert.clone(),
+            connect_rds_ca_path: config.connect_rds_ca_path.clone(),
             ..SourcesTuning::default()
         },
     )

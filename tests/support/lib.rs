@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod sink;
+pub mod tls_pg;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -83,11 +83,17 @@ const bad = [
   ['password_secret', { password: '', password_secret: 'env:PG_PASSWORD' }],
   ['password_secret', { password: '', password_secret: 'env:TUMBLEWEED_ADMIN_TOKEN' }],
   ['password_secret', { password: '', password_secret: 'env:TUMBLEWEED_SECRET_' }],
+  ['sslmode', { sslmode: 'verify' }],
+  ['sslrootcert', { sslmode: 'verify-full' }],
+  ['sslrootcert', { sslmode: 'verify-ca', sslrootcert: 'certs/ca.pem' }],
+  ['sslrootcert', { sslmode: 'require', sslrootcert: 'rds' }],
 ];
 
 test('source form validation names the same field as the API', async () => {
   assert.equal(validateSource(valid).size, 0);
   assert.equal(validateSource({ ...valid, mode: 'outbox', tables: [] }).size, 0);
+  assert.equal(validateSource({ ...valid, sslmode: 'verify-full', sslrootcert: 'rds' }).size, 0);
+  assert.equal(validateSource({ ...valid, sslmode: 'verify-ca', sslrootcert: '/etc/ssl/ca.pem' }).size, 0);
   for (const [fieldName, change] of bad) {
     const req = { ...valid, ...change };
     const local = validateSource(req);

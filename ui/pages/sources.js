@@ -9,6 +9,7 @@ export const SOURCE_NAME = /^[a-z0-9_]{1,40}$/;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const HEARTBEAT_TABLE = 'public.tumbleweed_heartbeat';
 const SNAPSHOT_MODES = ['initial', 'no_data', 'initial_only', 'when_needed', 'always'];
+const SSLMODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'];
 
 function reconcilerSummary(r) {
   if (!r || !r.last_reconciled_ms) return h('span', { class: 'muted' }, 'no pass yet');
@@ -120,6 +121,21 @@ export function validateSource(req) {
     errs.push(['heartbeat_interval_s', 'heartbeat_interval_s must be between 0 (off) and 86400']);
   }
   if (!SNAPSHOT_MODES.includes(req.snapshot_mode)) errs.push(['snapshot_mode', `snapshot_mode must be one of ${SNAPSHOT_MODES.join(', ')}`]);
+  // TLS (pgtls/src/lib.rs). Without sslmode the sink's defaults apply, which the page does not
+  // know, so only an explicit mode is checked against sslrootcert. Whether the file exists and
+  // parses is for the sink to say.
+  if (req.sslmode !== undefined && !SSLMODES.includes(req.sslmode)) {
+    errs.push(['sslmode', `sslmode ${JSON.stringify(req.sslmode)} must be one of ${SSLMODES.join(', ')}`]);
+  } else if (req.sslmode !== undefined) {
+    const verifies = req.sslmode === 'verify-ca' || req.sslmode === 'verify-full';
+    if (req.sslrootcert === undefined) {
+      if (verifies) errs.push(['sslrootcert', `sslmode ${req.sslmode} verifies the server certificate and needs sslrootcert: \`rds\` (the Amazon RDS CA bundle) or an absolute path to a PEM CA bundle`]);
+    } else if (req.sslrootcert !== 'rds' && (!req.sslrootcert.startsWith('/') || /\p{Cc}/u.test(req.sslrootcert) || req.sslrootcert.length > 4096)) {
+      errs.push(['sslrootcert', `sslrootcert ${JSON.stringify(req.sslrootcert)} must be \`rds\` (the Amazon RDS CA bundle) or an absolute path to a PEM CA bundle`]);
+    } else if (!verifies) {
+      errs.push(['sslrootcert', `sslrootcert is only used with sslmode verify-ca or verify-full (sslmode is ${req.sslmode}): drop it or use a verifying mode`]);
+    }
+  }
   // One message per field: the first.
   const byField = new Map();
   for (const [f, m] of errs) if (!byField.has(f)) byField.set(f, m);
@@ -140,6 +156,8 @@ export function sourceNewPage(main, ctx) {
     mode: h('select', {}, h('option', { value: 'tables' }, 'tables: one topic per table'), h('option', { value: 'outbox' }, 'outbox: one topic per aggregate type')),
     heartbeat_interval_s: h('input', { type: 'number', min: 0, max: 86400, value: '60', inputmode: 'numeric' }),
     snapshot_mode: h('select', {}, SNAPSHOT_MODES.map((m) => h('option', { value: m }, m))),
+    sslmode: h('select', {}, h('option', { value: '' }, 'the sink\'s default'), SSLMODES.map((m) => h('option', { value: m }, m))),
+    sslrootcert: h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'rds or /path/to/ca-bundle.pem' }),
   };
   const submit = h('button', { type: 'submit' }, 'Create source');
   const form = h('form', { id: 'source-form', novalidate: true, 'aria-labelledby': 'source-form-title' },
@@ -151,7 +169,9 @@ export function sourceNewPage(main, ctx) {
       field(F, 'database', 'Database', inp.database),
       field(F, 'user', 'User', inp.user, 'Needs the REPLICATION attribute (rds_replication on RDS) and SELECT on the tables.'),
       field(F, 'password', 'Password', inp.password, 'Stored in Kafka Connect\'s connector config (not in Tumbleweed\'s registry); never shown again.'),
-      field(F, 'password_secret', 'Or: password secret', inp.password_secret, 'env:TUMBLEWEED_SECRET_<KEY> or file:/path in the sink\'s secrets directory, read by the sink and the Connect workers: no one stores the password, and a lost connector can be re-created.')),
+      field(F, 'password_secret', 'Or: password secret', inp.password_secret, 'env:TUMBLEWEED_SECRET_<KEY> or file:/path in the sink\'s secrets directory, read by the sink and the Connect workers: no one stores the password, and a lost connector can be re-created.'),
+      field(F, 'sslmode', 'TLS (sslmode)', inp.sslmode, 'As libpq: prefer and require encrypt without checking the server; verify-ca checks its certificate against the CA bundle; verify-full also checks that it names the host.'),
+      field(F, 'sslrootcert', 'CA bundle (sslrootcert)', inp.sslrootcert, 'For verify-ca and verify-full: rds (the Amazon RDS CA bundle, built into the sink) or an absolute path to a PEM file that the sink and the Connect workers can read.')),
     field(F, 'tables', 'Tables', inp.tables, 'schema.table, one per line (each needs a primary key). In outbox mode: the outbox table, public.outbox when empty.'),
     field(F, 'mode', 'Mode', inp.mode),
     field(F, 'heartbeat_interval_s', 'Heartbeat interval (seconds)', inp.heartbeat_interval_s, '0 turns it off. The heartbeat keeps the slot moving when the captured tables are quiet.'),
@@ -173,6 +193,8 @@ export function sourceNewPage(main, ctx) {
       mode: inp.mode.value,
       heartbeat_interval_s: inp.heartbeat_interval_s.value === '' ? NaN : Number(inp.heartbeat_interval_s.value),
       snapshot_mode: inp.snapshot_mode.value,
+      ...(inp.sslmode.value ? { sslmode: inp.sslmode.value } : {}),
+      ...(inp.sslrootcert.value.trim() ? { sslrootcert: inp.sslrootcert.value.trim() } : {}),
     };
     const errs = validateSource(req);
     if (errs.size) {
@@ -272,6 +294,7 @@ export async function sourceDetailPage(main, ctx) {
         : 'yes: the reconciler keeps Kafka Connect in line with it'),
       h('dt', {}, 'Reconciler'), h('dd', { id: 'reconciler' }, reconcilerSummary(s.reconciler)),
       h('dt', {}, 'Database'), h('dd', {}, `${s.host}:${s.port}/${s.database} as ${s.user}${s.password_secret ? ` (password from ${s.password_secret})` : ''}`),
+      h('dt', {}, 'TLS'), h('dd', { id: 'source-tls' }, `sslmode ${s.sslmode}${s.sslrootcert ? `, CAs from ${s.sslrootcert}` : ''}`),
       h('dt', {}, 'Mode'), h('dd', {}, s.mode),
       h('dt', {}, 'Tables'), h('dd', {}, (s.tables || []).join(', ')),
       h('dt', {}, 'Replication slot'), h('dd', {}, h('code', {}, s.slot)),

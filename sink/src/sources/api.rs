@@ -64,7 +64,12 @@ fn db_failure(what: &str, e: anyhow::Error) -> ApiError {
 
 /// `POST /v1/sources`
 pub async fn create(State(svc): Svc, ApiJson(req): ApiJson<CreateSource>) -> ApiResult<Response> {
-    let spec = req.validate(&svc.config.deployment_id)?;
+    let spec = req
+        .with_defaults(
+            svc.tuning.default_sslmode,
+            svc.tuning.default_sslrootcert.as_deref(),
+        )
+        .validate(&svc.config.deployment_id)?;
     if spec.db.secret.is_none()
         && !spec.db.password.is_empty()
         && !svc.config.allow_plaintext_password
@@ -111,6 +116,7 @@ pub async fn create(State(svc): Svc, ApiJson(req): ApiJson<CreateSource>) -> Api
             replication_factor: svc.tuning.topic_replication_factor,
             partitions: svc.tuning.topic_partitions,
         },
+        &svc.tuning.connect_rds_ca_path,
     );
     // Declared first: from here on the reconciler keeps the connector, whatever happens to
     // this request.

@@ -26,6 +26,7 @@ use super::model::{
     TaskState, HEARTBEAT_TABLE,
 };
 use super::secret::{resolve_config_password, SecretRef};
+use super::tls::RootCert;
 
 /// How long writes keep retrying while the Connect cluster rebalances.
 pub const REBALANCE_RETRY: Duration = Duration::from_secs(30);
@@ -35,6 +36,12 @@ pub const KEY_SOURCE: &str = "tumbleweed.source";
 const KEY_MODE: &str = "tumbleweed.mode";
 const KEY_TABLES: &str = "tumbleweed.tables";
 const KEY_HEARTBEAT: &str = "tumbleweed.heartbeat.interval.s";
+/// `sslrootcert` as the source was given it (`rds` or a path): `database.sslrootcert` holds
+/// the path the Connect workers read, which for `rds` is a deployment setting.
+const KEY_SSLROOTCERT: &str = "tumbleweed.sslrootcert";
+
+/// Where the Connect workers find the Amazon RDS CA bundle (`sslrootcert: rds`), by default.
+pub const DEFAULT_CONNECT_RDS_CA_PATH: &str = "/tmp/tumbleweed/rds-global-bundle.pem";
 
 /// Topic settings applied to the topics Debezium creates.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +60,14 @@ pub struct TopicSettings {
 /// part of `table.include.list` (so of the filtered publication): with pgoutput a heartbeat write
 /// outside the publication is skipped as an empty transaction and the slot never advances in an
 /// idle database. In outbox mode the event router only applies to the outbox table's topic.
-pub fn connector_config(spec: &SourceSpec, topics: TopicSettings) -> Map<String, Value> {
+/// `database.sslrootcert` is the CA bundle's path as the Connect workers see it: the source's
+/// own path, or `connect_rds_ca_path` for `rds` (pgjdbc reads a PEM file, not the sink's
+/// embedded copy).
+pub fn connector_config(
+    spec: &SourceSpec,
+    topics: TopicSettings,
+    connect_rds_ca_path: &str,
+) -> Map<String, Value> {
     let slot = spec.slot();
     let mut include: Vec<String> = spec.tables.iter().map(TableName::include_regex).collect();
     if spec.heartbeat_interval_s > 0 {
@@ -85,6 +99,16 @@ pub fn connector_config(spec: &SourceSpec, topics: TopicSettings) -> Map<String,
         },
     );
     set("database.sslmode", spec.db.sslmode.as_str().into());
+    if let Some(root) = &spec.db.sslrootcert {
+        set(
+            "database.sslrootcert",
+            match root {
+                RootCert::Rds => connect_rds_ca_path.to_string(),
+                RootCert::Path(p) => p.display().to_string(),
+            },
+        );
+        set(KEY_SSLROOTCERT, root.as_text());
+    }
     set("topic.prefix", spec.name.clone());
     set("slot.name", slot.clone());
     set("publication.name", slot);
@@ -205,6 +229,9 @@ impl StoredSource {
                 sslmode: get("database.sslmode")
                     .and_then(|m| SslMode::parse(&m))
                     .unwrap_or_default(),
+                sslrootcert: get(KEY_SSLROOTCERT)
+                    .or_else(|| get("database.sslrootcert"))
+                    .and_then(|t| RootCert::parse(&t).ok()),
             },
             tables: get(KEY_TABLES)
                 .unwrap_or_default()
@@ -234,6 +261,7 @@ impl StoredSource {
             database: self.db.database.clone(),
             user: self.db.user.clone(),
             sslmode: self.db.sslmode,
+            sslrootcert: self.db.sslrootcert.as_ref().map(RootCert::as_text),
             tables: self.tables.clone(),
             mode: self.mode,
             heartbeat_interval_s: self.heartbeat_interval_s,
@@ -604,6 +632,7 @@ mod tests {
                 replication_factor: 3,
                 partitions: 1,
             },
+            DEFAULT_CONNECT_RDS_CA_PATH,
         );
         assert_eq!(c["slot.name"], "tw_dev_shop");
         assert_eq!(c["publication.name"], "tw_dev_shop");
@@ -644,6 +673,7 @@ mod tests {
                 replication_factor: 1,
                 partitions: 1,
             },
+            DEFAULT_CONNECT_RDS_CA_PATH,
         );
         assert_eq!(c["table.include.list"], "public\\.outbox");
         assert!(!c.contains_key("heartbeat.action.query"));
@@ -652,5 +682,40 @@ mod tests {
             "shop.outbox.${routedByValue}"
         );
         assert_eq!(c["predicates.isOutbox.pattern"], "shop\\.public\\.outbox");
+    }
+
+    #[test]
+    fn tls_settings_reach_the_connector_and_round_trip() {
+        let mut s = spec("tables", 0);
+        let topics = TopicSettings {
+            replication_factor: 1,
+            partitions: 1,
+        };
+        let c = connector_config(&s, topics, "/etc/rds.pem");
+        assert_eq!(c["database.sslmode"], "prefer");
+        assert!(!c.contains_key("database.sslrootcert"));
+        let back = StoredSource::from_config(&c).unwrap();
+        assert_eq!(
+            (back.db.sslmode, back.db.sslrootcert),
+            (SslMode::Prefer, None)
+        );
+
+        s.db.sslmode = SslMode::VerifyFull;
+        s.db.sslrootcert = Some(RootCert::Rds);
+        let c = connector_config(&s, topics, "/etc/rds.pem");
+        assert_eq!(c["database.sslmode"], "verify-full");
+        assert_eq!(c["database.sslrootcert"], "/etc/rds.pem");
+        let back = StoredSource::from_config(&c).unwrap();
+        assert_eq!(back.db, s.db);
+        let view = serde_json::to_value(back.view(None)).unwrap();
+        assert_eq!(view["sslmode"], "verify-full");
+        assert_eq!(view["sslrootcert"], "rds");
+
+        s.db.sslmode = SslMode::VerifyCa;
+        s.db.sslrootcert = Some(RootCert::Path("/certs/ca.pem".into()));
+        let c = connector_config(&s, topics, "/etc/rds.pem");
+        assert_eq!(c["database.sslmode"], "verify-ca");
+        assert_eq!(c["database.sslrootcert"], "/certs/ca.pem");
+        assert_eq!(StoredSource::from_config(&c).unwrap().db, s.db);
     }
 }

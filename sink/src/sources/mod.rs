@@ -15,8 +15,8 @@
 //! (Kafka Connect client, connector config), [`registry`] (declared sources), [`reconcile`]
 //! (Connect back in line with the declarations), [`secret`] (passwords by reference),
 //! [`postgres`] (readiness, slots, publications), [`claims`] (whose slot is whose: orphans),
-//! [`wal_guard`] (slot scans, metrics,
-//! threshold warnings), [`tls`] (sslmode), [`api`] (handlers).
+//! [`wal_guard`] (slot scans, metrics, threshold warnings), [`tls`] (sslmode, sslrootcert:
+//! verified TLS), [`api`] (handlers).
 
 pub mod api;
 pub mod claims;
@@ -74,6 +74,12 @@ pub struct SourcesTuning {
     pub slot_release_timeout: Duration,
     /// How long a creation waits for the connector to run before answering.
     pub create_wait: Duration,
+    /// `sslmode` of a creation request that gives none.
+    pub default_sslmode: tls::SslMode,
+    /// `sslrootcert` of a creation request that gives none (used when the mode verifies).
+    pub default_sslrootcert: Option<String>,
+    /// Where the Connect workers read the Amazon RDS CA bundle (`sslrootcert: rds`).
+    pub connect_rds_ca_path: String,
 }
 
 impl Default for SourcesTuning {
@@ -83,6 +89,9 @@ impl Default for SourcesTuning {
             topic_partitions: 1,
             slot_release_timeout: Duration::from_secs(10),
             create_wait: Duration::from_secs(30),
+            default_sslmode: tls::SslMode::default(),
+            default_sslrootcert: None,
+            connect_rds_ca_path: connect::DEFAULT_CONNECT_RDS_CA_PATH.to_string(),
         }
     }
 }

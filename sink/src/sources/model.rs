@@ -61,32 +61,8 @@ impl Mode {
 }
 
 /// TLS towards the source database, as libpq's `sslmode` (see [`super::tls`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SslMode {
-    Disable,
-    #[default]
-    Prefer,
-    Require,
-}
-
-impl SslMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "disable" => Some(SslMode::Disable),
-            "prefer" => Some(SslMode::Prefer),
-            "require" => Some(SslMode::Require),
-            _ => None,
-        }
-    }
-}
+pub use super::tls::SslMode;
+use super::tls::{RootCert, TlsSettings};
 
 /// Debezium snapshot modes a source may ask for.
 pub const SNAPSHOT_MODES: [&str; 5] = [
@@ -132,8 +108,14 @@ pub struct CreateSource {
     pub heartbeat_interval_s: u64,
     #[serde(default = "default_snapshot_mode")]
     pub snapshot_mode: String,
+    /// `disable`, `prefer`, `require`, `verify-ca` or `verify-full` (kept as text so that a
+    /// wrong value is a 400 naming the field); the sink's default when absent.
     #[serde(default)]
-    pub sslmode: SslMode,
+    pub sslmode: Option<String>,
+    /// The CAs that verify the server (`verify-ca`, `verify-full`): an absolute path to a PEM
+    /// bundle, or `rds` for the Amazon RDS bundle. The sink's default when absent.
+    #[serde(default)]
+    pub sslrootcert: Option<String>,
 }
 
 impl std::fmt::Debug for CreateSource {
@@ -151,6 +133,7 @@ impl std::fmt::Debug for CreateSource {
             .field("heartbeat_interval_s", &self.heartbeat_interval_s)
             .field("snapshot_mode", &self.snapshot_mode)
             .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
             .finish()
     }
 }
@@ -168,6 +151,8 @@ pub struct DbTarget {
     /// Where the password comes from, when given by reference.
     pub secret: Option<SecretRef>,
     pub sslmode: SslMode,
+    /// The CA bundle, with a verifying `sslmode` (validated: parses, and loads at creation).
+    pub sslrootcert: Option<RootCert>,
 }
 
 impl std::fmt::Debug for DbTarget {
@@ -180,11 +165,19 @@ impl std::fmt::Debug for DbTarget {
             .field("password", &"<redacted>")
             .field("secret", &self.secret)
             .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
             .finish()
     }
 }
 
 impl DbTarget {
+    /// The TLS settings of the sink's connections.
+    pub fn tls(&self) -> TlsSettings {
+        TlsSettings {
+            sslmode: self.sslmode,
+            sslrootcert: self.sslrootcert.clone(),
+        }
+    }
     /// `host:port/database`, for messages and metric labels.
     pub fn describe(&self) -> String {
         format!("{}:{}/{}", self.host, self.port, self.database)
@@ -335,8 +328,27 @@ fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), ApiErr
 }
 
 impl CreateSource {
-    /// Validates the request without touching the network.
-    /// Checks every field; `deployment` names the slot (see [`slot_name`]).
+    /// Fills `sslmode` and `sslrootcert` the request left out with the sink's defaults
+    /// (`TUMBLEWEED_SOURCE_DEFAULT_SSLMODE`, `TUMBLEWEED_SOURCE_DEFAULT_SSLROOTCERT`). The
+    /// default bundle only applies when the resulting mode verifies: a request for `require`
+    /// on a sink whose default is `verify-full` + `rds` stays valid.
+    pub fn with_defaults(mut self, sslmode: SslMode, sslrootcert: Option<&str>) -> Self {
+        if self.sslmode.is_none() {
+            self.sslmode = Some(sslmode.as_str().to_string());
+        }
+        let verifies = self
+            .sslmode
+            .as_deref()
+            .and_then(SslMode::parse)
+            .is_some_and(SslMode::verifies);
+        if self.sslrootcert.is_none() && verifies {
+            self.sslrootcert = sslrootcert.map(str::to_string);
+        }
+        self
+    }
+
+    /// Validates the request; the network is not touched, but an `sslrootcert` file is read
+    /// (it must exist and parse). `deployment` names the slot (see [`slot_name`]).
     pub fn validate(self, deployment: &str) -> Result<SourceSpec, ApiError> {
         check_name(&self.name)?;
         check_text("host", &self.host, 253)?;
@@ -419,6 +431,18 @@ impl CreateSource {
             ))
             .with_field("snapshot_mode"));
         }
+        let sslmode = match self.sslmode.as_deref() {
+            None => SslMode::default(),
+            Some(text) => SslMode::parse(text).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "sslmode {text:?} must be one of {}",
+                    SslMode::ALL.map(SslMode::as_str).join(", ")
+                ))
+                .with_field("sslmode")
+            })?,
+        };
+        let tls = TlsSettings::new(sslmode, self.sslrootcert.as_deref())
+            .map_err(|e| ApiError::bad_request(e.to_string()).with_field(e.field()))?;
         Ok(SourceSpec {
             slot: slot_name(deployment, &self.name),
             name: self.name,
@@ -429,7 +453,8 @@ impl CreateSource {
                 user: self.user,
                 password,
                 secret,
-                sslmode: self.sslmode,
+                sslmode: tls.sslmode,
+                sslrootcert: tls.sslrootcert,
             },
             tables,
             mode: self.mode,
@@ -466,6 +491,9 @@ pub struct SourceView {
     pub database: String,
     pub user: String,
     pub sslmode: SslMode,
+    /// `rds` or the CA bundle's path (verifying modes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sslrootcert: Option<String>,
     pub tables: Vec<String>,
     pub mode: Mode,
     pub heartbeat_interval_s: u64,
@@ -605,5 +633,49 @@ mod tests {
         assert_eq!(s.tables[0].dotted(), DEFAULT_OUTBOX_TABLE);
         assert!(!format!("{r:?}").contains("hunter2"));
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn tls_settings_are_validated_with_the_field_named() {
+        let mut r = req("a", &["public.t"]);
+        assert_eq!(
+            r.clone().validate("local").unwrap().db.sslmode,
+            SslMode::Prefer
+        );
+        r.sslmode = Some("verify-full".into());
+        let e = r.clone().validate("local").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sslrootcert"));
+        assert!(e.message.contains("needs sslrootcert"), "{}", e.message);
+        r.sslrootcert = Some("rds".into());
+        let s = r.clone().validate("local").unwrap();
+        assert_eq!(s.db.sslrootcert, Some(RootCert::Rds));
+        r.sslrootcert = Some("ca.pem".into());
+        let e = r.clone().validate("local").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sslrootcert"));
+        r.sslmode = Some("verify".into());
+        let e = r.clone().validate("local").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sslmode"));
+        assert!(
+            e.message.contains("verify-ca, verify-full"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn defaults_fill_only_what_the_request_left_out() {
+        let r = req("a", &["public.t"]).with_defaults(SslMode::VerifyFull, Some("rds"));
+        let s = r.validate("local").unwrap();
+        assert_eq!(
+            (s.db.sslmode, s.db.sslrootcert),
+            (SslMode::VerifyFull, Some(RootCert::Rds))
+        );
+        let mut r = req("a", &["public.t"]);
+        r.sslmode = Some("require".into());
+        let s = r
+            .with_defaults(SslMode::VerifyFull, Some("rds"))
+            .validate("local")
+            .unwrap();
+        assert_eq!((s.db.sslmode, s.db.sslrootcert), (SslMode::Require, None));
     }
 }

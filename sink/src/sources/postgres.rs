@@ -5,7 +5,9 @@
 //! never spliced into SQL; the few identifiers that must appear in DDL are validated and quoted)
 //! and fails with one message saying what is wrong and how to fix it, tagged with the request
 //! field it concerns. Connection failures are classified from SQLSTATE codes (bad password,
-//! unknown role or database) or the I/O error (unreachable host). Connections are short-lived:
+//! unknown role or database), the certificate the TLS verifier refused (a name the certificate
+//! does not cover: `host`; a CA not in the bundle: `sslrootcert`, see [`super::tls`]) or the
+//! I/O error (unreachable host). Connections are short-lived:
 //! one per API call or WAL guard pass, with a connect timeout, so an unreachable database never
 //! holds a request for long.
 //!
@@ -17,14 +19,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
-use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use super::claims::SlotClaims;
 use super::model::{
-    quote_ident, DbTarget, Mode, SlotStatus, SlotView, SourceSpec, SslMode, TableName,
-    HEARTBEAT_TABLE, OUTBOX_COLUMNS,
+    quote_ident, DbTarget, Mode, SlotStatus, SlotView, SourceSpec, TableName, HEARTBEAT_TABLE,
+    OUTBOX_COLUMNS,
 };
 use crate::error::ApiError;
 
@@ -66,17 +67,14 @@ pub async fn connect(db: &DbTarget) -> Result<Client, ConnectFailure> {
         .user(&db.user)
         .password(&db.password)
         .application_name("tumbleweed-sink")
-        .ssl_mode(match db.sslmode {
-            SslMode::Disable => PgSslMode::Disable,
-            SslMode::Prefer => PgSslMode::Prefer,
-            SslMode::Require => PgSslMode::Require,
-        })
         .connect_timeout(CONNECT_TIMEOUT);
-    let attempt = tokio::time::timeout(
-        CONNECT_TIMEOUT + Duration::from_secs(1),
-        cfg.connect(super::tls::connector()),
-    )
-    .await;
+    // The bundle is read per connection: a file replaced on disk (CA rotation) is picked up.
+    let tls = db.tls().apply(&mut cfg).map_err(|e| ConnectFailure {
+        field: Some(e.field()),
+        message: e.to_string(),
+    })?;
+    let attempt =
+        tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), cfg.connect(tls)).await;
     let (client, conn) = match attempt {
         Err(_) => {
             return Err(ConnectFailure {
@@ -111,7 +109,7 @@ fn classify(db: &DbTarget, e: &tokio_postgres::Error) -> ConnectFailure {
         } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
             && dbe.message().contains("no encryption")
         {
-            (Some("sslmode"), format!("PostgreSQL at {} requires TLS (e.g. RDS with rds.force_ssl = 1): use sslmode prefer or require", db.server()))
+            (Some("sslmode"), format!("PostgreSQL at {} requires TLS (e.g. RDS with rds.force_ssl = 1): use sslmode verify-full (with sslrootcert), prefer or require", db.server()))
         } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             (
                 Some("user"),
@@ -151,6 +149,13 @@ fn classify(db: &DbTarget, e: &tokio_postgres::Error) -> ConnectFailure {
             )
         };
         return ConnectFailure { field, message };
+    }
+    // A certificate the verifier refused: the field to change and the fix.
+    if let Some(refusal) = super::tls::explain(e, &db.host, &db.server(), &db.tls()) {
+        return ConnectFailure {
+            field: refusal.field,
+            message: refusal.message,
+        };
     }
     let text = e.to_string();
     if text.contains("TLS") || text.contains("tls") {

@@ -164,3 +164,8 @@ pub async fn retained(pg: &tokio_postgres::Client, slot: &str) -> Result<i64> {
         .with_context(|| format!("reading slot {slot}"))?;
     Ok(row.get(0))
 }
+
+/// A throwaway TLS-only PostgreSQL with a test CA (see `tumbleweed_tests::tls_pg`); shared with
+/// the helper's tests, hence kept in the support crate and re-exported here.
+#[allow(unused_imports)]
+pub use tumbleweed_tests::tls_pg::TlsPostgres;
