@@ -8,9 +8,9 @@
 mod common_sources;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tumbleweed_tests::{stack, unique_suffix};
@@ -211,33 +211,7 @@ struct ScramCluster {
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-fn as_postgres(program: &str) -> Command {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", program]);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run(mut c: Command, what: &str) -> Result<()> {
-    let out = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("running {what}"))?;
-    if !out.status.success() {
-        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
+use tumbleweed_tests::tls_pg::{as_postgres, run};
 
 impl ScramCluster {
     fn start(password: &str) -> Result<Self> {

@@ -26,13 +26,25 @@ pub struct TlsPostgres {
     pub other_ca_path: PathBuf,
 }
 
-fn as_postgres(program: &str) -> Command {
-    let mut c = Command::new("runuser");
-    c.args(["-u", "postgres", "--", program]);
-    c
+/// `program` run as the `postgres` user when the tests run as root (initdb and pg_ctl refuse
+/// root), or as it is otherwise. Shared by the throwaway clusters of the tests.
+pub fn as_postgres(program: &str) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", program]);
+        c
+    } else {
+        Command::new(program)
+    }
 }
 
-fn run(mut c: Command, what: &str) -> Result<()> {
+/// Runs `c`, failing with its stderr and `what` it was.
+pub fn run(mut c: Command, what: &str) -> Result<()> {
     let out = c
         .stdin(Stdio::null())
         .stdout(Stdio::null())
