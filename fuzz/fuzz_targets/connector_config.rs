@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(req) = serde_json::from_slice::<CreateSource>(data) else {
         return;
     };
-    let Ok(spec) = req.validate("fuzz") else {
+    let Ok(spec) = tumbleweed_sink::sources::model::validate(req, "fuzz") else {
         return;
     };
     let config = connector_config(

@@ -32,7 +32,6 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use serde::{Deserialize, Serialize};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The Amazon RDS CA bundle that `sslrootcert: rds` stands for (see `certs/README.md`).
@@ -41,73 +40,18 @@ pub const RDS_BUNDLE_PEM: &str = include_str!("../certs/rds-global-bundle.pem");
 /// The word that selects [`RDS_BUNDLE_PEM`].
 pub const RDS: &str = "rds";
 
-/// TLS towards PostgreSQL, as libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    Disable,
-    #[default]
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
+/// TLS towards PostgreSQL, as libpq's `sslmode`: the API's own enum (`tumbleweed-api`), so the
+/// sink, the helper and the OpenAPI document accept exactly the same words.
+pub use tumbleweed_api::SslMode;
 
-impl SslMode {
-    pub const ALL: [SslMode; 5] = [
-        SslMode::Disable,
-        SslMode::Prefer,
-        SslMode::Require,
-        SslMode::VerifyCa,
-        SslMode::VerifyFull,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.as_str() == s)
-    }
-
-    /// Whether the server certificate is verified (and so `sslrootcert` is needed).
-    pub fn verifies(self) -> bool {
-        matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
-    }
-
-    /// The mode tokio-postgres negotiates with: verification is ours (in the rustls config),
-    /// tokio-postgres only needs to know whether TLS is optional.
-    pub fn negotiation(self) -> tokio_postgres::config::SslMode {
-        use tokio_postgres::config::SslMode as Pg;
-        match self {
-            SslMode::Disable => Pg::Disable,
-            SslMode::Prefer => Pg::Prefer,
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => Pg::Require,
-        }
-    }
-}
-
-impl std::fmt::Display for SslMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for SslMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s).ok_or_else(|| {
-            format!(
-                "sslmode {s:?} is not one of {}",
-                Self::ALL.map(SslMode::as_str).join(", ")
-            )
-        })
+/// The mode tokio-postgres negotiates with: verification is ours (in the rustls config),
+/// tokio-postgres only needs to know whether TLS is optional.
+pub fn negotiation(mode: SslMode) -> tokio_postgres::config::SslMode {
+    use tokio_postgres::config::SslMode as Pg;
+    match mode {
+        SslMode::Disable => Pg::Disable,
+        SslMode::Prefer => Pg::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => Pg::Require,
     }
 }
 
@@ -297,7 +241,7 @@ impl TlsSettings {
         &self,
         cfg: &mut tokio_postgres::Config,
     ) -> Result<MakeRustlsConnect, TlsSettingError> {
-        cfg.ssl_mode(self.sslmode.negotiation());
+        cfg.ssl_mode(negotiation(self.sslmode));
         self.connector()
     }
 }

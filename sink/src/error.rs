@@ -76,6 +76,13 @@ impl ApiError {
     }
 }
 
+/// A request that breaks one of the API's own rules (`tumbleweed_api`): a 400 naming the field.
+impl From<tumbleweed_api::FieldError> for ApiError {
+    fn from(e: tumbleweed_api::FieldError) -> Self {
+        Self::bad_request(e.message).with_field(e.field)
+    }
+}
+
 impl From<crate::filter::FilterError> for ApiError {
     fn from(e: crate::filter::FilterError) -> Self {
         let mut err = Self::bad_request(e.message).with_field(e.field);

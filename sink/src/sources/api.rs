@@ -30,13 +30,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+
 
 use super::claims::SlotClaims;
 use super::connect::{
     connector_config, ConnectError, ConnectorStatus, Stopped, StoredSource, TopicSettings,
 };
-use super::model::{check_name, connector_name, CreateSource, DeleteReport};
+use super::model::{
+    self, check_name, connector_name, ConnectorOutcome, ConnectorState, CreateSource, DeleteReport,
+    DropOutcome,
+};
+use tumbleweed_api::sources::{
+    CreateFailed, SlotDropped, SlotList, SourceList, SourceView, WalThresholds,
+};
 use super::registry::DeclaredSource;
 use super::wal_guard;
 use super::{postgres, SourcesService};
@@ -64,12 +70,12 @@ fn db_failure(what: &str, e: anyhow::Error) -> ApiError {
 
 /// `POST /v1/sources`
 pub async fn create(State(svc): Svc, ApiJson(req): ApiJson<CreateSource>) -> ApiResult<Response> {
-    let spec = req
-        .with_defaults(
-            svc.tuning.default_sslmode,
-            svc.tuning.default_sslrootcert.as_deref(),
-        )
-        .validate(&svc.config.deployment_id)?;
+    let req = model::with_defaults(
+        req,
+        svc.tuning.default_sslmode,
+        svc.tuning.default_sslrootcert.as_deref(),
+    );
+    let spec = model::validate(req, &svc.config.deployment_id)?;
     if spec.db.secret.is_none()
         && !spec.db.password.is_empty()
         && !svc.config.allow_plaintext_password
@@ -164,15 +170,18 @@ pub async fn create(State(svc): Svc, ApiJson(req): ApiJson<CreateSource>) -> Api
                 tracing::warn!(source = %spec.name, error = %why, "connector failed to start; removing it");
                 let stored = StoredSource::from_config(&config).expect("our own config");
                 let cleanup = match teardown(&svc, &stored).await {
-                    Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
-                    Err((_, r, e)) => json!({ "report": r, "error": e }),
+                    Ok(r) => r,
+                    Err((_, mut r, e)) => {
+                        r.error = Some(e);
+                        r
+                    }
                 };
                 return Ok((
                     StatusCode::BAD_GATEWAY,
-                    Json(json!({
-                        "error": format!("the connector failed to start: {why}"),
-                        "cleanup": cleanup,
-                    })),
+                    Json(CreateFailed {
+                        error: format!("the connector failed to start: {why}"),
+                        cleanup,
+                    }),
                 )
                     .into_response());
             }
@@ -193,7 +202,7 @@ fn registry_failure(e: anyhow::Error) -> ApiError {
 
 /// `GET /v1/sources`: the declared sources, with what Kafka Connect says of each (state
 /// `UNKNOWN` while Connect does not answer).
-pub async fn list(State(svc): Svc) -> ApiResult<Json<Value>> {
+pub async fn list(State(svc): Svc) -> ApiResult<Json<SourceList>> {
     let declared = svc.stored_all().await?;
     let (statuses, connect_error) = match svc.connect.list_expanded().await {
         Ok(all) => (all, None),
@@ -221,15 +230,14 @@ pub async fn list(State(svc): Svc) -> ApiResult<Json<Value>> {
             }
         }
     }
-    let mut body = json!({ "sources": sources });
-    if let Some(e) = connect_error {
-        body["connect_error"] = Value::String(e);
-    }
-    Ok(Json(body))
+    Ok(Json(SourceList {
+        sources,
+        connect_error,
+    }))
 }
 
 /// `GET /v1/sources/{name}`
-pub async fn get(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn get(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Json<SourceView>> {
     check_name(&name)?;
     let status = svc
         .connect
@@ -237,7 +245,7 @@ pub async fn get(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Respons
         .await
         .unwrap_or(None);
     match svc.stored(&name).await {
-        Ok(stored) => Ok(Json(svc.view(&stored, status.as_ref())).into_response()),
+        Ok(stored) => Ok(Json(svc.view(&stored, status.as_ref()))),
         Err(e) if e.status == StatusCode::NOT_FOUND => {
             // A deletion that did not finish leaves the stopped connector, not a declaration.
             let config = svc
@@ -251,7 +259,7 @@ pub async fn get(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Respons
             };
             let mut view = stored.view(status.as_ref());
             view.declared = false;
-            Ok(Json(view).into_response())
+            Ok(Json(view))
         }
         Err(e) => Err(e),
     }
@@ -273,9 +281,10 @@ pub async fn delete(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Resp
             Some(s) => s,
             None => {
                 let report = DeleteReport {
-                    connector: "absent".into(),
-                    slot: "unknown".into(),
-                    publication: "unknown".into(),
+                    connector: ConnectorOutcome::Absent,
+                    slot: DropOutcome::Unknown,
+                    publication: DropOutcome::Unknown,
+                    error: None,
                 };
                 return Ok(Json(report).into_response());
             }
@@ -284,10 +293,9 @@ pub async fn delete(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Resp
     tracing::info!(source = %name, "deleting source");
     match teardown(&svc, &stored).await {
         Ok(report) => Ok(Json(report).into_response()),
-        Err((status, report, error)) => {
-            let mut body = serde_json::to_value(&report).unwrap_or_else(|_| json!({}));
-            body["error"] = Value::String(error);
-            Ok((status, Json(body)).into_response())
+        Err((status, mut report, error)) => {
+            report.error = Some(error);
+            Ok((status, Json(report)).into_response())
         }
     }
 }
@@ -301,24 +309,25 @@ async fn teardown(
     let connector = connector_name(&stored.name);
     let slot = stored.slot.clone();
     let mut report = DeleteReport {
-        connector: "present".into(),
-        slot: "unknown".into(),
-        publication: "unknown".into(),
+        connector: ConnectorOutcome::Present,
+        slot: DropOutcome::Unknown,
+        publication: DropOutcome::Unknown,
+        error: None,
     };
     let connect_err = |report: &DeleteReport, e: anyhow::Error| {
         let e = upstream(e);
         (e.status, report.clone(), e.message)
     };
     match svc.connect.stop(&connector).await {
-        Ok(Stopped::Absent) => report.connector = "absent".into(),
+        Ok(Stopped::Absent) => report.connector = ConnectorOutcome::Absent,
         Ok(Stopped::Stopped) | Ok(Stopped::Paused) => {
-            report.connector = "stopped".into();
+            report.connector = ConnectorOutcome::Stopped;
             // Let the tasks shut down before touching the slot they hold.
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 match svc.connect.status(&connector).await {
-                    Ok(Some(s)) if s.tasks.iter().any(|t| t.state == "RUNNING") => {}
-                    Ok(Some(s)) if s.state == "RUNNING" => {}
+                    Ok(Some(s)) if s.tasks.iter().any(|t| t.state == ConnectorState::Running) => {}
+                    Ok(Some(s)) if s.state == ConnectorState::Running => {}
                     _ => break,
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -350,23 +359,23 @@ async fn teardown(
         let exists =
             postgres::release_slot(&client, &slot, svc.tuning.slot_release_timeout).await?;
         report.slot = if exists && postgres::drop_slot(&client, &slot).await? {
-            "dropped".into()
+            DropOutcome::Dropped
         } else {
-            "absent".into()
+            DropOutcome::Absent
         };
         report.publication = if postgres::drop_publication(&client, &slot).await? {
-            "dropped".into()
+            DropOutcome::Dropped
         } else {
-            "absent".into()
+            DropOutcome::Absent
         };
         anyhow::Ok(())
     };
     if let Err(e) = step.await {
-        if report.slot == "unknown" {
-            report.slot = "left".into();
+        if report.slot == DropOutcome::Unknown {
+            report.slot = DropOutcome::Left;
         }
-        if report.publication == "unknown" {
-            report.publication = "left".into();
+        if report.publication == DropOutcome::Unknown {
+            report.publication = DropOutcome::Left;
         }
         return Err((StatusCode::BAD_GATEWAY, report, format!("{e:#}")));
     }
@@ -378,8 +387,8 @@ async fn teardown(
         tracing::warn!(source = %stored.name, error = format!("{e:#}"), "could not reset the connector's offsets");
     }
     match svc.connect.delete(&connector).await {
-        Ok(true) => report.connector = "deleted".into(),
-        Ok(false) => report.connector = "absent".into(),
+        Ok(true) => report.connector = ConnectorOutcome::Deleted,
+        Ok(false) => report.connector = ConnectorOutcome::Absent,
         Err(e) => return Err(connect_err(&report, e)),
     }
     tracing::info!(source = %stored.name, ?report, "source deleted");
@@ -387,7 +396,7 @@ async fn teardown(
 }
 
 /// `GET /v1/slots`
-pub async fn slots(State(svc): Svc) -> ApiResult<Json<Value>> {
+pub async fn slots(State(svc): Svc) -> ApiResult<Json<SlotList>> {
     let sources = svc.stored_all().await?;
     let claims = svc.slot_claims().await;
     let scan = wal_guard::scan(
@@ -398,14 +407,14 @@ pub async fn slots(State(svc): Svc) -> ApiResult<Json<Value>> {
     )
     .await;
     svc.guard.record(&scan);
-    Ok(Json(json!({
-        "slots": scan.slots,
-        "thresholds": {
-            "warn_bytes": svc.config.wal_warn_bytes,
-            "critical_bytes": svc.config.wal_critical_bytes,
+    Ok(Json(SlotList {
+        slots: scan.slots,
+        thresholds: WalThresholds {
+            warn_bytes: svc.config.wal_warn_bytes,
+            critical_bytes: svc.config.wal_critical_bytes,
         },
-        "errors": scan.errors,
-    })))
+        errors: scan.errors,
+    }))
 }
 
 /// Query of `DELETE /v1/slots/{source}/{slot}`.
@@ -422,7 +431,7 @@ pub async fn drop_orphan(
     State(svc): Svc,
     Path((source, slot)): Path<(String, String)>,
     Query(query): Query<DropQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SlotDropped>> {
     check_name(&source)?;
     if query.confirm.as_deref() != Some(slot.as_str()) {
         return Err(ApiError::bad_request(format!(
@@ -482,12 +491,19 @@ pub async fn drop_orphan(
         .await
         .map_err(|e| db_failure("dropping the publication", e))?;
     tracing::info!(slot, via = %source, "orphan slot dropped");
-    Ok(Json(json!({
-        "slot": if dropped { "dropped" } else { "absent" },
-        "publication": if publication { "dropped" } else { "absent" },
-        "server": via.db.server(),
-        "database": via.db.database,
-    })))
+    let outcome = |dropped: bool| {
+        if dropped {
+            DropOutcome::Dropped
+        } else {
+            DropOutcome::Absent
+        }
+    };
+    Ok(Json(SlotDropped {
+        slot: outcome(dropped),
+        publication: outcome(publication),
+        server: via.db.server(),
+        database: via.db.database.clone(),
+    }))
 }
 
 impl SourcesService {
@@ -554,7 +570,7 @@ impl SourcesService {
         &self,
         stored: &StoredSource,
         status: Option<&ConnectorStatus>,
-    ) -> super::model::SourceView {
+    ) -> SourceView {
         let mut view = stored.view(status);
         view.reconciler = Some(self.reconcile.view(&stored.name));
         view

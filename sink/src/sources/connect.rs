@@ -22,8 +22,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::model::{
-    connector_name, legacy_slot_name, DbTarget, Mode, SourceSpec, SourceView, SslMode, TableName,
-    TaskState, HEARTBEAT_TABLE,
+    connector_name, legacy_slot_name, ConnectorState, DbTarget, Mode, SourceSpec, SourceView,
+    SslMode, TableName, TableSql, TaskState, HEARTBEAT_TABLE,
 };
 use super::secret::{resolve_config_password, SecretRef};
 use super::tls::RootCert;
@@ -69,7 +69,7 @@ pub fn connector_config(
     connect_rds_ca_path: &str,
 ) -> Map<String, Value> {
     let slot = spec.slot();
-    let mut include: Vec<String> = spec.tables.iter().map(TableName::include_regex).collect();
+    let mut include: Vec<String> = spec.tables.iter().map(TableSql::include_regex).collect();
     if spec.heartbeat_interval_s > 0 {
         include.push(
             TableName::parse(HEARTBEAT_TABLE)
@@ -280,9 +280,7 @@ impl StoredSource {
             },
             heartbeat_topic: (self.heartbeat_interval_s > 0)
                 .then(|| format!("{}.{HEARTBEAT_TABLE}", self.name)),
-            connector_state: status
-                .map(|s| s.state.clone())
-                .unwrap_or_else(|| "UNKNOWN".into()),
+            connector_state: status.map_or(ConnectorState::Unknown, |s| s.state),
             tasks: status.map(|s| s.tasks.clone()).unwrap_or_default(),
             password_secret: self.db.secret.as_ref().map(ToString::to_string),
             declared: true,
@@ -294,7 +292,7 @@ impl StoredSource {
 /// Connector and task states from `/connectors/{name}/status`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectorStatus {
-    pub state: String,
+    pub state: ConnectorState,
     pub trace: Option<String>,
     pub tasks: Vec<TaskState>,
 }
@@ -307,17 +305,14 @@ impl ConnectorStatus {
                 ts.iter()
                     .map(|t| TaskState {
                         id: t["id"].as_i64().unwrap_or(0),
-                        state: t["state"].as_str().unwrap_or("UNKNOWN").to_string(),
+                        state: ConnectorState::parse(t["state"].as_str().unwrap_or("")),
                         trace: t["trace"].as_str().map(str::to_string),
                     })
                     .collect()
             })
             .unwrap_or_default();
         Self {
-            state: v["connector"]["state"]
-                .as_str()
-                .unwrap_or("UNKNOWN")
-                .to_string(),
+            state: ConnectorState::parse(v["connector"]["state"].as_str().unwrap_or("")),
             trace: v["connector"]["trace"].as_str().map(str::to_string),
             tasks,
         }
@@ -325,15 +320,15 @@ impl ConnectorStatus {
 
     /// Connector and every task (at least one) running.
     pub fn running(&self) -> bool {
-        self.state == "RUNNING"
+        self.state == ConnectorState::Running
             && !self.tasks.is_empty()
-            && self.tasks.iter().all(|t| t.state == "RUNNING")
+            && self.tasks.iter().all(|t| t.state == ConnectorState::Running)
     }
 
     /// The first failure's message (first line of the Java trace), if anything failed.
     pub fn failure(&self) -> Option<String> {
         let first_line = |t: &str| t.lines().next().unwrap_or("").trim().to_string();
-        if self.state == "FAILED" {
+        if self.state == ConnectorState::Failed {
             return Some(
                 self.trace
                     .as_deref()
@@ -341,7 +336,7 @@ impl ConnectorStatus {
                     .unwrap_or_else(|| "connector failed".into()),
             );
         }
-        self.tasks.iter().find(|t| t.state == "FAILED").map(|t| {
+        self.tasks.iter().find(|t| t.state == ConnectorState::Failed).map(|t| {
             t.trace
                 .as_deref()
                 .map(first_line)
@@ -614,14 +609,13 @@ mod tests {
     use crate::sources::model::CreateSource;
 
     fn spec(mode: &str, hb: u64) -> SourceSpec {
-        serde_json::from_value::<CreateSource>(json!({
+        let req = serde_json::from_value::<CreateSource>(json!({
             "name": "shop", "host": "db", "port": 5432, "database": "app", "user": "u",
             "password": "pw", "tables": if mode == "outbox" { json!([]) } else { json!(["public.items", "public.orders"]) },
             "mode": mode, "heartbeat_interval_s": hb,
         }))
-        .unwrap()
-        .validate("dev")
-        .unwrap()
+        .unwrap();
+        crate::sources::model::validate(req, "dev").unwrap()
     }
 
     #[test]

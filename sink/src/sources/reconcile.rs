@@ -29,10 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::model::connector_name;
+use super::model::{connector_name, ConnectorState};
 use super::SourcesService;
 use crate::registry::now_ms;
 
@@ -43,23 +42,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// A declaration younger than this whose connector is missing is a creation in progress.
 const CREATE_GRACE_MS: u64 = 5_000;
 
-/// One thing the reconciler did (or could not do) to a source's connector.
-#[derive(Debug, Clone, Serialize)]
-pub struct Action {
-    pub at_ms: u64,
-    /// `recreated`, `config_restored`, `restarted`, `cannot_recreate` or `failed`.
-    pub action: &'static str,
-    pub detail: String,
-}
-
-/// What the API shows of the reconciler for one source.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SourceReconcile {
-    /// When the last pass looked at this source (ms since the epoch); null before the first.
-    pub last_reconciled_ms: Option<u64>,
-    /// Most recent first.
-    pub actions: Vec<Action>,
-}
+/// One thing the reconciler did (or could not do) to a source's connector, and what the API
+/// shows of it: the shared contract's types.
+pub use tumbleweed_api::sources::{
+    ReconcileAction, ReconcileEvent as Action, SourceReconcile,
+};
 
 #[derive(Default)]
 struct State {
@@ -110,22 +97,22 @@ impl ReconcileState {
         }
     }
 
-    fn record(&self, source: &str, action: &'static str, detail: String) {
-        match action {
-            "failed" | "cannot_recreate" => {
-                tracing::warn!(source, action, %detail, "reconciler")
-            }
-            _ => tracing::info!(source, action, %detail, "reconciler"),
+    fn record(&self, source: &str, action: ReconcileAction, detail: String) {
+        let complaint = action.is_complaint();
+        let word = action.as_str();
+        if complaint {
+            tracing::warn!(source, action = word, %detail, "reconciler")
+        } else {
+            tracing::info!(source, action = word, %detail, "reconciler")
         }
         *self
             .counts
             .lock()
-            .entry((source.to_string(), action))
+            .entry((source.to_string(), word))
             .or_default() += 1;
         let mut all = self.sources.lock();
         let s = all.entry(source.to_string()).or_default();
         // A repeated complaint is kept once, with its latest time (and counted every time).
-        let complaint = matches!(action, "failed" | "cannot_recreate");
         if let Some(last) = s.actions.back_mut() {
             if complaint && last.action == action && last.detail == detail {
                 last.at_ms = now_ms();
@@ -254,7 +241,7 @@ impl SourcesService {
             Err(e) => {
                 let why = format!("Kafka Connect is not answering: {e:#}");
                 for d in &declared {
-                    self.reconcile.record(&d.name, "failed", why.clone());
+                    self.reconcile.record(&d.name, ReconcileAction::Failed, why.clone());
                     self.reconcile.touch(&d.name);
                 }
                 return;
@@ -273,9 +260,9 @@ impl SourcesService {
                     Some((_, status)) => Observed {
                         connector_state: status
                             .as_ref()
-                            .map_or_else(|| "UNKNOWN".into(), |s| s.state.clone()),
+                            .map_or_else(|| "UNKNOWN".into(), |s| s.state.as_str().to_string()),
                         failed_tasks: status.as_ref().map_or(0, |s| {
-                            s.tasks.iter().filter(|t| t.state == "FAILED").count()
+                            s.tasks.iter().filter(|t| t.state == ConnectorState::Failed).count()
                         }),
                     },
                 },
@@ -287,15 +274,15 @@ impl SourcesService {
                     Some(config) => match self.connect.create(&connector, &config).await {
                         Ok(true) => state.record(
                             &d.name,
-                            "recreated",
+                            ReconcileAction::Recreated,
                             "the connector was missing from Kafka Connect; created again from the declaration".into(),
                         ),
                         Ok(false) => {} // another replica was quicker
-                        Err(e) => state.record(&d.name, "failed", format!("re-creating the connector: {e:#}")),
+                        Err(e) => state.record(&d.name, ReconcileAction::Failed, format!("re-creating the connector: {e:#}")),
                     },
                     None => state.record(
                         &d.name,
-                        "cannot_recreate",
+                        ReconcileAction::CannotRecreate,
                         "the connector is missing and its password was given in plain text, which Tumbleweed does not store: declare the source again (password_secret keeps this from happening)".into(),
                     ),
                 },
@@ -311,16 +298,16 @@ impl SourcesService {
                         match self.connect.put_config(&connector, &wanted).await {
                             Ok(()) => state.record(
                                 &d.name,
-                                "config_restored",
+                                ReconcileAction::ConfigRestored,
                                 "the connector's config differed from the declaration; put back".into(),
                             ),
-                            Err(e) => state.record(&d.name, "failed", format!("restoring the config: {e:#}")),
+                            Err(e) => state.record(&d.name, ReconcileAction::Failed, format!("restoring the config: {e:#}")),
                         }
                     } else if let Some(why) = status.as_ref().and_then(|s| s.failure()) {
                         if state.restart_due(&d.name) {
                             match self.connect.restart_failed(&connector).await {
-                                Ok(()) => state.record(&d.name, "restarted", format!("restarted after: {why}")),
-                                Err(e) => state.record(&d.name, "failed", format!("restarting: {e:#}")),
+                                Ok(()) => state.record(&d.name, ReconcileAction::Restarted, format!("restarted after: {why}")),
+                                Err(e) => state.record(&d.name, ReconcileAction::Failed, format!("restarting: {e:#}")),
                             }
                         }
                     } else if status.as_ref().is_some_and(|s| s.running()) {
@@ -437,14 +424,14 @@ mod tests {
     fn actions_are_kept_newest_first_and_counted() {
         let s = ReconcileState::default();
         for i in 0..(KEPT_ACTIONS + 3) {
-            s.record("a", "restarted", format!("try {i}"));
+            s.record("a", ReconcileAction::Restarted, format!("try {i}"));
         }
-        s.record("a", "failed", "Connect is away".into());
-        s.record("a", "failed", "Connect is away".into());
+        s.record("a", ReconcileAction::Failed, "Connect is away".into());
+        s.record("a", ReconcileAction::Failed, "Connect is away".into());
         let v = s.view("a");
         assert_eq!(v.actions.len(), KEPT_ACTIONS);
         assert_eq!(
-            v.actions[0].action, "failed",
+            v.actions[0].action, ReconcileAction::Failed,
             "newest first; a repeated complaint once"
         );
         assert_eq!(v.actions[1].detail, format!("try {}", KEPT_ACTIONS + 2));

@@ -25,14 +25,8 @@ use super::connect::StoredSource;
 use super::model::{SlotStatus, SlotView};
 use super::postgres;
 
-/// A server the guard could not read.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ScanError {
-    pub server: String,
-    /// The sources on that server (none of their credentials worked).
-    pub sources: Vec<String>,
-    pub error: String,
-}
+/// A source database the WAL guard could not read (the API's type).
+pub use tumbleweed_api::sources::ScanError;
 
 /// One pass over all source servers.
 #[derive(Debug, Clone, Default, Serialize)]
