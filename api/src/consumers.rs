@@ -141,8 +141,8 @@ pub struct AckRequest {
 /// `POST /v1/consumers/{name}/ack`: the stored position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AckResponse {
-    /// Next offset per topic and partition, in the consumer's topic order.
-    pub acked_offsets: Vec<Vec<i64>>,
+    /// Next offset to deliver per topic and partition.
+    pub acked_offsets: BTreeMap<String, Vec<i64>>,
     pub acked_at_ms: u64,
 }
 

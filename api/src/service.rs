@@ -3,10 +3,19 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// A topic a consumer may subscribe to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: usize,
+    /// End offset (high watermark) of each partition.
+    pub end_offsets: Vec<i64>,
+}
+
 /// `GET /v1/topics`: the change topics a consumer may subscribe to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TopicList {
-    pub topics: Vec<String>,
+    pub topics: Vec<TopicInfo>,
 }
 
 /// `GET /healthz`: the process serves HTTP (asks nothing of Kafka).

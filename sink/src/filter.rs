@@ -28,43 +28,20 @@
 //! distinct rule is evaluated and serialised once per event however many streams use it, and
 //! the memo goes when the event leaves the buffer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+
 use serde_json::{Map, Value};
 
 use crate::event::{parse_ops, ChangeEvent, OpCode};
 
-/// The key of a rule that applies to every topic without a rule of its own.
-pub const ALL_TOPICS: &str = "*";
-
-/// What a predicate can name.
-pub const VARIABLES: [&str; 7] = ["op", "table", "topic", "key", "before", "after", "value"];
-
-/// One topic's filter, as declared.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FilterRule {
-    /// Operations delivered (`c`, `u`, `d`, `r`, `t`, `m`); replaces the consumer's `ops`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ops: Option<Vec<String>>,
-    /// A CEL predicate; see the module documentation for what it sees.
-    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
-    pub predicate: Option<String>,
-    /// Columns kept in `before`, `after` and `value`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub columns: Option<Vec<String>>,
-    /// Columns removed from `before`, `after` and `value`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exclude_columns: Option<Vec<String>>,
-}
-
-/// A consumer's filters, by topic or [`ALL_TOPICS`].
-pub type Filters = BTreeMap<String, FilterRule>;
+pub use tumbleweed_api::consumers::{
+    FilterRule, Filters, ALL_TOPICS, FILTER_VARIABLES as VARIABLES,
+};
 
 /// A filter that cannot be used, with the request field it concerns (`filters.<topic>.where`)
 /// and, for a predicate that does not parse, where (1-based line and column).

@@ -7,7 +7,6 @@
 //! single-use `?ticket=` (see [`crate::tickets`]). `?token=` is refused unless the operator
 //! turns it on (`TUMBLEWEED_ALLOW_QUERY_TOKEN`), since URLs end up in access logs.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,24 +18,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::auth::{self, AdminToken, MetricsTokens};
-use crate::body::ApiJson;
+use crate::consumers;
+use crate::consumers::registry::{ConsumerRecord, Registry, StartFrom};
 use crate::cursor::{self, CursorError};
 use crate::error::{ApiError, ApiResult};
-use crate::event;
 use crate::filter;
 use crate::kafka::cursors::CursorStore;
 use crate::kafka::feed::TopicFeed;
 use crate::kafka::hub::FeedHub;
 use crate::limits::{LimitError, StreamLimits};
 use crate::metrics::{ClientAddr, Metrics};
-use crate::registry::{self, ConsumerRecord, CreateError, Registry, StartFrom};
 use crate::sources::SourcesService;
 use crate::sse::{self, SseContext, StreamSpec};
 use crate::tickets::TicketStore;
+use tumbleweed_api::consumers::{AckRequest, AckResponse, Ticket};
+use tumbleweed_api::service::{ClusterHealth, Health, Readiness, TopicList};
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -64,14 +64,17 @@ pub fn router(
     ui_dir: Option<PathBuf>,
 ) -> Router {
     let admin_api = Router::new()
-        .route("/v1/consumers", post(create_consumer).get(list_consumers))
+        .route(
+            "/v1/consumers",
+            post(consumers::api::create).get(consumers::api::list),
+        )
         .route(
             "/v1/consumers/{name}",
-            get(get_consumer).delete(delete_consumer),
+            get(consumers::api::get).delete(consumers::api::delete),
         )
         .route("/v1/topics", get(list_topics))
         .route("/v1/topics/{topic}/events", get(tail_topic))
-        .route("/v1/filters/preview", post(preview_filter))
+        .route("/v1/filters/preview", post(consumers::api::preview))
         .route("/v1/kafka/health", get(kafka_health))
         .route("/v1/stats", get(stats))
         .with_state(state.clone())
@@ -129,190 +132,15 @@ fn with_security_headers(app: Router) -> Router {
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateConsumer {
-    name: String,
-    topics: Vec<String>,
-    #[serde(default = "default_start")]
-    start: StartFrom,
-    #[serde(default)]
-    ops: Option<Vec<String>>,
-    #[serde(default)]
-    filters: filter::Filters,
-}
-
-fn default_start() -> StartFrom {
-    StartFrom::Latest
-}
-
-fn consumer_json(r: &ConsumerRecord) -> Value {
-    json!({
-        "name": r.name,
-        "topics": r.topics,
-        "start": r.start,
-        "ops": r.ops,
-        "filters": r.filters,
-        "created_at_ms": r.created_at_ms,
-        "events_path": format!("/v1/consumers/{}/events", r.name),
-    })
-}
-
-async fn create_consumer(
-    State(st): Shared,
-    ApiJson(req): ApiJson<CreateConsumer>,
-) -> ApiResult<Response> {
-    if !registry::valid_name(&req.name) {
-        return Err(ApiError::bad_request(format!(
-            "invalid consumer name {:?}: use 1-63 characters [a-z0-9_-], starting with a letter or digit",
-            req.name
-        ))
-        .with_field("name"));
-    }
-    let mut topics = req.topics.clone();
-    topics.sort();
-    topics.dedup();
-    if topics.is_empty() {
-        return Err(
-            ApiError::bad_request("topics must list at least one topic").with_field("topics")
-        );
-    }
-    let existing = st
-        .hub
-        .meta()
-        .topic_partitions()
-        .await
-        .map_err(kafka_unavailable)?;
-    let unknown: Vec<&String> = topics
-        .iter()
-        .filter(|t| !existing.contains_key(*t))
-        .collect();
-    if !unknown.is_empty() {
-        let known: Vec<&String> = existing.keys().collect();
-        return Err(ApiError::bad_request(format!(
-            "unknown topic(s) {unknown:?}; topics that exist: {known:?}"
-        ))
-        .with_field("topics"));
-    }
-    if let Some(ops) = &req.ops {
-        if ops.is_empty() {
-            return Err(
-                ApiError::bad_request("ops, when given, must list at least one operation")
-                    .with_field("ops"),
-            );
-        }
-        event::parse_ops(ops).map_err(|e| ApiError::bad_request(e).with_field("ops"))?;
-    }
-    filter::validate(&req.filters, &topics)?;
-    check_filters_on_recent_events(&st, &req.filters, &topics, req.ops.as_deref()).await?;
-    let token = auth::new_consumer_token();
-    let record = ConsumerRecord {
-        name: req.name.clone(),
-        topics,
-        start: req.start,
-        ops: req.ops.clone(),
-        filters: req.filters.clone(),
-        token_sha256: auth::token_digest(&token),
-        created_at_ms: registry::now_ms(),
-    };
-    let created = st.registry.create(record).await.map_err(|e| match e {
-        CreateError::Exists => {
-            ApiError::conflict(format!("consumer {:?} already exists", req.name)).with_field("name")
-        }
-        CreateError::Other(e) => kafka_unavailable(e),
-    })?;
-    // A consumer starts with no acknowledged position of its own (an earlier consumer of the
-    // same name may have left one), and `latest` is the end of every partition now, stored
-    // as if acknowledged, so the events written before the first connection are delivered.
-    if let Err(e) = start_fresh(&st, &created).await {
-        let _ = st.registry.delete(&created.name).await;
-        let e = kafka_unavailable(e);
-        return Err(ApiError::unavailable(format!(
-            "could not set the consumer's start position, nothing was created: {}",
-            e.message
-        ))
-        .retry_after(2));
-    }
-    let mut body = consumer_json(&created);
-    body["token"] = json!(token);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
-}
-
-async fn start_fresh(st: &AppState, consumer: &ConsumerRecord) -> anyhow::Result<()> {
-    match consumer.start {
-        StartFrom::Latest => {
-            let mut ends = Vec::with_capacity(consumer.topics.len());
-            for (topic, n) in topic_partitions(st, &consumer.topics).await? {
-                let mut e = Vec::with_capacity(n);
-                for p in 0..n {
-                    e.push(st.hub.meta().watermarks(&topic, p as i32).await?.1);
-                }
-                ends.push(e);
-            }
-            st.cursors.store(consumer, &consumer.topics, &ends).await?;
-        }
-        StartFrom::Earliest => st.cursors.forget(&consumer.name).await?,
-    }
-    Ok(())
-}
-
-async fn list_consumers(State(st): Shared) -> Json<Value> {
-    let lag = st.metrics.consumer_lag();
-    let consumers: Vec<Value> = st
-        .registry
-        .list()
-        .iter()
-        .map(|r| {
-            let mut v = consumer_json(r);
-            v["live_lag_events"] = json!(lag.get(&r.name));
-            v
-        })
-        .collect();
-    Json(json!({ "consumers": consumers }))
-}
-
-async fn get_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let (r, _) = st
-        .registry
-        .find(&name)
-        .await
-        .map_err(kafka_unavailable)?
-        .ok_or_else(|| ApiError::not_found(format!("unknown consumer {name:?}")))?;
-    let mut v = consumer_json(&r);
-    v["live_lag_events"] = json!(st.metrics.consumer_lag().get(&name));
-    // This replica's streams only: a consumer's other streams may be served by another.
-    v["streams"] = json!(st.metrics.streams_of(&name));
-    let parts = topic_partitions(&st, &r.topics).await?;
-    let cursor = st.cursors.load(&r).await.map_err(kafka_unavailable)?;
-    let acked = cursor
-        .as_ref()
-        .map(|c| c.for_partitions(&parts))
-        .unwrap_or_else(|| parts.iter().map(|(_, n)| vec![None; *n]).collect());
-    let acked: BTreeMap<&String, &Vec<Option<i64>>> = r.topics.iter().zip(acked.iter()).collect();
-    v["acked_offsets"] = json!(acked);
-    v["acked_at_ms"] = json!(cursor.map(|c| c.acked_at_ms));
-    Ok(Json(v))
-}
-
-async fn delete_consumer(State(st): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    if st.registry.delete(&name).await.map_err(kafka_unavailable)? {
-        // Its acknowledged position goes with it (a new consumer of the same name also starts
-        // afresh should this fail: a cursor names the registration it belongs to).
-        if let Err(e) = st.cursors.forget(&name).await {
-            tracing::warn!(consumer = %name, error = format!("{e:#}"), "could not delete the consumer's cursor");
-        }
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!("unknown consumer {name:?}")))
-    }
-}
-
-async fn list_topics(State(st): Shared) -> ApiResult<Json<Value>> {
+async fn list_topics(State(st): Shared) -> ApiResult<Json<TopicList>> {
     let topics = st.hub.meta().topics().await.map_err(kafka_unavailable)?;
-    Ok(Json(json!({ "topics": topics })))
+    Ok(Json(TopicList { topics }))
 }
 
-async fn topic_partitions(st: &AppState, topics: &[String]) -> ApiResult<Vec<(String, usize)>> {
+pub(crate) async fn topic_partitions(
+    st: &AppState,
+    topics: &[String],
+) -> ApiResult<Vec<(String, usize)>> {
     let mut out = Vec::with_capacity(topics.len());
     for t in topics {
         let n = st
@@ -438,7 +266,7 @@ async fn issue_ticket(
     State(st): Shared,
     Path(name): Path<String>,
     headers: HeaderMap,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<Ticket>)> {
     let token = auth::bearer(&headers).ok_or_else(|| {
         ApiError::unauthorized(
             "a ticket is issued only for `Authorization: Bearer <consumer token>`",
@@ -449,13 +277,12 @@ async fn issue_ticket(
     let events_path = format!("/v1/consumers/{name}/events?ticket={}", issued.ticket);
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "ticket": issued.ticket,
-            "expires_at_ms": issued.expires_at_ms,
-            "events_path": events_path,
-        })),
-    )
-        .into_response())
+        Json(Ticket {
+            ticket: issued.ticket,
+            expires_at_ms: issued.expires_at_ms,
+            events_path,
+        }),
+    ))
 }
 
 fn cursor_error(e: CursorError) -> ApiError {
@@ -618,7 +445,7 @@ async fn start_positions(
 /// Kafka did not answer (a broker restarting, leadership moving): the client should retry,
 /// so 503 with `Retry-After`, never a 500. The cause names brokers and topics, which are not
 /// the caller's business (consumers get this too): it is logged under a reference instead.
-fn kafka_unavailable(e: anyhow::Error) -> ApiError {
+pub(crate) fn kafka_unavailable(e: anyhow::Error) -> ApiError {
     let reference = format!("{:08x}", rand::random::<u32>());
     tracing::warn!(%reference, error = format!("{e:#}"), "Kafka did not answer a request");
     ApiError::unavailable(format!(
@@ -702,146 +529,6 @@ fn stream_filters(
         .collect()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PreviewFilter {
-    topic: String,
-    #[serde(default)]
-    filter: filter::FilterRule,
-    /// The consumer-wide ops the rule falls back to.
-    #[serde(default)]
-    ops: Option<Vec<String>>,
-    #[serde(default = "default_preview_limit")]
-    limit: usize,
-}
-
-fn default_preview_limit() -> usize {
-    20
-}
-
-/// `POST /v1/filters/preview`: the server's own parser and checks on a filter being edited
-/// (the same errors, field and position as creating the consumer), and what it would make of
-/// the topic's recent events: for each of the newest `limit`, whether it is delivered and the
-/// JSON delivered.
-async fn preview_filter(
-    State(st): Shared,
-    ApiJson(req): ApiJson<PreviewFilter>,
-) -> ApiResult<Json<Value>> {
-    if req.topic.starts_with('_')
-        || st
-            .hub
-            .meta()
-            .partition_count(&req.topic)
-            .await
-            .map_err(kafka_unavailable)?
-            .is_none()
-    {
-        return Err(
-            ApiError::bad_request(format!("unknown topic {:?}", req.topic)).with_field("topic"),
-        );
-    }
-    let compiled = filter::compile(&req.topic, &req.filter, req.ops.as_deref())?;
-    let (recent, columns) = check_on_recent_events(&st, &req.topic, &req.topic, &compiled).await?;
-    let mut newest: Vec<_> = recent.iter().collect();
-    // Newest first; within one millisecond, by position.
-    newest.sort_by_key(|e| std::cmp::Reverse((e.timestamp_ms, e.partition, e.offset)));
-    newest.truncate(req.limit.clamp(1, FILTER_SAMPLE));
-    let mut delivered = 0;
-    let events: Vec<Value> = newest
-        .iter()
-        .map(|e| {
-            let out = compiled.apply(e);
-            delivered += usize::from(out.is_some());
-            json!({
-                "partition": e.partition,
-                "offset": e.offset,
-                "delivered": out.is_some(),
-                "event": out
-                    .or_else(|| Some(e.json.clone()))
-                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok()),
-            })
-        })
-        .collect();
-    Ok(Json(json!({
-        "topic": req.topic,
-        "columns": columns,
-        "checked": events.len(),
-        "delivered": delivered,
-        "events": events,
-    })))
-}
-
-/// How many of a topic's recent events a new filter is checked against.
-const FILTER_SAMPLE: usize = 200;
-
-/// Checks each topic's filter against the topic's recent events, where the sink has any:
-/// type errors in the predicate and projected columns the table does not have are refused
-/// now rather than silently filtering everything later. A topic with no recent event has no
-/// known schema and is not checked.
-async fn check_filters_on_recent_events(
-    st: &AppState,
-    filters: &filter::Filters,
-    topics: &[String],
-    ops: Option<&[String]>,
-) -> ApiResult<()> {
-    if filters.is_empty() {
-        return Ok(());
-    }
-    for topic in topics {
-        let Some(rule) = filter::rule_for(filters, topic) else {
-            continue;
-        };
-        let key = if filters.contains_key(topic) {
-            topic.as_str()
-        } else {
-            filter::ALL_TOPICS
-        };
-        let compiled = filter::compile(key, rule, ops)?;
-        if !compiled.ops_only() {
-            check_on_recent_events(st, topic, key, &compiled).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Checks `compiled` (declared under `key`) against up to [`FILTER_SAMPLE`] recent events of
-/// `topic`; returns them and the columns they have.
-async fn check_on_recent_events(
-    st: &AppState,
-    topic: &str,
-    key: &str,
-    compiled: &filter::CompiledRule,
-) -> ApiResult<(Vec<Arc<crate::event::ChangeEvent>>, Vec<String>)> {
-    let feed = st.hub.feed(topic).await.map_err(kafka_unavailable)?;
-    let recent = recent_events(&feed, FILTER_SAMPLE).await;
-    let mut columns = Vec::new();
-    for e in &recent {
-        filter::columns_of(e, &mut columns);
-    }
-    for e in &recent {
-        compiled.check(key, e, &columns)?;
-    }
-    Ok((recent, columns))
-}
-
-/// Up to `max` of the newest buffered events of `feed`, waiting briefly for a feed that has
-/// just opened to read its warm-up history.
-async fn recent_events(feed: &TopicFeed, max: usize) -> Vec<Arc<crate::event::ChangeEvent>> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
-    loop {
-        let mut out = Vec::new();
-        for p in 0..feed.partition_count() {
-            let (start, head) = (feed.start(p), feed.head(p));
-            let from = start.max(head - max as i64);
-            let _ = feed.read(p, from, feed.generation(p), max, &mut out);
-        }
-        if !out.is_empty() || tokio::time::Instant::now() >= deadline {
-            return out;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
 /// The TCP peer of a connection, put into each request's extensions by the server.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub std::net::SocketAddr);
@@ -918,22 +605,16 @@ async fn tail_topic(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AckBody {
-    cursor: String,
-}
-
 async fn ack(
     State(st): Shared,
     Path(name): Path<String>,
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AckResponse>> {
     // Authenticated before the body is read: a stranger learns nothing from its errors.
     let (record, _) = authenticate_consumer(&st, &name, credential(&headers, &q, false)?).await?;
-    let body: AckBody = crate::body::parse(&body)?;
+    let body: AckRequest = crate::body::parse(&body)?;
     let fp = cursor::fingerprint(&record.topics);
     let positions = cursor::decode(&body.cursor, fp, record.topics.len())
         .map_err(|e| ApiError::bad_request(format!("cursor: {e}")))?;
@@ -942,15 +623,18 @@ async fn ack(
         .store(&record, &record.topics, &positions)
         .await
         .map_err(kafka_unavailable)?;
-    Ok(Json(
-        json!({ "acked_offsets": stored.positions, "acked_at_ms": stored.acked_at_ms }),
-    ))
+    Ok(Json(AckResponse {
+        acked_offsets: stored.positions,
+        acked_at_ms: stored.acked_at_ms,
+    }))
 }
 
 /// Liveness: the process serves HTTP. Asks nothing of Kafka, so a broker blip does not get
 /// healthy sink tasks replaced.
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// Readiness: the broker answers and the consumer registry is readable.
@@ -961,15 +645,24 @@ async fn readyz(State(st): Shared) -> Response {
         Err(_) => Err("not checked: the broker is unreachable".to_string()),
     };
     match (broker, registry) {
-        (Ok(()), Ok(())) => Json(json!({ "status": "ok", "broker": "reachable", "registry": "readable" })).into_response(),
+        (Ok(()), Ok(())) => Json(Readiness {
+            status: "ok".into(),
+            broker: "reachable".into(),
+            registry: "readable".into(),
+        })
+        .into_response(),
         (broker, registry) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(axum::http::header::RETRY_AFTER, "5")],
-            Json(json!({
-                "status": "unavailable",
-                "broker": broker.map(|()| "reachable".to_string()).unwrap_or_else(|e| format!("{e:#}")),
-                "registry": registry.map(|()| "readable".to_string()).unwrap_or_else(|e| e),
-            })),
+            Json(Readiness {
+                status: "unavailable".into(),
+                broker: broker
+                    .map(|()| "reachable".to_string())
+                    .unwrap_or_else(|e| format!("{e:#}")),
+                registry: registry
+                    .map(|()| "readable".to_string())
+                    .unwrap_or_else(|e| e),
+            }),
         )
             .into_response(),
     }
@@ -982,15 +675,10 @@ async fn stats(State(st): Shared) -> Json<Value> {
 
 /// The Kafka cluster's brokers and partition health, for operators and `tumbleweed kafka
 /// roll`. Kafka unreachable: 503 with `Retry-After`.
-async fn kafka_health(State(st): Shared) -> Response {
+async fn kafka_health(State(st): Shared) -> ApiResult<Json<ClusterHealth>> {
     match st.hub.meta().cluster_health().await {
-        Ok(h) => Json(h).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(axum::http::header::RETRY_AFTER, "5")],
-            Json(json!({ "error": format!("{e:#}") })),
-        )
-            .into_response(),
+        Ok(h) => Ok(Json(h)),
+        Err(e) => Err(ApiError::unavailable(format!("{e:#}"))),
     }
 }
 

@@ -27,6 +27,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod consumers;
 pub mod cursor;
 pub mod emf;
 pub mod error;
@@ -37,7 +38,7 @@ pub mod kafka;
 pub mod limits;
 pub mod memory;
 pub mod metrics;
-pub mod registry;
+
 pub mod server;
 pub mod sources;
 pub mod sse;

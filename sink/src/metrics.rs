@@ -41,22 +41,10 @@ pub struct StreamStats {
     pub client: ClientAddr,
 }
 
-/// The address a stream came from: the TCP peer, and the `X-Forwarded-For` header a load
-/// balancer adds (as received: only the last entry, the one the load balancer appended, can be
-/// trusted behind one).
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct ClientAddr {
-    pub peer: Option<String>,
-    pub forwarded_for: Option<String>,
-}
-
-/// One live stream of a consumer, as `GET /v1/consumers/{name}` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StreamView {
-    pub since_ms: u64,
-    pub client: ClientAddr,
-    pub lag_events: u64,
-}
+/// Who opened a stream (as received: behind a load balancer only the last `X-Forwarded-For`
+/// entry can be trusted), and a live stream as `GET /v1/consumers/{name}` shows it: the API's
+/// types.
+pub use tumbleweed_api::consumers::{ClientAddr, StreamView};
 
 impl StreamStats {
     /// Events between this stream's positions and the heads of its topics.

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AdminToken, MetricsTokens};
 use crate::config::Config;
+use crate::consumers::registry::Registry;
 use crate::http::{self, AppState};
 use crate::kafka::cursors::CursorStore;
 use crate::kafka::feed::BufferLimits;
@@ -24,7 +25,6 @@ use crate::kafka::{KafkaMeta, KafkaSettings};
 use crate::limits::StreamLimits;
 use crate::memory::MemoryGuard;
 use crate::metrics::Metrics;
-use crate::registry::Registry;
 use crate::sources::{SourcesConfig, SourcesService, SourcesTuning};
 use crate::sse::{SseContext, SseSettings};
 use crate::stats::StatsStore;

@@ -176,7 +176,7 @@ impl Stream {
             consumer: self.spec.consumer.clone(),
             feeds: self.spec.feeds.clone(),
             positions: parking_lot::Mutex::new(self.spec.positions.clone()),
-            since_ms: crate::registry::now_ms(),
+            since_ms: crate::consumers::registry::now_ms(),
             client: std::mem::take(&mut self.spec.client),
         });
         self.stats = Some(guard.stats.clone());

@@ -31,11 +31,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::consumers::registry::now_ms;
 use crate::kafka::compacted::CompactedLog;
 use crate::kafka::hub::FeedHub;
 use crate::kafka::{KafkaMeta, KafkaSettings};
 use crate::metrics::Metrics;
-use crate::registry::now_ms;
 use crate::sources::SourcesService;
 
 /// What one replica measured over one interval.

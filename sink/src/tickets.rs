@@ -24,9 +24,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::token_digest;
+use crate::consumers::registry::{now_ms, ConsumerRecord};
 use crate::kafka::compacted::CompactedLog;
 use crate::kafka::{KafkaMeta, KafkaSettings};
-use crate::registry::{now_ms, ConsumerRecord};
 
 /// One record of the ticket log (key: the ticket's SHA-256).
 #[derive(Debug, Clone, Serialize, Deserialize)]

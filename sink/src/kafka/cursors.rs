@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::compacted::CompactedLog;
 use super::{KafkaMeta, KafkaSettings};
-use crate::registry::{now_ms, ConsumerRecord};
+use crate::consumers::registry::{now_ms, ConsumerRecord};
 
 /// A consumer's acknowledged positions, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

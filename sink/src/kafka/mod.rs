@@ -37,18 +37,8 @@ pub const FETCH_MAX_BYTES: usize = 1 << 20;
 /// is still returned whole (Kafka always returns the first batch), so nothing gets stuck.
 pub const PARTITION_FETCH_MAX_BYTES: usize = 256 << 10;
 
-/// What [`KafkaMeta::cluster_health`] found (`GET /v1/kafka/health`).
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct ClusterHealth {
-    /// Node ids of the brokers in the metadata.
-    pub brokers: Vec<i32>,
-    pub topics: usize,
-    pub partitions: usize,
-    /// Partitions with fewer in-sync replicas than replicas.
-    pub under_replicated: usize,
-    /// Partitions without a leader.
-    pub offline: usize,
-}
+/// What [`KafkaMeta::cluster_health`] found (`GET /v1/kafka/health`): the API's type.
+pub use tumbleweed_api::service::ClusterHealth;
 
 /// Settings shared by every librdkafka client the sink creates.
 #[derive(Debug, Clone)]
@@ -101,14 +91,8 @@ pub struct KafkaMeta {
     admin: Arc<AdminClient<DefaultClientContext>>,
 }
 
-/// A topic as listed by `GET /v1/topics`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TopicInfo {
-    pub name: String,
-    pub partitions: usize,
-    /// End offset (high watermark) of each partition.
-    pub end_offsets: Vec<i64>,
-}
+/// A topic as listed by `GET /v1/topics` (the API's type).
+pub use tumbleweed_api::service::TopicInfo;
 
 impl KafkaMeta {
     pub fn new(settings: &KafkaSettings) -> Result<Self> {

@@ -31,7 +31,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-
 use super::claims::SlotClaims;
 use super::connect::{
     connector_config, ConnectError, ConnectorStatus, Stopped, StoredSource, TopicSettings,
@@ -40,15 +39,15 @@ use super::model::{
     self, check_name, connector_name, ConnectorOutcome, ConnectorState, CreateSource, DeleteReport,
     DropOutcome,
 };
-use tumbleweed_api::sources::{
-    CreateFailed, SlotDropped, SlotList, SourceList, SourceView, WalThresholds,
-};
 use super::registry::DeclaredSource;
 use super::wal_guard;
 use super::{postgres, SourcesService};
 use crate::body::ApiJson;
+use crate::consumers::registry::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::registry::now_ms;
+use tumbleweed_api::sources::{
+    CreateFailed, SlotDropped, SlotList, SourceList, SourceView, WalThresholds,
+};
 
 type Svc = State<Arc<SourcesService>>;
 
@@ -566,11 +565,7 @@ impl SourcesService {
     }
 
     /// The API view of a source, with the reconciler's record.
-    fn view(
-        &self,
-        stored: &StoredSource,
-        status: Option<&ConnectorStatus>,
-    ) -> SourceView {
+    fn view(&self, stored: &StoredSource, status: Option<&ConnectorStatus>) -> SourceView {
         let mut view = stored.view(status);
         view.reconciler = Some(self.reconcile.view(&stored.name));
         view

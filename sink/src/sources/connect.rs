@@ -322,7 +322,10 @@ impl ConnectorStatus {
     pub fn running(&self) -> bool {
         self.state == ConnectorState::Running
             && !self.tasks.is_empty()
-            && self.tasks.iter().all(|t| t.state == ConnectorState::Running)
+            && self
+                .tasks
+                .iter()
+                .all(|t| t.state == ConnectorState::Running)
     }
 
     /// The first failure's message (first line of the Java trace), if anything failed.
@@ -336,12 +339,15 @@ impl ConnectorStatus {
                     .unwrap_or_else(|| "connector failed".into()),
             );
         }
-        self.tasks.iter().find(|t| t.state == ConnectorState::Failed).map(|t| {
-            t.trace
-                .as_deref()
-                .map(first_line)
-                .unwrap_or_else(|| format!("task {} failed", t.id))
-        })
+        self.tasks
+            .iter()
+            .find(|t| t.state == ConnectorState::Failed)
+            .map(|t| {
+                t.trace
+                    .as_deref()
+                    .map(first_line)
+                    .unwrap_or_else(|| format!("task {} failed", t.id))
+            })
     }
 }
 

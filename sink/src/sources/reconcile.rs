@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::model::{connector_name, ConnectorState};
 use super::SourcesService;
-use crate::registry::now_ms;
+use crate::consumers::registry::now_ms;
 
 /// How many recent actions a source keeps.
 const KEPT_ACTIONS: usize = 10;
@@ -44,9 +44,7 @@ const CREATE_GRACE_MS: u64 = 5_000;
 
 /// One thing the reconciler did (or could not do) to a source's connector, and what the API
 /// shows of it: the shared contract's types.
-pub use tumbleweed_api::sources::{
-    ReconcileAction, ReconcileEvent as Action, SourceReconcile,
-};
+pub use tumbleweed_api::sources::{ReconcileAction, ReconcileEvent as Action, SourceReconcile};
 
 #[derive(Default)]
 struct State {
@@ -241,7 +239,8 @@ impl SourcesService {
             Err(e) => {
                 let why = format!("Kafka Connect is not answering: {e:#}");
                 for d in &declared {
-                    self.reconcile.record(&d.name, ReconcileAction::Failed, why.clone());
+                    self.reconcile
+                        .record(&d.name, ReconcileAction::Failed, why.clone());
                     self.reconcile.touch(&d.name);
                 }
                 return;
@@ -262,7 +261,10 @@ impl SourcesService {
                             .as_ref()
                             .map_or_else(|| "UNKNOWN".into(), |s| s.state.as_str().to_string()),
                         failed_tasks: status.as_ref().map_or(0, |s| {
-                            s.tasks.iter().filter(|t| t.state == ConnectorState::Failed).count()
+                            s.tasks
+                                .iter()
+                                .filter(|t| t.state == ConnectorState::Failed)
+                                .count()
                         }),
                     },
                 },
@@ -431,7 +433,8 @@ mod tests {
         let v = s.view("a");
         assert_eq!(v.actions.len(), KEPT_ACTIONS);
         assert_eq!(
-            v.actions[0].action, ReconcileAction::Failed,
+            v.actions[0].action,
+            ReconcileAction::Failed,
             "newest first; a repeated complaint once"
         );
         assert_eq!(v.actions[1].detail, format!("try {}", KEPT_ACTIONS + 2));

@@ -18,13 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::kafka::compacted::CompactedLog;
 use crate::kafka::{KafkaMeta, KafkaSettings};
 
-/// Where a consumer without an acknowledged cursor starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StartFrom {
-    Earliest,
-    Latest,
-}
+pub use tumbleweed_api::consumers::StartFrom;
 
 /// A registered consumer, as stored. The token exists only as its SHA-256 digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,15 +51,7 @@ pub struct Registry {
 /// How often a lookup of an unknown consumer name may sync the registry with the broker.
 const MISS_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Whether `name` is a valid consumer name: `[a-z0-9][a-z0-9_-]{0,62}`.
-pub fn valid_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
-}
+pub use tumbleweed_api::names::valid_consumer_name as valid_name;
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
