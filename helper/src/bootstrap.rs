@@ -18,6 +18,11 @@
 //! Fields left out of the file are "don't care" (the sink's defaults apply), list fields
 //! whose order carries no meaning (tables, topics, ops) compare as sets. Tokens already
 //! obtained are saved even if a later request fails.
+//!
+//! The file's entries are the sink's own request types (`tumbleweed_api`) with every
+//! defaulted field optional, so "left out" can be told from "the default". Before anything is
+//! sent, each entry is checked by the API's own validators (names, tables, modes, TLS words):
+//! the helper cannot accept what the sink would refuse, nor refuse what it takes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +32,10 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+use tumbleweed_api::consumers::{CreateConsumer, FilterRule, StartFrom};
+use tumbleweed_api::names::check_consumer_name;
+use tumbleweed_api::sources::{CreateSource, Mode};
 
 use crate::cli::GlobalArgs;
 use crate::{fsutil, Outcome, OutputFormat, UsageError};
@@ -84,9 +93,12 @@ pub struct SourceDecl {
     #[serde(default)]
     pub tables: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_interval_s: Option<u64>,
+    /// Debezium's snapshot mode (`initial`, `no_data`, …); left out, the sink's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_mode: Option<String>,
     /// TLS towards the database as the sink's API takes it (`disable` … `verify-full`); left
     /// out, the sink's default applies (`TUMBLEWEED_SOURCE_DEFAULT_SSLMODE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,28 +118,36 @@ pub struct ConsumerDecl {
     pub name: String,
     pub topics: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start: Option<String>,
+    pub start: Option<StartFrom>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<Vec<String>>,
     /// Filters and projections by topic (or `*`), as the sink's `POST /v1/consumers` takes
-    /// them; the sink validates the predicates.
+    /// them (the API's `FilterRule`: unknown keys are refused here, before anything is sent);
+    /// the sink validates the predicates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filters: Option<BTreeMap<String, FilterDecl>>,
+    pub filters: Option<BTreeMap<String, FilterRule>>,
 }
 
-/// One topic's filter: the shape of the sink's `filters` entries (see the README's
-/// "Filters and projections"). Unknown keys are refused here, before anything is sent.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FilterDecl {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ops: Option<Vec<String>>,
-    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
-    pub predicate: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub columns: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exclude_columns: Option<Vec<String>>,
+impl SourceDecl {
+    /// The request the sink would receive, the sink's defaults filled in, for the API's own
+    /// validation.
+    pub fn request(&self) -> CreateSource {
+        let mut v = serde_json::to_value(self).expect("serialisable");
+        // `${ENV}` references are resolved later: a placeholder password keeps the check of
+        // "password or password_secret, not both" meaningful.
+        if let Some(p) = v.get_mut("password") {
+            *p = Value::String("x".into());
+        }
+        serde_json::from_value(v).expect("the declaration is a subset of the request")
+    }
+}
+
+impl ConsumerDecl {
+    /// The request the sink would receive.
+    pub fn request(&self) -> CreateConsumer {
+        serde_json::from_value(serde_json::to_value(self).expect("serialisable"))
+            .expect("the declaration is a subset of the request")
+    }
 }
 
 /// Parses a declaration by extension.
@@ -156,43 +176,26 @@ pub fn parse_pipeline(path: &Path, text: &str) -> anyhow::Result<Pipeline> {
 fn validate(p: &Pipeline) -> Result<(), UsageError> {
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let names = p
-        .sources
-        .iter()
-        .map(|s| ("source", &s.name))
-        .chain(p.consumers.iter().map(|c| ("consumer", &c.name)));
-    for (kind, n) in names {
-        if n.is_empty()
-            || !n
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        {
-            problems.push(format!(
-                "{kind} name {n:?} must be non-empty [A-Za-z0-9._-]"
-            ));
-        }
-        if !seen.insert((kind, n.clone())) {
-            problems.push(format!("{kind} {n:?} is declared twice"));
-        }
-    }
     for s in &p.sources {
-        if let Some(m) = &s.mode {
-            if m != "tables" && m != "outbox" {
-                problems.push(format!(
-                    "source {}: mode must be \"tables\" or \"outbox\"",
-                    s.name
-                ));
-            }
+        if let Err(e) = s.request().check() {
+            problems.push(format!("source {:?}: {}", s.name, e.message));
+        }
+        if !seen.insert(("source", &s.name)) {
+            problems.push(format!("source {:?} is declared twice", s.name));
         }
     }
     for c in &p.consumers {
-        if let Some(st) = &c.start {
-            if st != "earliest" && st != "latest" {
-                problems.push(format!(
-                    "consumer {}: start must be \"earliest\" or \"latest\"",
-                    c.name
-                ));
-            }
+        if let Err(e) = check_consumer_name(&c.name) {
+            problems.push(e.message);
+        }
+        if c.topics.is_empty() {
+            problems.push(format!(
+                "consumer {:?}: topics must list at least one topic",
+                c.name
+            ));
+        }
+        if !seen.insert(("consumer", &c.name)) {
+            problems.push(format!("consumer {:?} is declared twice", c.name));
         }
     }
     if problems.is_empty() {
@@ -577,7 +580,7 @@ mod tests {
 
     fn source() -> SourceDecl {
         SourceDecl {
-            name: "pg-main".into(),
+            name: "pg_main".into(),
             host: "db".into(),
             port: 5432,
             database: "app".into(),
@@ -585,8 +588,9 @@ mod tests {
             password: "s3cret".into(),
             password_secret: None,
             tables: vec!["public.orders".into(), "public.items".into()],
-            mode: Some("tables".into()),
+            mode: Some(Mode::Tables),
             heartbeat_interval_s: None,
+            snapshot_mode: None,
             sslmode: None,
             sslrootcert: None,
         }
@@ -597,7 +601,7 @@ mod tests {
         let s = source();
         assert_eq!(decide_source(&s, None), Decision::Create);
         // The sink returns the config minus password, tables in another order, extra fields.
-        let cur = json!({"name":"pg-main","host":"db","port":5432,"database":"app","user":"debezium",
+        let cur = json!({"name":"pg_main","host":"db","port":5432,"database":"app","user":"debezium",
             "tables":["public.items","public.orders"],"mode":"tables","heartbeat_interval_s":10,"state":"RUNNING"});
         assert_eq!(decide_source(&s, Some(&cur)), Decision::Unchanged);
         let mut cur2 = cur.clone();
@@ -623,7 +627,7 @@ mod tests {
         let c = ConsumerDecl {
             name: "billing".into(),
             topics: vec!["a".into(), "b".into()],
-            start: Some("earliest".into()),
+            start: Some(StartFrom::Earliest),
             ops: Some(vec!["c".into(), "u".into()]),
             filters: None,
         };

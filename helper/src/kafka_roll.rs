@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::aws::describe_sdk_error;
 use crate::cli::{GlobalArgs, TfOutputArgs};
@@ -92,18 +92,12 @@ pub struct ServiceState {
     pub detail: String,
 }
 
-/// The cluster as `GET /v1/kafka/health` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Health {
-    pub brokers: Vec<i32>,
-    pub under_replicated: usize,
-    pub offline: usize,
-}
+/// The cluster as `GET /v1/kafka/health` shows it: the sink API's type.
+pub use tumbleweed_api::service::ClusterHealth as Health;
 
-impl Health {
-    fn in_sync(&self, brokers: usize) -> bool {
-        self.brokers.len() == brokers && self.under_replicated == 0 && self.offline == 0
-    }
+/// Every broker is in the metadata and every partition has its replicas in sync and a leader.
+fn in_sync(h: &Health, brokers: usize) -> bool {
+    h.brokers.len() == brokers && h.under_replicated == 0 && h.offline == 0
 }
 
 /// ECS, as the roll needs it.
@@ -200,7 +194,7 @@ pub async fn roll(
         .health()
         .await
         .context("reading the cluster's health before the roll")?;
-    if !h.in_sync(brokers) {
+    if !in_sync(&h, brokers) {
         bail!(
             "the cluster is not in sync, so no node is restarted: {} of {brokers} brokers, {} under-replicated and {} offline partitions; wait, or fix the cluster first",
             h.brokers.len(),
@@ -240,7 +234,7 @@ pub async fn roll(
         let synced = format!("the cluster was not in sync again after {}", node.key);
         wait_for(&synced, timeout, poll, || async {
             let h = cluster.health().await?;
-            Ok((!h.in_sync(brokers)).then(|| {
+            Ok((!in_sync(&h, brokers)).then(|| {
                 format!(
                     "{} of {brokers} brokers, {} under-replicated, {} offline partitions",
                     h.brokers.len(),
@@ -511,6 +505,7 @@ mod tests {
                 brokers: vec![101, 102, 103],
                 under_replicated: urp,
                 offline: 0,
+                ..Health::default()
             })
         }
     }

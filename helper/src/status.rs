@@ -7,8 +7,8 @@
 //! * ECS (`DescribeServices`, up to 10 services per call) for the services named in the
 //!   terraform outputs — desired/running/pending counts, status and rollout state;
 //! * the sink's operator API (only with `--sink-url`): `GET /v1/sources` for connector
-//!   states and `GET /v1/slots` for replication slot health. The sink is read leniently
-//!   (unknown fields kept, the usual state field names tried) because its API is young.
+//!   states and `GET /v1/slots` for replication slot health, read as the API's own types
+//!   (`tumbleweed_api`): a field the sink renames breaks the build here, not the output.
 //!
 //! Rendered as comfy-table tables or, with `--output json`, one JSON document. The
 //! command fails (exit 1) when a service has fewer running tasks than desired or the sink
@@ -18,7 +18,7 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
-use serde_json::Value;
+use tumbleweed_api::sources::{SlotList, SlotStatus, SlotView, SourceList, SourceView};
 
 use crate::aws::describe_sdk_error;
 use crate::cli::{GlobalArgs, TfOutputArgs};
@@ -55,9 +55,9 @@ pub struct StatusReport {
     pub cluster: String,
     pub services: Vec<ServiceStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sources: Option<Vec<Value>>,
+    pub sources: Option<Vec<SourceView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub slots: Option<Vec<Value>>,
+    pub slots: Option<Vec<SlotView>>,
     pub healthy: bool,
 }
 
@@ -128,53 +128,45 @@ pub async fn ecs_status(
     Ok(out)
 }
 
-fn list_in(v: Value, key: &str) -> Vec<Value> {
-    match v {
-        Value::Array(a) => a,
-        Value::Object(mut o) => match o.remove(key) {
-            Some(Value::Array(a)) => a,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    }
-}
-
-async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> anyhow::Result<Value> {
+/// `GET url` as the API type `T`; a non-2xx answer is reported with the sink's `error`.
+async fn get_api<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> anyhow::Result<T> {
     let mut req = http.get(url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
     let resp = req.send().await.with_context(|| format!("GET {url}"))?;
     let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let body = resp.bytes().await.with_context(|| format!("GET {url}"))?;
     if !status.is_success() {
-        let msg = body.get("error").and_then(Value::as_str).unwrap_or("");
+        let msg = serde_json::from_slice::<tumbleweed_api::ErrorBody>(&body)
+            .map(|e| e.error)
+            .unwrap_or_default();
         anyhow::bail!("GET {url}: HTTP {status} {msg}");
     }
-    Ok(body)
+    serde_json::from_slice(&body).with_context(|| {
+        format!(
+            "GET {url}: the answer is not the sink API this helper speaks (upgrade one of them)"
+        )
+    })
 }
 
-fn field(v: &Value, names: &[&str]) -> String {
-    for n in names {
-        match v.get(*n) {
-            Some(Value::String(s)) => return s.clone(),
-            Some(Value::Null) | None => continue,
-            Some(other) => return other.to_string(),
-        }
-    }
-    "-".into()
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), ToString::to_string)
 }
 
-/// Whether a service or slot row is healthy.
-pub fn is_healthy(services: &[ServiceStatus], slots: Option<&[Value]>) -> bool {
+/// Whether every service runs as desired and no slot is critical or has lost WAL.
+pub fn is_healthy(services: &[ServiceStatus], slots: Option<&[SlotView]>) -> bool {
     let svc_ok = services
         .iter()
         .all(|s| s.status == "ACTIVE" && s.running >= s.desired);
-    let slots_ok = slots.unwrap_or(&[]).iter().all(|s| {
-        let st = field(s, &["status"]).to_ascii_lowercase();
-        !matches!(st.as_str(), "unhealthy" | "lost" | "critical" | "error")
-            && field(s, &["wal_status"]) != "lost"
-    });
+    let slots_ok = slots
+        .unwrap_or(&[])
+        .iter()
+        .all(|s| s.status != SlotStatus::Critical && s.wal_status.as_deref() != Some("lost"));
     svc_ok && slots_ok
 }
 
@@ -192,14 +184,11 @@ pub async fn run(g: &GlobalArgs, a: StatusArgs) -> anyhow::Result<Outcome> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(15))
             .build()?;
-        sources = Some(list_in(
-            get_json(&http, &format!("{base}/v1/sources"), token.as_deref()).await?,
-            "sources",
-        ));
-        slots = Some(list_in(
-            get_json(&http, &format!("{base}/v1/slots"), token.as_deref()).await?,
-            "slots",
-        ));
+        let list: SourceList =
+            get_api(&http, &format!("{base}/v1/sources"), token.as_deref()).await?;
+        sources = Some(list.sources);
+        let list: SlotList = get_api(&http, &format!("{base}/v1/slots"), token.as_deref()).await?;
+        slots = Some(list.slots);
     }
     let healthy = is_healthy(&svc, slots.as_deref());
     let report = StatusReport {
@@ -243,9 +232,9 @@ fn print_text(r: &StatusReport) {
             .set_header(vec!["source", "mode", "connector state"]);
         for s in sources {
             t.add_row(vec![
-                field(s, &["name"]),
-                field(s, &["mode"]),
-                field(s, &["connector_state", "state", "status"]),
+                s.name.clone(),
+                s.mode.as_str().to_string(),
+                s.connector_state.to_string(),
             ]);
         }
         println!("{t}");
@@ -262,12 +251,12 @@ fn print_text(r: &StatusReport) {
         ]);
         for s in slots {
             t.add_row(vec![
-                field(s, &["source"]),
-                field(s, &["slot"]),
-                field(s, &["active"]),
-                field(s, &["retained_bytes"]),
-                field(s, &["wal_status"]),
-                field(s, &["status"]),
+                opt(&s.source),
+                s.slot.clone(),
+                s.active.to_string(),
+                opt(&s.retained_bytes),
+                opt(&s.wal_status),
+                s.status.as_str().to_string(),
             ]);
         }
         println!("{t}");
@@ -292,9 +281,31 @@ mod tests {
         };
         assert!(is_healthy(&[s(2)], None));
         assert!(!is_healthy(&[s(1)], None));
-        let slots = vec![serde_json::json!({"slot":"a","wal_status":"lost","status":"ok"})];
-        assert!(!is_healthy(&[s(2)], Some(&slots)));
-        assert_eq!(list_in(serde_json::json!({"slots":[1]}), "slots").len(), 1);
-        assert_eq!(list_in(serde_json::json!([1, 2]), "slots").len(), 2);
+        let slot = |wal_status: &str, status| SlotView {
+            slot: "tw_local_a".into(),
+            server: "db:5432".into(),
+            database: Some("app".into()),
+            slot_type: "logical".into(),
+            plugin: Some("pgoutput".into()),
+            active: true,
+            active_pid: Some(7),
+            retained_bytes: Some(1),
+            wal_status: Some(wal_status.into()),
+            safe_wal_size: None,
+            owned: true,
+            source: Some("a".into()),
+            orphan: false,
+            via: "a".into(),
+            status,
+        };
+        assert!(is_healthy(
+            &[s(2)],
+            Some(&[slot("reserved", SlotStatus::Warn)])
+        ));
+        assert!(!is_healthy(&[s(2)], Some(&[slot("lost", SlotStatus::Ok)])));
+        assert!(!is_healthy(
+            &[s(2)],
+            Some(&[slot("reserved", SlotStatus::Critical)])
+        ));
     }
 }
