@@ -5,12 +5,16 @@
 #   - PostgreSQL 15 binaries (normally already on the image)
 #   - promtool (for ops/check.sh) in .local/bin, taken from Debian's `prometheus` package
 #     without installing it, so no Prometheus service is set up or started
+#   - schemathesis (the sink's OpenAPI contract test, sink/tests/openapi_contract.rs) in
+#     .local/venv-schemathesis
 # Every failure prints one line naming the problem and exits non-zero.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.local/venv-moto"
 MOTO_SPEC='moto[server]==5.2.5'
+ST_VENV="$ROOT/.local/venv-schemathesis"
+ST_VERSION='4.32.5'
 
 fail() { echo "install-helper-test-tools: $*" >&2; exit 1; }
 
@@ -86,4 +90,13 @@ if ! "$PROMTOOL" --version >/dev/null 2>&1; then
 fi
 "$PROMTOOL" --version >/dev/null 2>&1 || fail "$PROMTOOL does not run"
 
-echo "install-helper-test-tools: ok (moto, docker-registry, skopeo, umoci, postgresql-15, promtool)"
+# 5. schemathesis in its own venv (its dependencies are not moto's).
+if ! "$ST_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('schemathesis') == '$ST_VERSION' else 1)" >/dev/null 2>&1; then
+  mkdir -p "$ROOT/.local"
+  [ -x "$ST_VENV/bin/python" ] || python3 -m venv "$ST_VENV" || fail "python3 -m venv $ST_VENV failed"
+  "$ST_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$ST_VERSION" >/dev/null \
+    || fail "pip install schemathesis==$ST_VERSION into $ST_VENV failed"
+fi
+[ -x "$ST_VENV/bin/st" ] || fail "$ST_VENV/bin/st missing after install"
+
+echo "install-helper-test-tools: ok (moto, docker-registry, skopeo, umoci, postgresql-15, promtool, schemathesis)"

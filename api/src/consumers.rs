@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// The key of a filter that applies to every topic without a filter of its own.
 pub const ALL_TOPICS: &str = "*";
@@ -63,6 +63,7 @@ pub struct CreateConsumer {
     pub ops: Option<Vec<String>>,
     /// Filters and projections by topic or `*`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = std::collections::HashMap<String, FilterRule>)]
     pub filters: Filters,
 }
 
@@ -74,6 +75,7 @@ pub struct ConsumerView {
     pub topics: Vec<String>,
     pub start: StartFrom,
     pub ops: Option<Vec<String>>,
+    #[schema(value_type = std::collections::HashMap<String, FilterRule>)]
     pub filters: Filters,
     pub created_at_ms: u64,
     /// Where its stream is: `/v1/consumers/{name}/events`.
@@ -196,4 +198,22 @@ pub struct PreviewResponse {
     pub checked: usize,
     pub delivered: usize,
     pub events: Vec<PreviewEvent>,
+}
+
+/// The query string of the events endpoints (`/v1/consumers/{name}/events`,
+/// `/v1/topics/{topic}/events`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The consumer token in the URL: refused unless the sink runs with
+    /// `TUMBLEWEED_ALLOW_QUERY_TOKEN=true` (URLs end up in access logs). Use
+    /// `Authorization: Bearer`, or a ticket from a browser.
+    pub token: Option<String>,
+    /// A single-use ticket (`POST /v1/consumers/{name}/tickets`): how a browser's
+    /// `EventSource`, which cannot send headers, opens a stream.
+    pub ticket: Option<String>,
+    /// Where to resume, for clients that cannot send the `Last-Event-ID` header.
+    pub last_event_id: Option<String>,
+    /// Where the live tail starts (`/v1/topics/{topic}/events` only; default `latest`).
+    pub start: Option<StartFrom>,
 }

@@ -9,7 +9,7 @@
 //! password field.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::FieldError;
 use crate::names::{check_source_name, TableName};
@@ -565,6 +565,14 @@ pub struct SlotList {
     pub slots: Vec<SlotView>,
     pub thresholds: WalThresholds,
     pub errors: Vec<ScanError>,
+}
+
+/// Query of `DELETE /v1/slots/{via}/{slot}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DropQuery {
+    /// The slot's name, typed back: dropping a slot cannot be undone.
+    pub confirm: Option<String>,
 }
 
 /// `DELETE /v1/slots/{via}/{slot}?confirm={slot}`: what was dropped, and where.

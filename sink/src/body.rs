@@ -8,7 +8,8 @@
 //! can put every refusal next to its field without guessing from the message.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -25,6 +26,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .await
             .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
         parse(&bytes).map(ApiJson)
+    }
+}
+
+/// A query string deserialized into `T`, or a 400 in the API's JSON error shape (axum's own
+/// `Query` answers in plain text, which no client of this API expects).
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))
     }
 }
 

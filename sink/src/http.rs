@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,6 +25,7 @@ use crate::auth::{self, AdminToken, MetricsTokens};
 use crate::consumers;
 use crate::consumers::registry::{ConsumerRecord, Registry, StartFrom};
 use crate::cursor::{self, CursorError};
+use crate::body::ApiQuery;
 use crate::error::{ApiError, ApiResult};
 use crate::filter;
 use crate::kafka::cursors::CursorStore;
@@ -36,6 +37,7 @@ use crate::sources::SourcesService;
 use crate::sse::{self, SseContext, StreamSpec};
 use crate::tickets::TicketStore;
 use tumbleweed_api::consumers::{AckRequest, AckResponse, Ticket};
+use tumbleweed_api::ErrorBody;
 use tumbleweed_api::service::{ClusterHealth, Health, Readiness, TopicList};
 
 /// Everything the handlers share.
@@ -85,6 +87,7 @@ pub fn router(
         .route("/v1/consumers/{name}/ack", post(ack))
         .route("/v1/consumers/{name}/tickets", post(issue_ticket))
         .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(crate::openapi::document))
         .route("/readyz", get(readyz))
         .with_state(state.clone());
     let metrics_api = Router::new()
@@ -132,7 +135,9 @@ fn with_security_headers(app: Router) -> Router {
     ))
 }
 
-async fn list_topics(State(st): Shared) -> ApiResult<Json<TopicList>> {
+#[utoipa::path(get, path = "/v1/topics", tag = "consumers", security(("admin" = [])),
+    responses((status = 200, body = TopicList), (status = 401, description = "No or a wrong admin token", body = ErrorBody), (status = 503, description = "Kafka did not answer; retry after `Retry-After`", body = ErrorBody)))]
+pub(crate) async fn list_topics(State(st): Shared) -> ApiResult<Json<TopicList>> {
     let topics = st.hub.meta().topics().await.map_err(kafka_unavailable)?;
     Ok(Json(TopicList { topics }))
 }
@@ -166,13 +171,7 @@ async fn feeds(hub: &FeedHub, topics: &[String]) -> ApiResult<Vec<Arc<TopicFeed>
 }
 
 /// The query string of the events endpoints (public for the query-parsing fuzz target).
-#[derive(Debug, Deserialize, Default)]
-pub struct EventsQuery {
-    pub token: Option<String>,
-    pub ticket: Option<String>,
-    pub last_event_id: Option<String>,
-    pub start: Option<StartFrom>,
-}
+pub use tumbleweed_api::consumers::EventsQuery;
 
 /// How a consumer request proves who it is.
 enum Credential<'a> {
@@ -262,7 +261,15 @@ async fn authenticate_consumer(
 
 /// `POST /v1/consumers/{name}/tickets` (consumer token in the header): a single-use ticket
 /// for opening one stream from a browser.
-async fn issue_ticket(
+#[utoipa::path(post, path = "/v1/consumers/{name}/tickets", tag = "streams",
+    security(("consumer" = [])),
+    params(("name" = String, Path, description = "Consumer name")),
+    responses(
+        (status = 201, body = Ticket),
+        (status = 401, description = "No or a wrong consumer token", body = ErrorBody),
+        (status = 503, description = "Kafka did not answer; retry after `Retry-After`", body = ErrorBody),
+    ))]
+pub(crate) async fn issue_ticket(
     State(st): Shared,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -465,10 +472,23 @@ fn admit(st: &AppState, consumer: Option<&str>) -> ApiResult<crate::limits::Stre
     })
 }
 
-async fn consumer_events(
+/// `GET /v1/consumers/{name}/events`: the consumer's stream.
+#[utoipa::path(get, path = "/v1/consumers/{name}/events", tag = "streams",
+    security(("consumer" = []), ("ticket" = [])),
+    params(("name" = String, Path, description = "Consumer name"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        EventsQuery),
+    responses(
+        (status = 200, description = "Server-Sent Events: `id:` is the resume cursor, `event: reset` and `event: gap` tell of history that is gone", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A Last-Event-ID that is not this consumer's", body = ErrorBody),
+        (status = 401, description = "No or a wrong consumer token or ticket", body = ErrorBody),
+        (status = 429, description = "This consumer has as many streams as it may; retry after `Retry-After`", body = ErrorBody),
+        (status = 503, description = "The sink is full or Kafka did not answer; retry after `Retry-After`", body = ErrorBody),
+    ))]
+pub(crate) async fn consumer_events(
     State(st): Shared,
     Path(name): Path<String>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
     peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -544,10 +564,21 @@ fn client_addr(peer: Option<Extension<PeerAddr>>, headers: &HeaderMap) -> Client
 }
 
 /// The operator's live tail of one topic (admin token; starts at the head by default).
-async fn tail_topic(
+#[utoipa::path(get, path = "/v1/topics/{topic}/events", tag = "consumers",
+    security(("admin" = [])),
+    params(("topic" = String, Path, description = "A change topic"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        EventsQuery),
+    responses(
+        (status = 200, description = "Server-Sent Events of the topic, from its head by default", content_type = "text/event-stream", body = String),
+        (status = 400, description = "An unknown topic or a Last-Event-ID of another topic", body = ErrorBody),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 503, description = "The sink is full or Kafka did not answer; retry after `Retry-After`", body = ErrorBody),
+    ))]
+pub(crate) async fn tail_topic(
     State(st): Shared,
     Path(topic): Path<String>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
     peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -605,10 +636,20 @@ async fn tail_topic(
     ))
 }
 
-async fn ack(
+/// `POST /v1/consumers/{name}/ack`: stores the consumer's position.
+#[utoipa::path(post, path = "/v1/consumers/{name}/ack", tag = "streams", request_body = AckRequest,
+    security(("consumer" = [])),
+    params(("name" = String, Path, description = "Consumer name")),
+    responses(
+        (status = 200, body = AckResponse),
+        (status = 400, description = "Not a cursor of this consumer", body = ErrorBody),
+        (status = 401, description = "No or a wrong consumer token", body = ErrorBody),
+        (status = 503, description = "Kafka did not answer; retry after `Retry-After`", body = ErrorBody),
+    ))]
+pub(crate) async fn ack(
     State(st): Shared,
     Path(name): Path<String>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<AckResponse>> {
@@ -631,14 +672,19 @@ async fn ack(
 
 /// Liveness: the process serves HTTP. Asks nothing of Kafka, so a broker blip does not get
 /// healthy sink tasks replaced.
-async fn healthz() -> Json<Health> {
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
     })
 }
 
 /// Readiness: the broker answers and the consumer registry is readable.
-async fn readyz(State(st): Shared) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, body = Readiness),
+    (status = 503, description = "The broker or the registry is not available", body = Readiness),
+))]
+pub(crate) async fn readyz(State(st): Shared) -> Response {
     let broker = st.hub.meta().reachable(Duration::from_secs(2)).await;
     let registry = match &broker {
         Ok(()) => st.registry.sync().await.map_err(|e| format!("{e:#}")),
@@ -669,20 +715,29 @@ async fn readyz(State(st): Shared) -> Response {
 }
 
 /// The deployment's health over the last minutes (see [`crate::stats`]).
-async fn stats(State(st): Shared) -> Json<Value> {
+#[utoipa::path(get, path = "/v1/stats", tag = "health", security(("admin" = [])),
+    responses((status = 200, description = "The last 15 minutes of health, for the UI's charts (shape owned by the UI, see README)", body = Object), (status = 401, description = "No or a wrong admin token", body = ErrorBody)))]
+pub(crate) async fn stats(State(st): Shared) -> Json<Value> {
     Json(st.stats.view())
 }
 
 /// The Kafka cluster's brokers and partition health, for operators and `tumbleweed kafka
 /// roll`. Kafka unreachable: 503 with `Retry-After`.
-async fn kafka_health(State(st): Shared) -> ApiResult<Json<ClusterHealth>> {
+#[utoipa::path(get, path = "/v1/kafka/health", tag = "health", security(("admin" = [])),
+    responses((status = 200, body = ClusterHealth), (status = 401, description = "No or a wrong admin token", body = ErrorBody), (status = 503, description = "Kafka did not answer; retry after `Retry-After`", body = ErrorBody)))]
+pub(crate) async fn kafka_health(State(st): Shared) -> ApiResult<Json<ClusterHealth>> {
     match st.hub.meta().cluster_health().await {
         Ok(h) => Ok(Json(h)),
         Err(e) => Err(ApiError::unavailable(format!("{e:#}"))),
     }
 }
 
-async fn metrics(State(st): Shared) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "health", security(("metrics" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, description = "A metrics token is configured and was not sent", body = ErrorBody),
+    ))]
+pub(crate) async fn metrics(State(st): Shared) -> Response {
     let mut out = String::with_capacity(4096);
     st.metrics.render(&mut out, &st.sse.replay.stats);
     let feeds = st.hub.started();

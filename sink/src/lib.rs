@@ -5,7 +5,6 @@
 //! - [`config`]: settings (flags and `TUMBLEWEED_*` environment);
 //! - [`auth`]: admin and consumer tokens;
 //! - [`body`]: the API's JSON body extractor (a 400 names the field from the deserializer's path);
-//! - [`registry`]: consumer registrations in a compacted Kafka topic, shared by replicas;
 //! - [`tickets`]: single-use stream tickets for browsers' EventSource;
 //! - [`cursor`]: the opaque SSE event id (a position in every subscribed partition);
 //! - [`kafka`]: Kafka consumption: shared per-topic readers with a recent-event buffer, a shared
@@ -17,10 +16,13 @@
 //! - [`limits`]: how many streams and connections are admitted;
 //! - [`memory`]: the process memory guard (`--memory-limit`);
 //! - [`sse`]: SSE delivery: framing, keepalive, resume, gap notices, slow consumers;
+//! - [`consumers`]: consumer registrations and their admin API (beside [`sources`]);
 //! - [`sources`]: PostgreSQL sources: Kafka Connect and PostgreSQL administration, WAL guard;
 //! - [`metrics`]: Prometheus counters and gauges;
 //! - [`emf`]: the same health as CloudWatch Embedded Metric Format lines (ECS, no agent);
 //! - [`stats`]: the last 15 minutes of health for the UI's charts, shared by replicas;
+//! - [`openapi`]: the OpenAPI document, generated from the `tumbleweed_api` types and the
+//!   handlers' annotations (`/v1/openapi.json`);
 //! - [`http`]: HTTP routing (API, SSE, UI);
 //! - [`server`]: wiring of the components and graceful shutdown.
 
@@ -38,6 +40,7 @@ pub mod kafka;
 pub mod limits;
 pub mod memory;
 pub mod metrics;
+pub mod openapi;
 
 pub mod server;
 pub mod sources;

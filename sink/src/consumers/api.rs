@@ -12,6 +12,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use tumbleweed_api::ErrorBody;
 use tumbleweed_api::consumers::{
     ConsumerDetail, ConsumerList, ConsumerView, CreateConsumer, CreatedConsumer, PreviewEvent,
     PreviewRequest, PreviewResponse,
@@ -45,6 +46,15 @@ fn view(r: &ConsumerRecord, live_lag_events: Option<u64>) -> ConsumerView {
 }
 
 /// `POST /v1/consumers`
+#[utoipa::path(post, path = "/v1/consumers", tag = "consumers", request_body = CreateConsumer,
+    security(("admin" = [])),
+    responses(
+        (status = 201, description = "Created; the token is shown this once", body = CreatedConsumer),
+        (status = 400, description = "A field breaks a rule (`field` names it)", body = ErrorBody),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 503, description = "Kafka did not answer; retry after `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn create(
     State(st): Shared,
     ApiJson(req): ApiJson<CreateConsumer>,
@@ -142,6 +152,11 @@ async fn start_fresh(st: &AppState, consumer: &ConsumerRecord) -> anyhow::Result
 }
 
 /// `GET /v1/consumers`
+#[utoipa::path(get, path = "/v1/consumers", tag = "consumers", security(("admin" = [])),
+    responses(
+        (status = 200, body = ConsumerList),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+    ))]
 pub async fn list(State(st): Shared) -> Json<ConsumerList> {
     let lag = st.metrics.consumer_lag();
     let consumers = st
@@ -154,6 +169,15 @@ pub async fn list(State(st): Shared) -> Json<ConsumerList> {
 }
 
 /// `GET /v1/consumers/{name}`
+#[utoipa::path(get, path = "/v1/consumers/{name}", tag = "consumers", security(("admin" = [])),
+    params(("name" = String, Path, description = "Consumer name")),
+    responses(
+        (status = 200, body = ConsumerDetail),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such consumer", body = ErrorBody),
+        (status = 410, description = "One of its topics no longer exists", body = ErrorBody),
+        (status = 503, description = "Kafka did not answer; retry after `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn get(State(st): Shared, Path(name): Path<String>) -> ApiResult<Json<ConsumerDetail>> {
     let (r, _) = st
         .registry
@@ -180,6 +204,14 @@ pub async fn get(State(st): Shared, Path(name): Path<String>) -> ApiResult<Json<
 }
 
 /// `DELETE /v1/consumers/{name}`
+#[utoipa::path(delete, path = "/v1/consumers/{name}", tag = "consumers", security(("admin" = [])),
+    params(("name" = String, Path, description = "Consumer name")),
+    responses(
+        (status = 204, description = "Deleted; its live streams end"),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such consumer", body = ErrorBody),
+        (status = 503, description = "Kafka did not answer; retry after `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn delete(State(st): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {
     if st.registry.delete(&name).await.map_err(kafka_unavailable)? {
         // Its acknowledged position goes with it (a new consumer of the same name also starts
@@ -197,6 +229,14 @@ pub async fn delete(State(st): Shared, Path(name): Path<String>) -> ApiResult<St
 /// (the same errors, field and position as creating the consumer), and what it would make of
 /// the topic's recent events: for each of the newest `limit`, whether it is delivered and the
 /// JSON delivered.
+#[utoipa::path(post, path = "/v1/filters/preview", tag = "consumers", request_body = PreviewRequest,
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = PreviewResponse),
+        (status = 400, description = "A field breaks a rule (`field` names it, `position` where a predicate does not parse)", body = ErrorBody),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 503, description = "Kafka did not answer; retry after `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn preview(
     State(st): Shared,
     ApiJson(req): ApiJson<PreviewRequest>,

@@ -25,7 +25,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -42,11 +42,12 @@ use super::model::{
 use super::registry::DeclaredSource;
 use super::wal_guard;
 use super::{postgres, SourcesService};
-use crate::body::ApiJson;
+use crate::body::{ApiJson, ApiQuery};
 use crate::consumers::registry::now_ms;
 use crate::error::{ApiError, ApiResult};
+use tumbleweed_api::ErrorBody;
 use tumbleweed_api::sources::{
-    CreateFailed, SlotDropped, SlotList, SourceList, SourceView, WalThresholds,
+    CreateFailed, DropQuery, SlotDropped, SlotList, SourceList, SourceView, WalThresholds,
 };
 
 type Svc = State<Arc<SourcesService>>;
@@ -68,6 +69,17 @@ fn db_failure(what: &str, e: anyhow::Error) -> ApiError {
 }
 
 /// `POST /v1/sources`
+#[utoipa::path(post, path = "/v1/sources", tag = "sources", request_body = CreateSource,
+    security(("admin" = [])),
+    responses(
+        (status = 201, description = "Created; the connector runs (or is starting)", body = SourceView),
+        (status = 400, description = "A field breaks a rule (`field` names it)", body = ErrorBody),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 422, description = "The database is not ready for it (wal_level, tables, rights, TLS)", body = ErrorBody),
+        (status = 502, description = "Kafka Connect or the database refused; a connector that failed to start was removed (`cleanup`)", body = CreateFailed),
+        (status = 503, description = "Kafka Connect, the registry or the database did not answer; retry after `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn create(State(svc): Svc, ApiJson(req): ApiJson<CreateSource>) -> ApiResult<Response> {
     let req = model::with_defaults(
         req,
@@ -201,6 +213,12 @@ fn registry_failure(e: anyhow::Error) -> ApiError {
 
 /// `GET /v1/sources`: the declared sources, with what Kafka Connect says of each (state
 /// `UNKNOWN` while Connect does not answer).
+#[utoipa::path(get, path = "/v1/sources", tag = "sources", security(("admin" = [])),
+    responses(
+        (status = 200, description = "Declared sources, and unfinished deletions (`declared: false`)", body = SourceList),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 503, description = "The source registry did not answer", body = ErrorBody),
+    ))]
 pub async fn list(State(svc): Svc) -> ApiResult<Json<SourceList>> {
     let declared = svc.stored_all().await?;
     let (statuses, connect_error) = match svc.connect.list_expanded().await {
@@ -236,6 +254,15 @@ pub async fn list(State(svc): Svc) -> ApiResult<Json<SourceList>> {
 }
 
 /// `GET /v1/sources/{name}`
+#[utoipa::path(get, path = "/v1/sources/{name}", tag = "sources", security(("admin" = [])),
+    params(("name" = String, Path, description = "Source name")),
+    responses(
+        (status = 200, body = SourceView),
+        (status = 400, description = "Not a valid source name", body = ErrorBody),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such source", body = ErrorBody),
+        (status = 503, description = "The source registry did not answer", body = ErrorBody),
+    ))]
 pub async fn get(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Json<SourceView>> {
     check_name(&name)?;
     let status = svc
@@ -265,6 +292,16 @@ pub async fn get(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Json<So
 }
 
 /// `DELETE /v1/sources/{name}`
+#[utoipa::path(delete, path = "/v1/sources/{name}", tag = "sources", security(("admin" = [])),
+    params(("name" = String, Path, description = "Source name")),
+    responses(
+        (status = 200, description = "What happened to each resource", body = DeleteReport),
+        (status = 400, description = "Not a valid source name", body = ErrorBody),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 409, description = "The connector was not created by Tumbleweed", body = ErrorBody),
+        (status = 502, description = "A step failed; what was done so far, and `error` (DELETE again to finish)", body = DeleteReport),
+        (status = 503, description = "A dependency did not answer; what was done so far, and `error`", body = DeleteReport),
+    ))]
 pub async fn delete(State(svc): Svc, Path(name): Path<String>) -> ApiResult<Response> {
     check_name(&name)?;
     let connector = connector_name(&name);
@@ -395,6 +432,12 @@ async fn teardown(
 }
 
 /// `GET /v1/slots`
+#[utoipa::path(get, path = "/v1/slots", tag = "sources", security(("admin" = [])),
+    responses(
+        (status = 200, description = "Replication slots on every source server, with retained WAL", body = SlotList),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 503, description = "The source registry did not answer", body = ErrorBody),
+    ))]
 pub async fn slots(State(svc): Svc) -> ApiResult<Json<SlotList>> {
     let sources = svc.stored_all().await?;
     let claims = svc.slot_claims().await;
@@ -416,20 +459,28 @@ pub async fn slots(State(svc): Svc) -> ApiResult<Json<SlotList>> {
     }))
 }
 
-/// Query of `DELETE /v1/slots/{source}/{slot}`.
-#[derive(Debug, Deserialize)]
-pub struct DropQuery {
-    /// The slot's name, typed back.
-    confirm: Option<String>,
-}
-
 /// `DELETE /v1/slots/{source}/{slot}?confirm={slot}`: drops an inactive orphan slot (and its
 /// publication if it is in the database of `{source}`), reached through `{source}`'s
 /// connection.
+#[utoipa::path(delete, path = "/v1/slots/{via}/{slot}", tag = "sources", security(("admin" = [])),
+    params(
+        ("via" = String, Path, description = "The source whose connection reaches the slot (`via` in `GET /v1/slots`)"),
+        ("slot" = String, Path, description = "The slot"),
+        DropQuery,
+    ),
+    responses(
+        (status = 200, body = SlotDropped),
+        (status = 400, description = "Not confirmed, or not a valid source name", body = ErrorBody),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such source or slot", body = ErrorBody),
+        (status = 409, description = "Not this deployment's slot, in use, or active", body = ErrorBody),
+        (status = 502, description = "The database refused", body = ErrorBody),
+        (status = 503, description = "Kafka Connect or the database did not answer", body = ErrorBody),
+    ))]
 pub async fn drop_orphan(
     State(svc): Svc,
     Path((source, slot)): Path<(String, String)>,
-    Query(query): Query<DropQuery>,
+    ApiQuery(query): ApiQuery<DropQuery>,
 ) -> ApiResult<Json<SlotDropped>> {
     check_name(&source)?;
     if query.confirm.as_deref() != Some(slot.as_str()) {
