@@ -17,15 +17,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Json, Router};
-use serde::Deserialize;
 use serde_json::Value;
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::auth::{self, AdminToken, MetricsTokens};
+use crate::body::ApiQuery;
 use crate::consumers;
 use crate::consumers::registry::{ConsumerRecord, Registry, StartFrom};
 use crate::cursor::{self, CursorError};
-use crate::body::ApiQuery;
 use crate::error::{ApiError, ApiResult};
 use crate::filter;
 use crate::kafka::cursors::CursorStore;
@@ -37,8 +36,8 @@ use crate::sources::SourcesService;
 use crate::sse::{self, SseContext, StreamSpec};
 use crate::tickets::TicketStore;
 use tumbleweed_api::consumers::{AckRequest, AckResponse, Ticket};
-use tumbleweed_api::ErrorBody;
 use tumbleweed_api::service::{ClusterHealth, Health, Readiness, TopicList};
+use tumbleweed_api::ErrorBody;
 
 /// Everything the handlers share.
 pub struct AppState {

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use tumbleweed_api::ErrorBody;
 use tumbleweed_api::consumers::{
     ConsumerDetail, ConsumerList, ConsumerView, CreateConsumer, CreatedConsumer, PreviewEvent,
     PreviewRequest, PreviewResponse,
 };
+use tumbleweed_api::ErrorBody;
 
 use super::registry::{self, ConsumerRecord, CreateError, StartFrom};
 use crate::auth;

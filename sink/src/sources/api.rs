@@ -29,7 +29,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 
 use super::claims::SlotClaims;
 use super::connect::{
@@ -45,10 +44,10 @@ use super::{postgres, SourcesService};
 use crate::body::{ApiJson, ApiQuery};
 use crate::consumers::registry::now_ms;
 use crate::error::{ApiError, ApiResult};
-use tumbleweed_api::ErrorBody;
 use tumbleweed_api::sources::{
     CreateFailed, DropQuery, SlotDropped, SlotList, SourceList, SourceView, WalThresholds,
 };
+use tumbleweed_api::ErrorBody;
 
 type Svc = State<Arc<SourcesService>>;
 
