@@ -573,3 +573,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "sse_tests.rs"]
+mod fake_feed_tests;
