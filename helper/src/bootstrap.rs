@@ -751,6 +751,26 @@ consumers:
     }
 
     #[test]
+    fn declarations_are_checked_by_the_apis_own_rules() {
+        // What the sink takes, the helper takes (it once refused sslmode and snapshot_mode).
+        let ok = "sources:\n  - name: s_1\n    host: h\n    database: d\n    user: u\n    tables: [public.t]\n    snapshot_mode: no_data\n    sslmode: verify-ca\n    sslrootcert: rds\n    mode: tables\n";
+        let p = parse_pipeline(Path::new("p.yaml"), ok).unwrap();
+        assert_eq!(p.sources[0].snapshot_mode.as_deref(), Some("no_data"));
+        // What the sink refuses, the helper refuses, with the sink's words.
+        for (yaml, says) in [
+            ("sources:\n  - {name: pg-main, host: h, database: d, user: u, tables: [public.t]}\n", "invalid source name \"pg-main\""),
+            ("sources:\n  - {name: s, host: h, database: d, user: u, tables: [t]}\n", "must be written schema.table"),
+            ("sources:\n  - {name: s, host: h, database: d, user: u, tables: [public.t], sslmode: verify}\n", "sslmode \"verify\" must be one of"),
+            ("sources:\n  - {name: s, host: h, database: d, user: u, tables: [public.t], snapshot_mode: sometimes}\n", "snapshot_mode must be one of"),
+            ("consumers:\n  - {name: Billing, topics: [t]}\n", "invalid consumer name \"Billing\""),
+            ("consumers:\n  - {name: b, topics: [t], start: now}\n", "unknown variant `now`"),
+        ] {
+            let e = format!("{:#}", parse_pipeline(Path::new("p.yaml"), yaml).unwrap_err());
+            assert!(e.contains(says), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
     fn tokens_file_is_private_and_merged() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("tokens.json");
