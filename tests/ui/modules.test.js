@@ -5,8 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SseParser } from '../../ui/api.js';
-import { validateSource } from '../../ui/pages/sources.js';
-import { filterFieldOf } from '../../ui/pages/consumers.js';
+import { readFileSync } from 'node:fs';
+import { validateSource, SOURCE_NAME } from '../../ui/pages/sources.js';
+import { filterFieldOf, CONSUMER_NAME } from '../../ui/pages/consumers.js';
 import { apiMessage } from '../../ui/forms.js';
 import { env, adminApi } from './lib.js';
 
@@ -17,6 +18,13 @@ function parse(chunks) {
   for (const c of chunks) p.push(c);
   return { events, retries };
 }
+
+test('the name rules are the published contract (api/openapi.json)', () => {
+  const doc = JSON.parse(readFileSync(new URL('../../api/openapi.json', import.meta.url), 'utf8'));
+  const schemas = doc.components.schemas;
+  assert.equal(SOURCE_NAME.source, schemas.CreateSource.properties.name.pattern);
+  assert.equal(CONSUMER_NAME.source, schemas.CreateConsumer.properties.name.pattern);
+});
 
 test('SSE parser: fields, multi-line data, comments, retry, id persistence', () => {
   const { events, retries } = parse([

@@ -230,7 +230,7 @@ export function sourceNewPage(main, ctx) {
 
 function describeCleanup(c) {
   if (!c || typeof c !== 'object') return String(c);
-  const r = c.report || c;
+  const r = c;
   const parts = ['connector', 'slot', 'publication'].filter((k) => r[k]).map((k) => `${k} ${r[k]}`);
   return parts.join(', ') + (c.error ? ` (${c.error})` : '');
 }
