@@ -19,7 +19,8 @@
 //! * [`check_source`]: is a PostgreSQL (optionally RDS) database ready for CDC?
 //! * [`bootstrap`]: declare sources and consumers in a file; create what is missing.
 //! * [`status`]: ECS service counts plus connector and slot health from the sink.
-//! * [`image`]: build an OCI image layout for the sink and push it, without a Docker daemon.
+//! * [`image`]: build an OCI image layout for the sink and push it, without a Docker daemon
+//!   (the registry protocol is `oci-client`'s, the documents `oci-spec`'s).
 //! * [`kafka_roll`]: move the Kafka node services to their new revision one node at a time,
 //!   waiting for ECS steady state and the cluster in sync, behind two small traits.
 //! * [`tail`]: follow a consumer's stream in the terminal, resuming after drops, never acking.
