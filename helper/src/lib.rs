@@ -24,6 +24,8 @@
 //! * [`kafka_roll`]: move the Kafka node services to their new revision one node at a time,
 //!   waiting for ECS steady state and the cluster in sync, behind two small traits.
 //! * [`tail`]: follow a consumer's stream in the terminal, resuming after drops, never acking.
+//! * [`wait`]: the one "poll until ready or a deadline" helper (on `backon`) behind
+//!   `bootstrap`, `whitelist` and `kafka_roll`.
 //! * [`fsutil`]: atomic file writes (temp file + rename).
 //!
 //! # Errors and exit codes
@@ -46,6 +48,7 @@ pub mod status;
 pub mod tail;
 pub mod tf_outputs;
 pub mod tfvars;
+pub mod wait;
 pub mod whitelist;
 
 use cli::{Cli, Command};
