@@ -38,6 +38,7 @@ use tumbleweed_api::names::check_consumer_name;
 use tumbleweed_api::sources::{CreateSource, Mode};
 
 use crate::cli::GlobalArgs;
+use crate::wait::{self, Pending};
 use crate::{fsutil, Outcome, OutputFormat, UsageError};
 
 #[derive(Debug, Clone, Args)]
@@ -357,23 +358,18 @@ impl SinkApi {
     /// `timeout` passes.
     pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
         let url = format!("{}/readyz", self.base);
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut last;
-        loop {
-            last = match self.http.get(&url).send().await {
-                Ok(r) if r.status() == reqwest::StatusCode::OK => return Ok(()),
-                Ok(r) => format!("HTTP {}", r.status()),
-                Err(e) => crate::one_line(&anyhow::Error::from(e)),
-            };
-            if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "the sink at {url} was not healthy after {}s (last: {last})",
-                    timeout.as_secs()
-                );
+        let timed_out = |last| {
+            let secs = timeout.as_secs();
+            anyhow!("the sink at {url} was not healthy after {secs}s (last: {last})")
+        };
+        wait::until(&url, timeout, Duration::from_secs(2), timed_out, || async {
+            match self.http.get(&url).send().await {
+                Ok(r) if r.status() == reqwest::StatusCode::OK => Ok(()),
+                Ok(r) => Err(Pending::NotYet(format!("HTTP {}", r.status()))),
+                Err(e) => Err(Pending::NotYet(crate::one_line(&e.into()))),
             }
-            tracing::info!("waiting for {url}: {last}");
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
+        })
+        .await
     }
 
     /// `GET /v1/{kind}/{name}`: `None` on 404.

@@ -27,7 +27,7 @@
 //! ECS and the cluster are reached through two small traits ([`NodeServices`],
 //! [`ClusterHealth`]) so the ordering and waiting are unit tested on their own.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
@@ -36,6 +36,7 @@ use serde::Serialize;
 use crate::aws::describe_sdk_error;
 use crate::cli::{GlobalArgs, TfOutputArgs};
 use crate::tf_outputs::TfOutputs;
+use crate::wait::{self, Pending};
 use crate::{Outcome, OutputFormat, UsageError};
 
 #[derive(Debug, Args)]
@@ -166,18 +167,18 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Option<String>>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let why = match check().await {
-            Ok(None) => return Ok(()),
-            Ok(Some(why)) => why,
-            Err(e) => format!("{e:#}"),
-        };
-        if Instant::now() >= deadline {
-            bail!("{what} within {} s; last seen: {why}", timeout.as_secs());
+    let timed_out = |why| anyhow!("{what} within {} s; last seen: {why}", timeout.as_secs());
+    wait::until(what, timeout, poll, timed_out, || {
+        let answer = check();
+        async {
+            match answer.await {
+                Ok(None) => Ok(()),
+                Ok(Some(why)) => Err(Pending::NotYet(why)),
+                Err(e) => Err(Pending::NotYet(format!("{e:#}"))),
+            }
         }
-        tokio::time::sleep(poll).await;
-    }
+    })
+    .await
 }
 
 /// Rolls `nodes` in order (see the module docs). `progress` gets one line per step.

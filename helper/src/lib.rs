@@ -19,10 +19,13 @@
 //! * [`check_source`]: is a PostgreSQL (optionally RDS) database ready for CDC?
 //! * [`bootstrap`]: declare sources and consumers in a file; create what is missing.
 //! * [`status`]: ECS service counts plus connector and slot health from the sink.
-//! * [`image`]: build an OCI image layout for the sink and push it, without a Docker daemon.
+//! * [`image`]: build an OCI image layout for the sink and push it, without a Docker daemon
+//!   (the registry protocol is `oci-client`'s, the documents `oci-spec`'s).
 //! * [`kafka_roll`]: move the Kafka node services to their new revision one node at a time,
 //!   waiting for ECS steady state and the cluster in sync, behind two small traits.
 //! * [`tail`]: follow a consumer's stream in the terminal, resuming after drops, never acking.
+//! * [`wait`]: the one "poll until ready or a deadline" helper (on `backon`) behind
+//!   `bootstrap`, `whitelist` and `kafka_roll`.
 //! * [`fsutil`]: atomic file writes (temp file + rename).
 //!
 //! # Errors and exit codes
@@ -45,6 +48,7 @@ pub mod status;
 pub mod tail;
 pub mod tf_outputs;
 pub mod tfvars;
+pub mod wait;
 pub mod whitelist;
 
 use cli::{Cli, Command};

@@ -35,6 +35,7 @@ use serde::Serialize;
 use crate::aws::{describe_sdk_error, error_code};
 use crate::cli::{GlobalArgs, TfOutputArgs};
 use crate::tf_outputs::TfOutputs;
+use crate::wait::{self, Pending};
 use crate::{cidr, tfvars, Outcome, OutputFormat, UsageError};
 
 #[derive(Debug, Args)]
@@ -242,31 +243,30 @@ impl PrefixLists for Ec2PrefixLists {
             });
         }
         // Wait until the modification has settled so a following read sees it.
-        let deadline = tokio::time::Instant::now() + self.settle_timeout;
-        loop {
-            let now = self.describe(&info.id).await?;
-            if !now.state.ends_with("in-progress") {
-                if now.state.ends_with("failed") {
-                    return Err(anyhow!(
-                        "prefix list {} ended in state {} after the change",
-                        info.id,
-                        now.state
-                    )
-                    .into());
+        let id = &info.id;
+        let timed_out = |state| {
+            anyhow!(
+                "prefix list {id} still {state} after {:?}",
+                self.settle_timeout
+            )
+        };
+        let settled = wait::until(
+            id,
+            self.settle_timeout,
+            Duration::from_secs(1),
+            timed_out,
+            || async {
+                let now = self.describe(id).await.map_err(Pending::Failed)?;
+                match now.state {
+                    s if s.ends_with("in-progress") => Err(Pending::NotYet(s)),
+                    s if s.ends_with("failed") => Err(Pending::Failed(anyhow!(
+                        "prefix list {id} ended in state {s} after the change"
+                    ))),
+                    _ => Ok(()),
                 }
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(anyhow!(
-                    "prefix list {} still {} after {:?}",
-                    info.id,
-                    now.state,
-                    self.settle_timeout
-                )
-                .into());
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+            },
+        );
+        Ok(settled.await?)
     }
 }
 

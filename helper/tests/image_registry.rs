@@ -153,6 +153,28 @@ fn build_and_push_without_a_daemon() {
     let built: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(built["layers"], 2);
 
+    // Reproducible: the same inputs in another layout give the same manifest digest (manifest
+    // and config are canonical JSON, whatever order the annotations are held in).
+    let again_layout = t.join("sink-oci-again");
+    let o = run(tumbleweed(None)
+        .args(["image", "build", "--binary"])
+        .arg(&binary)
+        .arg("--ui-dist")
+        .arg(&ui)
+        .args([
+            "--base",
+            &format!("{host}/base@{base_digest}"),
+            "--registry-insecure",
+            "--tag",
+            "t1",
+        ])
+        .arg("--layout")
+        .arg(&again_layout)
+        .args(["--output", "json"]));
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    let rebuilt: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rebuilt["manifest_digest"], built["manifest_digest"]);
+
     // A --platform the binary is not built for is refused before anything is fetched.
     let o = run(tumbleweed(None)
         .args(["image", "build", "--binary"])
@@ -206,6 +228,18 @@ fn build_and_push_without_a_daemon() {
     assert_eq!(remote["Architecture"], host_arch());
     assert_eq!(remote["Os"], "linux");
     assert_eq!(remote["Digest"], built["manifest_digest"]);
+    let manifest: Value = serde_json::from_str(&sh(Command::new(&skopeo)
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{dest}"))))
+    .unwrap();
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.name"],
+        format!("{host}/base")
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.digest"],
+        base_digest
+    );
     let config: Value = serde_json::from_str(&sh(Command::new(&skopeo)
         .args(["inspect", "--config", "--tls-verify=false"])
         .arg(format!("docker://{dest}"))))

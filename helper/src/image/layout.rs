@@ -4,29 +4,55 @@
 //!
 //! `image build` writes a standard OCI image layout (`oci-layout`, `index.json`,
 //! `blobs/sha256/*`) that any OCI tool can read (`skopeo inspect oci:DIR:TAG`), and that
-//! `image push` uploads. Blobs are content-addressed and written atomically, so a rebuild
-//! re-uses base layers already fetched. The sink layer is built reproducibly: entries in a
-//! fixed order, owner root, fixed modification time (`SOURCE_DATE_EPOCH`, default 0), and
-//! gzip without a timestamp — the same binary gives the same digest.
+//! `image push` uploads. The documents are `oci-spec`'s types; the directory handling is
+//! ours (neither `oci-spec` nor `oci-client` reads or writes layouts). Blobs are
+//! content-addressed and written atomically, so a rebuild re-uses base layers already
+//! fetched. The sink layer is built reproducibly: entries in a fixed order, owner root,
+//! fixed modification time (`SOURCE_DATE_EPOCH`, default 0), and gzip without a timestamp;
+//! manifest and config are canonical JSON (sorted keys: `oci-spec` keeps annotations and
+//! labels in hash maps) — the same binary gives the same digest.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 use flate2::{write::GzEncoder, Compression};
-use serde_json::{json, Value};
+use oci_spec::image::{
+    Descriptor, DescriptorBuilder, ImageIndex, ImageIndexBuilder, MediaType, ANNOTATION_REF_NAME,
+};
+use serde::Serialize;
 
 use super::registry::digest_of;
 use crate::fsutil;
 
-pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
-pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-
 /// Where the sink binary and UI go inside the image.
 pub const BINARY_PATH: &str = "usr/local/bin/tumbleweed-sink";
 pub const UI_PATH: &str = "usr/share/tumbleweed/ui";
+
+/// `value` as canonical JSON (sorted keys, no whitespace), the form whose digest is stable.
+pub fn canonical_json(value: &impl Serialize) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, olpc_cjson::CanonicalFormatter::new());
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
+/// A descriptor of `size` bytes with `digest`.
+pub fn descriptor(media_type: MediaType, digest: &str, size: usize) -> anyhow::Result<Descriptor> {
+    Ok(DescriptorBuilder::default()
+        .media_type(media_type)
+        .digest(digest.parse::<oci_spec::image::Digest>()?)
+        .size(size as u64)
+        .build()?)
+}
+
+/// The tag an index entry carries (`org.opencontainers.image.ref.name`).
+fn ref_name(desc: &Descriptor) -> Option<&str> {
+    desc.annotations()
+        .as_ref()?
+        .get(ANNOTATION_REF_NAME)
+        .map(String::as_str)
+}
 
 pub struct Layout {
     pub dir: PathBuf,
@@ -92,41 +118,38 @@ impl Layout {
     }
 
     /// Points `index.json` at a manifest (replacing any entry with the same tag).
-    pub fn set_index(&self, manifest_desc: Value) -> anyhow::Result<()> {
-        let tag = manifest_desc["annotations"][REF_NAME].clone();
-        let mut manifests: Vec<Value> = self
+    pub fn set_index(&self, manifest_desc: Descriptor) -> anyhow::Result<()> {
+        let mut manifests = self
             .read_index()
-            .ok()
-            .and_then(|i| i.get("manifests").and_then(Value::as_array).cloned())
+            .map(|i| i.manifests().clone())
             .unwrap_or_default();
-        manifests.retain(|m| m["annotations"][REF_NAME] != tag);
+        manifests.retain(|m| ref_name(m) != ref_name(&manifest_desc));
         manifests.push(manifest_desc);
-        let index = json!({
-            "schemaVersion": 2,
-            "mediaType": super::registry::OCI_INDEX,
-            "manifests": manifests,
-        });
+        let index = ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(manifests)
+            .build()?;
         fsutil::write_atomic(
             &self.dir.join("index.json"),
-            serde_json::to_string_pretty(&index)?.as_bytes(),
+            index.to_string_pretty()?.as_bytes(),
             Some(0o644),
         )
     }
 
-    pub fn read_index(&self) -> anyhow::Result<Value> {
+    pub fn read_index(&self) -> anyhow::Result<ImageIndex> {
         let p = self.dir.join("index.json");
         let t = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_str(&t).with_context(|| format!("parsing {}", p.display()))
     }
 
     /// The manifest descriptor for `tag` (or the only one when `tag` is `None`).
-    pub fn find_manifest(&self, tag: Option<&str>) -> anyhow::Result<Value> {
-        let index = self.read_index()?;
-        let list = index["manifests"].as_array().cloned().unwrap_or_default();
+    pub fn find_manifest(&self, tag: Option<&str>) -> anyhow::Result<Descriptor> {
+        let list = self.read_index()?.manifests().clone();
         match tag {
             Some(t) => list
                 .into_iter()
-                .find(|m| m["annotations"][REF_NAME] == t)
+                .find(|m| ref_name(m) == Some(t))
                 .ok_or_else(|| anyhow!("no image tagged {t:?} in {}", self.dir.display())),
             None if list.len() == 1 => Ok(list.into_iter().next().unwrap()),
             None => Err(anyhow!(

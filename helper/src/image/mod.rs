@@ -15,9 +15,19 @@
 //! * **push**: for each blob, `HEAD` first (skip what the registry has); base layers on
 //!   the same registry are cross-repository *mounted*; everything else is uploaded
 //!   monolithically (`POST` + `PUT ?digest=`) from the layout — pull-then-push; the
-//!   manifest goes last, so a tag never points at missing blobs. ECR credentials come from
-//!   `GetAuthorizationToken`; `--registry-insecure` means plain HTTP without auth (a local
-//!   test registry).
+//!   manifest goes last, byte for byte as built, so a tag never points at missing blobs and
+//!   the pushed digest is the built one. ECR credentials come from `GetAuthorizationToken`;
+//!   `--registry-insecure` means plain HTTP without auth (a local test registry).
+//!
+//! The wire protocol is `oci-client`'s and the documents are `oci-spec`'s types (see
+//! [`registry`], [`layout`]); this module decides *what* to fetch, build and push. We do not
+//! use `oci-client`'s own `pull`/`push`: `pull` keeps layers in memory and knows no layout,
+//! and `push` uploads every blob without the `HEAD` check or the mounts, and re-serialises
+//! the manifest (a different digest than the one `build` reported).
+//!
+//! The base config is read into `oci-spec`'s `ImageConfiguration`, so fields outside the
+//! OCI image spec (Docker's `Healthcheck`, `OnBuild`, ...) are not carried over; distroless
+//! has none, and ECS takes health checks from the task definition.
 //!
 //! The default base, [`DEFAULT_BASE`], is pinned by digest so builds are repeatable; to
 //! move it, resolve the new digest (`skopeo inspect docker://gcr.io/distroless/cc-debian12`)
@@ -27,23 +37,26 @@ pub mod layout;
 pub mod reference;
 pub mod registry;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use base64::Engine;
 use clap::{Args, Subcommand};
+use oci_client::manifest::OciImageManifest;
+use oci_spec::image::{
+    Arch, HistoryBuilder, ImageConfiguration, ImageManifest, ImageManifestBuilder, MediaType, Os,
+    PlatformBuilder, ANNOTATION_BASE_IMAGE_DIGEST, ANNOTATION_BASE_IMAGE_NAME, ANNOTATION_REF_NAME,
+};
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::aws::describe_sdk_error;
 use crate::cli::{GlobalArgs, TfOutputArgs};
 use crate::tf_outputs::TfOutputs;
 use crate::{Outcome, OutputFormat, UsageError};
-use layout::{Layout, BASE_DIGEST, BASE_NAME, OCI_CONFIG, OCI_LAYER_GZIP, REF_NAME};
+use layout::{canonical_json, descriptor, Layout};
 use reference::Reference;
-use registry::{
-    Credentials, Mount, Registry, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
-};
+use registry::{Credentials, Registry};
 
 /// The pinned base: distroless `cc` (glibc, libgcc, CA certificates; no shell) on Debian 12,
 /// referenced by the digest of its multi-platform index.
@@ -171,14 +184,12 @@ fn ecs_architecture(oci_arch: &str) -> Option<&'static str> {
 }
 
 /// Converts Docker media types of base layers to their OCI equivalents.
-fn oci_layer_type(media: &str) -> anyhow::Result<&'static str> {
+fn oci_layer_type(media: &str) -> anyhow::Result<MediaType> {
     match media {
         "application/vnd.oci.image.layer.v1.tar+gzip"
-        | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Ok(OCI_LAYER_GZIP),
-        "application/vnd.oci.image.layer.v1.tar+zstd" => {
-            Ok("application/vnd.oci.image.layer.v1.tar+zstd")
-        }
-        "application/vnd.oci.image.layer.v1.tar" => Ok("application/vnd.oci.image.layer.v1.tar"),
+        | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Ok(MediaType::ImageLayerGzip),
+        "application/vnd.oci.image.layer.v1.tar+zstd" => Ok(MediaType::ImageLayerZstd),
+        "application/vnd.oci.image.layer.v1.tar" => Ok(MediaType::ImageLayer),
         other => bail!("unsupported base layer media type {other}"),
     }
 }
@@ -223,59 +234,35 @@ fn cargo_build_sink() -> anyhow::Result<PathBuf> {
 pub struct BaseImage {
     pub reference: Reference,
     /// The platform-specific manifest.
-    pub manifest: Value,
-    pub config: Value,
+    pub manifest: OciImageManifest,
+    pub config: ImageConfiguration,
     /// Digest of `manifest`.
     pub digest: String,
 }
 
-/// Fetches the base image for `platform` into `layout` (layers as blobs).
+/// Fetches the base image for `os/arch` into `layout` (layers as blobs); `reg` was made for
+/// that platform, and picks it from an index.
 pub async fn fetch_base(
     reg: &Registry,
     base: &Reference,
-    platform: &str,
+    (os, arch): (&str, &str),
     layout: &Layout,
 ) -> anyhow::Result<BaseImage> {
-    let (os, arch) = platform
-        .split_once('/')
-        .ok_or_else(|| UsageError(format!("--platform {platform:?}: expected OS/ARCH")))?;
-    let (mut media, mut bytes, mut digest) =
-        reg.get_manifest(&base.repository, base.reference()).await?;
-    if media == OCI_INDEX || media == DOCKER_LIST {
-        let index: Value = serde_json::from_slice(&bytes).context("parsing the base index")?;
-        let chosen = index["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch)
-            .and_then(|m| m["digest"].as_str())
-            .ok_or_else(|| anyhow!("base {base} has no image for {platform}"))?
-            .to_string();
-        (media, bytes, digest) = reg.get_manifest(&base.repository, &chosen).await?;
-    }
-    if media != OCI_MANIFEST && media != DOCKER_MANIFEST {
-        bail!("base {base}: unsupported manifest type {media:?}");
-    }
-    let manifest: Value = serde_json::from_slice(&bytes).context("parsing the base manifest")?;
-    let config_digest = manifest["config"]["digest"]
-        .as_str()
-        .ok_or_else(|| anyhow!("base manifest without config digest"))?;
-    let config_bytes = reg.get_blob(&base.repository, config_digest).await?;
-    let config: Value = serde_json::from_slice(&config_bytes).context("parsing the base config")?;
-    if config["os"] != os || config["architecture"] != arch {
+    let (manifest, digest) = reg.image_manifest(base).await?;
+    let config_bytes = reg.get_blob(base, &manifest.config.digest).await?;
+    let config: ImageConfiguration =
+        serde_json::from_slice(&config_bytes).context("parsing the base config")?;
+    if *config.os() != Os::from(os) || *config.architecture() != Arch::from(arch) {
         bail!(
-            "base {base} is {}/{}, not {platform}",
-            config["os"].as_str().unwrap_or("?"),
-            config["architecture"].as_str().unwrap_or("?")
+            "base {base} is {}/{}, not {os}/{arch}",
+            config.os(),
+            config.architecture()
         );
     }
-    for l in manifest["layers"].as_array().into_iter().flatten() {
-        let d = l["digest"]
-            .as_str()
-            .ok_or_else(|| anyhow!("base layer without digest"))?;
-        if !layout.has_blob(d) {
-            tracing::info!("fetching base layer {d}");
-            let data = reg.get_blob(&base.repository, d).await?;
+    for l in &manifest.layers {
+        if !layout.has_blob(&l.digest) {
+            tracing::info!("fetching base layer {}", l.digest);
+            let data = reg.get_blob(base, &l.digest).await?;
             layout.put_blob(&data)?;
         }
     }
@@ -303,62 +290,79 @@ pub fn assemble(
         mut config,
     } = base;
     let layer_digest = layout.put_blob(&ours.gz)?;
-    let cfg = config
-        .as_object_mut()
-        .ok_or_else(|| anyhow!("base config is not an object"))?;
-    let inner = cfg.entry("config").or_insert_with(|| json!({}));
-    inner["Entrypoint"] = json!([format!("/{}", layout::BINARY_PATH)]);
-    inner["Cmd"] = Value::Null;
-    inner["User"] = json!(user);
-    cfg.entry("rootfs")
-        .or_insert_with(|| json!({"type": "layers", "diff_ids": []}))["diff_ids"]
-        .as_array_mut()
-        .ok_or_else(|| anyhow!("base config without rootfs.diff_ids"))?
-        .push(json!(ours.diff_id));
-    let history = cfg.entry("history").or_insert_with(|| json!([]));
-    if let Some(h) = history.as_array_mut() {
-        h.push(json!({"created": created, "created_by": "tumbleweed image build", "comment": "tumbleweed-sink"}));
-    }
-    cfg.insert("created".into(), json!(created));
-    let config_bytes = serde_json::to_vec(&config)?;
+    let mut inner = config.config().clone().unwrap_or_default();
+    inner.set_entrypoint(Some(vec![format!("/{}", layout::BINARY_PATH)]));
+    inner.set_cmd(None);
+    inner.set_user(Some(user.to_string()));
+    config.set_config(Some(inner));
+    config
+        .rootfs_mut()
+        .diff_ids_mut()
+        .push(ours.diff_id.clone());
+    let history = HistoryBuilder::default()
+        .created(created)
+        .created_by("tumbleweed image build")
+        .comment("tumbleweed-sink")
+        .build()?;
+    config
+        .history_mut()
+        .get_or_insert_with(Vec::new)
+        .push(history);
+    config.set_created(Some(created.to_string()));
+    let config_bytes = canonical_json(&config)?;
     let config_digest = layout.put_blob(&config_bytes)?;
 
     let mut layers = Vec::new();
-    for l in base_manifest["layers"].as_array().into_iter().flatten() {
-        layers.push(json!({
-            "mediaType": oci_layer_type(l["mediaType"].as_str().unwrap_or(""))?,
-            "digest": l["digest"],
-            "size": l["size"],
-        }));
+    for l in &base_manifest.layers {
+        let size = usize::try_from(l.size).context("base layer size")?;
+        layers.push(descriptor(oci_layer_type(&l.media_type)?, &l.digest, size)?);
     }
-    layers
-        .push(json!({"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": ours.gz.len()}));
+    layers.push(descriptor(
+        MediaType::ImageLayerGzip,
+        &layer_digest,
+        ours.gz.len(),
+    )?);
     let count = layers.len();
-    let annotations = json!({BASE_NAME: base_ref.name(), BASE_DIGEST: base_digest});
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_bytes.len()},
-        "layers": layers,
-        "annotations": annotations,
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest)?;
+    let mut annotations = HashMap::from([
+        (
+            ANNOTATION_BASE_IMAGE_NAME.to_string(),
+            reference::name(&base_ref),
+        ),
+        (ANNOTATION_BASE_IMAGE_DIGEST.to_string(), base_digest),
+    ]);
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor(
+            MediaType::ImageConfig,
+            &config_digest,
+            config_bytes.len(),
+        )?)
+        .layers(layers)
+        .annotations(annotations.clone())
+        .build()?;
+    let manifest_bytes = canonical_json(&manifest)?;
     let manifest_digest = layout.put_blob(&manifest_bytes)?;
-    let mut desc_ann = annotations;
-    desc_ann[REF_NAME] = json!(tag);
-    layout.set_index(json!({
-        "mediaType": OCI_MANIFEST,
-        "digest": manifest_digest,
-        "size": manifest_bytes.len(),
-        "platform": {"os": config["os"], "architecture": config["architecture"]},
-        "annotations": desc_ann,
-    }))?;
+    annotations.insert(ANNOTATION_REF_NAME.to_string(), tag.to_string());
+    let mut desc = descriptor(
+        MediaType::ImageManifest,
+        &manifest_digest,
+        manifest_bytes.len(),
+    )?;
+    desc.set_platform(Some(
+        PlatformBuilder::default()
+            .os(config.os().clone())
+            .architecture(config.architecture().clone())
+            .build()?,
+    ));
+    desc.set_annotations(Some(annotations));
+    layout.set_index(desc)?;
     Ok((manifest_digest, count))
 }
 
 async fn build(g: &GlobalArgs, a: BuildArgs) -> anyhow::Result<Outcome> {
-    let base = Reference::parse(&a.base)?;
-    if base.digest.is_none() {
+    let base = reference::parse(&a.base)?.reference;
+    if base.digest().is_none() {
         tracing::warn!("base {base} is not pinned by digest: builds are not repeatable");
     }
     let binary = match &a.binary {
@@ -366,6 +370,9 @@ async fn build(g: &GlobalArgs, a: BuildArgs) -> anyhow::Result<Outcome> {
         None => cargo_build_sink()?,
     };
     let platform = build_platform(&binary, a.platform.as_deref())?;
+    let (os, arch) = platform
+        .split_once('/')
+        .ok_or_else(|| UsageError(format!("--platform {platform:?}: expected OS/ARCH")))?;
     let ui = a.ui_dist.is_dir().then_some(a.ui_dist.as_path());
     let mtime = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
@@ -376,10 +383,10 @@ async fn build(g: &GlobalArgs, a: BuildArgs) -> anyhow::Result<Outcome> {
     let creds = if a.registry_insecure {
         Credentials::Anonymous
     } else {
-        credentials_for(g, &base.registry).await?
+        credentials_for(g, base.registry()).await?
     };
-    let reg = Registry::new(&base.registry, a.registry_insecure, creds)?;
-    let base_image = fetch_base(&reg, &base, &platform, &layout)
+    let reg = Registry::new(&base, a.registry_insecure, creds, Some((os, arch))).await?;
+    let base_image = fetch_base(&reg, &base, (os, arch), &layout)
         .await
         .with_context(|| format!("fetching base image {base}"))?;
     let (digest, layers) = assemble(
@@ -443,10 +450,7 @@ async fn credentials_for(g: &GlobalArgs, host: &str) -> anyhow::Result<Credentia
     let (user, password) = text
         .split_once(':')
         .ok_or_else(|| anyhow!("malformed ECR authorization token"))?;
-    Ok(Credentials::Basic {
-        user: user.into(),
-        password: password.into(),
-    })
+    Ok(Credentials::Basic(user.into(), password.into()))
 }
 
 /// What `image push` did.
@@ -459,103 +463,106 @@ pub struct PushReport {
     pub skipped: Vec<String>,
 }
 
-/// Pushes the image `tag` (or the only one) of `layout` to `dest`.
+/// Pushes the image `tag` (or the only one) of `layout` to the repository of `dest`, under
+/// `dest_tag`, else the tag recorded in the layout, else `latest`.
 pub async fn push_layout(
     reg: &Registry,
     layout: &Layout,
     tag: Option<&str>,
     dest: &Reference,
+    dest_tag: Option<&str>,
 ) -> anyhow::Result<PushReport> {
     let desc = layout.find_manifest(tag)?;
-    let mdigest = desc["digest"]
-        .as_str()
-        .ok_or_else(|| anyhow!("index entry without digest"))?;
-    let manifest_bytes = layout.read_blob(mdigest)?;
-    let manifest: Value = serde_json::from_slice(&manifest_bytes)?;
-    let base_name = manifest["annotations"][BASE_NAME]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let mount_from = base_name
-        .strip_prefix(&format!("{}/", reg.host()))
-        .filter(|r| *r != dest.repository)
-        .map(str::to_string);
+    let mdigest = desc.digest().to_string();
+    let manifest_bytes = layout.read_blob(&mdigest)?;
+    let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
+        .with_context(|| format!("parsing manifest {mdigest}"))?;
+    // The base's repository, when it is on the destination registry: its layers are mounted.
+    let mount_from = manifest
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_BASE_IMAGE_NAME))
+        .and_then(|n| reference::parse(n).ok())
+        .map(|p| p.reference)
+        .filter(|r| r.registry() == dest.registry() && r.repository() != dest.repository());
     let mut rep = PushReport::default();
-    let mut blobs = vec![manifest["config"]["digest"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()];
-    let layer_count = manifest["layers"].as_array().map(Vec::len).unwrap_or(0);
-    for l in manifest["layers"].as_array().into_iter().flatten() {
-        blobs.push(l["digest"].as_str().unwrap_or("").to_string());
-    }
+    let mut blobs = vec![manifest.config().digest().to_string()];
+    let layer_count = manifest.layers().len();
+    blobs.extend(manifest.layers().iter().map(|l| l.digest().to_string()));
     for (i, digest) in blobs.iter().enumerate() {
-        if digest.is_empty() {
-            bail!("manifest {mdigest} has a descriptor without digest");
-        }
-        if reg.blob_exists(&dest.repository, digest).await? {
+        if reg.blob_exists(dest, digest).await? {
             rep.skipped.push(digest.clone());
             continue;
         }
         // Base layers (all but the config, index 0, and our last layer) can be mounted.
         let is_base_layer = i >= 1 && i < layer_count;
-        let mut location = None;
         if let (true, Some(from)) = (is_base_layer, &mount_from) {
-            match reg.mount(&dest.repository, digest, from).await {
-                Ok(Mount::Mounted) => {
+            match reg.mount(dest, digest, from).await {
+                Ok(()) => {
                     rep.mounted.push(digest.clone());
                     continue;
                 }
-                Ok(Mount::NotMounted(loc)) => location = Some(loc),
-                Err(e) => tracing::info!("mount of {digest} from {from} failed, uploading: {e:#}"),
+                Err(e) => tracing::info!("{digest} not mounted, uploading: {e:#}"),
             }
         }
-        let data = layout.read_blob(digest)?;
-        let loc = match location {
-            Some(l) => l,
-            None => reg.start_upload(&dest.repository).await?,
-        };
-        reg.finish_upload(&dest.repository, &loc, digest, data)
-            .await?;
+        reg.upload(dest, digest, layout.read_blob(digest)?).await?;
         rep.uploaded.push(digest.clone());
     }
-    let reference = dest
-        .tag
+    let reference = dest_tag
+        .or_else(|| {
+            desc.annotations()
+                .as_ref()?
+                .get(ANNOTATION_REF_NAME)
+                .map(String::as_str)
+        })
+        .unwrap_or("latest")
+        .to_string();
+    let media = manifest
+        .media_type()
         .clone()
-        .or_else(|| desc["annotations"][REF_NAME].as_str().map(str::to_string))
-        .unwrap_or_else(|| "latest".into());
-    let media = manifest["mediaType"].as_str().unwrap_or(OCI_MANIFEST);
-    let digest = reg
-        .put_manifest(&dest.repository, &reference, media, manifest_bytes)
-        .await?;
-    rep.reference = format!("{}:{reference}", dest.name());
-    rep.manifest_digest = digest;
+        .unwrap_or(MediaType::ImageManifest)
+        .to_string();
+    let target = Reference::with_tag(
+        dest.registry().to_string(),
+        dest.repository().to_string(),
+        reference.clone(),
+    );
+    rep.manifest_digest = reg.put_manifest(&target, &media, manifest_bytes).await?;
+    rep.reference = format!("{}:{reference}", reference::name(dest));
     Ok(rep)
 }
 
 async fn push(g: &GlobalArgs, a: PushArgs) -> anyhow::Result<Outcome> {
     let layout = Layout::open(&a.layout)?;
-    let dest = match &a.to {
-        Some(r) => Reference::parse(r)?,
+    let parsed = match &a.to {
+        Some(r) => reference::parse(r)?,
         None => {
             let outputs = TfOutputs::load(&a.tf)?;
             check_architecture(&layout, a.tag.as_deref(), &outputs)?;
-            Reference::parse(&outputs.string("ecr_repository_url")?)?
+            reference::parse(&outputs.string("ecr_repository_url")?)?
         }
     };
-    let mut dest = dest;
-    if dest.tag.is_none() {
-        dest.tag = a.tag.clone();
-    }
+    let dest = parsed.reference;
+    let dest_tag = match parsed.tag_given {
+        true => dest.tag().map(str::to_string),
+        false => a.tag.clone(),
+    };
     let creds = if a.registry_insecure {
         Credentials::Anonymous
     } else {
-        credentials_for(g, &dest.registry).await?
+        credentials_for(g, dest.registry()).await?
     };
-    let reg = Registry::new(&dest.registry, a.registry_insecure, creds)?;
-    let rep = push_layout(&reg, &layout, a.tag.as_deref(), &dest)
+    let reg = Registry::new(&dest, a.registry_insecure, creds, None).await?;
+    let rep = push_layout(&reg, &layout, a.tag.as_deref(), &dest, dest_tag.as_deref())
         .await
-        .with_context(|| format!("pushing to {dest}"))?;
+        .with_context(|| {
+            let tag = dest_tag.as_deref().map(|t| format!(":{t}"));
+            format!(
+                "pushing to {}{}",
+                reference::name(&dest),
+                tag.unwrap_or_default()
+            )
+        })?;
     match g.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rep)?),
         OutputFormat::Text => println!(
@@ -583,7 +590,11 @@ fn check_architecture(
         return Ok(());
     };
     let desc = layout.find_manifest(tag)?;
-    let arch = desc["platform"]["architecture"].as_str().unwrap_or("?");
+    let arch = desc
+        .platform()
+        .as_ref()
+        .map_or("?".to_string(), |p| p.architecture().to_string());
+    let arch = arch.as_str();
     if ecs_architecture(arch) != Some(wanted.as_str()) {
         return Err(UsageError(format!(
             "the image is linux/{arch} but the deployment runs the sink on {wanted} (terraform \
@@ -680,16 +691,17 @@ mod tests {
 
     #[test]
     fn default_base_is_pinned() {
-        let r = Reference::parse(DEFAULT_BASE).unwrap();
-        assert!(r.digest.is_some());
-        assert_eq!(r.registry, "gcr.io");
+        let r = reference::parse(DEFAULT_BASE).unwrap().reference;
+        assert!(r.digest().is_some());
+        assert_eq!(r.registry(), "gcr.io");
+        assert_eq!(r.to_string(), DEFAULT_BASE, "reported as given");
     }
 
     #[test]
     fn docker_layer_types_map_to_oci() {
         assert_eq!(
             oci_layer_type("application/vnd.docker.image.rootfs.diff.tar.gzip").unwrap(),
-            OCI_LAYER_GZIP
+            MediaType::ImageLayerGzip
         );
         assert!(
             oci_layer_type("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip").is_err()

@@ -2,100 +2,45 @@
 //!
 //! # Design
 //!
-//! A deliberately small parser following the distribution rules the tools agree on: the
-//! first path component is a registry only if it looks like a host (has a `.` or `:`, or
-//! is `localhost`); otherwise the reference is on Docker Hub, whose API host is
-//! `registry-1.docker.io` and whose one-component names live under `library/`.
+//! Parsing is `oci-spec`'s `Reference` (re-exported by `oci-client`), the Docker
+//! normalisation rules every tool agrees on: the first path component is a registry only if
+//! it looks like a host (has a `.` or `:`, or is `localhost`); otherwise the reference is on
+//! Docker Hub (`docker.io`, API host `index.docker.io`), whose one-component names live under
+//! `library/`.
+//!
+//! Ours are two small things the crate does not give: a parse error is a [`UsageError`]
+//! naming the input (exit code 2), and [`Parsed::tag_given`]: the crate fills in `latest`
+//! when a reference has neither tag nor digest, but `image push --to REPO` must then take the
+//! tag from `--tag` or the layout.
 
-use std::fmt;
+pub use oci_client::Reference;
 
 use crate::UsageError;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
-    /// Registry host[:port] as used in API URLs.
-    pub registry: String,
-    pub repository: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
+/// A parsed reference, and whether its tag was written out.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub reference: Reference,
+    pub tag_given: bool,
 }
 
-impl Reference {
-    pub fn parse(s: &str) -> Result<Self, UsageError> {
-        let bad = |why: &str| UsageError(format!("invalid image reference {s:?}: {why}"));
-        let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => {
-                let hex = d
-                    .strip_prefix("sha256:")
-                    .ok_or_else(|| bad("digest must be sha256:<hex>"))?;
-                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(bad("digest must be sha256 followed by 64 hex digits"));
-                }
-                (r, Some(d.to_string()))
-            }
-            None => (s, None),
-        };
-        let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i + 1..].contains('/') => {
-                (&rest[..i], Some(rest[i + 1..].to_string()))
-            }
-            _ => (rest, None),
-        };
-        if name.is_empty() || tag.as_deref() == Some("") {
-            return Err(bad("empty name or tag"));
-        }
-        let (registry, repository) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_string(), path.to_string())
-            }
-            Some(_) => ("registry-1.docker.io".to_string(), name.to_string()),
-            None => (
-                "registry-1.docker.io".to_string(),
-                format!("library/{name}"),
-            ),
-        };
-        if repository.is_empty()
-            || !repository
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c))
-        {
-            return Err(bad("repository must be lowercase [a-z0-9._-/]"));
-        }
-        Ok(Reference {
-            registry,
-            repository,
-            tag,
-            digest,
-        })
-    }
-
-    /// The tag or digest to fetch the manifest by.
-    pub fn reference(&self) -> &str {
-        self.digest
-            .as_deref()
-            .or(self.tag.as_deref())
-            .unwrap_or("latest")
-    }
-
-    /// `registry/repository` without tag or digest.
-    pub fn name(&self) -> String {
-        format!("{}/{}", self.registry, self.repository)
-    }
+pub fn parse(s: &str) -> Result<Parsed, UsageError> {
+    let reference: Reference = s
+        .parse()
+        .map_err(|e| UsageError(format!("invalid image reference {s:?}: {e}")))?;
+    // A `:` in the last path component (before any `@digest`) is a tag; one in an earlier
+    // component is a registry port.
+    let name = s.split('@').next().unwrap_or(s);
+    let tag_given = name.rsplit('/').next().is_some_and(|c| c.contains(':'));
+    Ok(Parsed {
+        reference,
+        tag_given,
+    })
 }
 
-impl fmt::Display for Reference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.name())?;
-        if let Some(t) = &self.tag {
-            write!(f, ":{t}")?;
-        }
-        if let Some(d) = &self.digest {
-            write!(f, "@{d}")?;
-        }
-        Ok(())
-    }
+/// `registry/repository`, without tag or digest.
+pub fn name(r: &Reference) -> String {
+    format!("{}/{}", r.registry(), r.repository())
 }
 
 #[cfg(test)]
@@ -105,20 +50,29 @@ mod tests {
     #[test]
     fn parses_common_forms() {
         let d = format!("sha256:{}", "a".repeat(64));
-        let r = Reference::parse(&format!("gcr.io/distroless/cc-debian12@{d}")).unwrap();
-        assert_eq!(r.registry, "gcr.io");
-        assert_eq!(r.repository, "distroless/cc-debian12");
-        assert_eq!(r.reference(), d);
-        let r = Reference::parse("127.0.0.1:5000/base:v1").unwrap();
+        let r = parse(&format!("gcr.io/distroless/cc-debian12@{d}")).unwrap();
+        assert_eq!(r.reference.registry(), "gcr.io");
+        assert_eq!(r.reference.repository(), "distroless/cc-debian12");
+        assert_eq!(r.reference.digest(), Some(d.as_str()));
+        assert!(!r.tag_given);
+        let r = parse("127.0.0.1:5000/base:v1").unwrap();
+        let r = (r.reference, r.tag_given);
         assert_eq!(
-            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
-            ("127.0.0.1:5000", "base", Some("v1"))
+            (r.0.registry(), r.0.repository(), r.0.tag(), r.1),
+            ("127.0.0.1:5000", "base", Some("v1"), true)
         );
-        let r = Reference::parse("debian:12").unwrap();
-        assert_eq!(r.name(), "registry-1.docker.io/library/debian");
-        let r = Reference::parse("1.dkr.ecr.eu-west-1.amazonaws.com/tw-sink").unwrap();
-        assert_eq!(r.reference(), "latest");
-        assert!(Reference::parse("Bad/Name").is_err());
-        assert!(Reference::parse("x@sha256:12").is_err());
+        let r = parse("debian:12").unwrap();
+        assert_eq!(name(&r.reference), "docker.io/library/debian");
+        assert_eq!(r.reference.resolve_registry(), "index.docker.io");
+        let r = parse("1.dkr.ecr.eu-west-1.amazonaws.com/tw-sink").unwrap();
+        assert_eq!(r.reference.tag(), Some("latest"));
+        assert!(!r.tag_given);
+        assert!(parse("127.0.0.1:5000/x").is_ok_and(|r| !r.tag_given));
+        assert!(parse("Bad/Name").is_err());
+        let e = parse("x@sha256:12").unwrap_err();
+        assert!(
+            e.0.starts_with("invalid image reference \"x@sha256:12\": "),
+            "{e}"
+        );
     }
 }
