@@ -22,7 +22,8 @@
 //! - [`emf`]: the same health as CloudWatch Embedded Metric Format lines (ECS, no agent);
 //! - [`stats`]: the last 15 minutes of health for the UI's charts, shared by replicas;
 //! - [`http`]: HTTP routing (API, SSE, UI);
-//! - [`server`]: wiring of the components and graceful shutdown.
+//! - [`server`]: wiring of the components and graceful shutdown;
+//! - [`wait`]: waiting for a condition until a deadline (one helper for every such wait).
 
 pub mod auth;
 pub mod body;
@@ -43,3 +44,4 @@ pub mod sources;
 pub mod sse;
 pub mod stats;
 pub mod tickets;
+pub mod wait;

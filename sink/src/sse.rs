@@ -321,7 +321,7 @@ impl Stream {
             Err(mpsc::error::TrySendError::Closed(())) => Err(()),
             Err(mpsc::error::TrySendError::Full(())) => {
                 // While the client is not reading, keep checking whether it has become too
-                // slow.
+                // slow (a timer on a live stream, not a wait with a deadline: not `crate::wait`).
                 let every = Duration::from_millis(500);
                 let mut check =
                     tokio::time::interval_at(tokio::time::Instant::now() + every, every);

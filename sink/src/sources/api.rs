@@ -22,8 +22,9 @@
 //!
 //! Errors from Kafka Connect are 502 (503 when it is unreachable), with Connect's message.
 
+use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -43,6 +44,7 @@ use super::{postgres, SourcesService};
 use crate::body::ApiJson;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::now_ms;
+use crate::wait;
 
 type Svc = State<Arc<SourcesService>>;
 
@@ -153,31 +155,32 @@ pub async fn create(State(svc): Svc, ApiJson(req): ApiJson<CreateSource>) -> Api
     }
 
     // Report an immediate start failure (and clean up) rather than a source that never runs.
-    let deadline = Instant::now() + svc.tuning.create_wait;
-    let mut status: Option<ConnectorStatus> = None;
-    while Instant::now() < deadline {
-        status = svc.connect.status(&connector).await.map_err(upstream)?;
-        match &status {
-            Some(s) if s.running() => break,
-            Some(s) if s.failure().is_some() => {
-                let why = s.failure().unwrap_or_default();
-                tracing::warn!(source = %spec.name, error = %why, "connector failed to start; removing it");
-                let stored = StoredSource::from_config(&config).expect("our own config");
-                let cleanup = match teardown(&svc, &stored).await {
-                    Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
-                    Err((_, r, e)) => json!({ "report": r, "error": e }),
-                };
-                return Ok((
-                    StatusCode::BAD_GATEWAY,
-                    Json(json!({
-                        "error": format!("the connector failed to start: {why}"),
-                        "cleanup": cleanup,
-                    })),
-                )
-                    .into_response());
-            }
-            _ => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
+    let status: Option<ConnectorStatus> = wait::until(
+        svc.tuning.create_wait,
+        Duration::from_millis(250),
+        || async { svc.connect.status(&connector).await.map_err(upstream) },
+        |status| {
+            status
+                .as_ref()
+                .is_some_and(|s| s.running() || s.failure().is_some())
+        },
+    )
+    .await?;
+    if let Some(why) = status.as_ref().and_then(|s| s.failure()) {
+        tracing::warn!(source = %spec.name, error = %why, "connector failed to start; removing it");
+        let stored = StoredSource::from_config(&config).expect("our own config");
+        let cleanup = match teardown(&svc, &stored).await {
+            Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+            Err((_, r, e)) => json!({ "report": r, "error": e }),
+        };
+        return Ok((
+            StatusCode::BAD_GATEWAY,
+            Json(json!({
+                "error": format!("the connector failed to start: {why}"),
+                "cleanup": cleanup,
+            })),
+        )
+            .into_response());
     }
     let stored = StoredSource::from_config(&config).expect("our own config");
     Ok((
@@ -314,15 +317,19 @@ async fn teardown(
         Ok(Stopped::Stopped) | Ok(Stopped::Paused) => {
             report.connector = "stopped".into();
             // Let the tasks shut down before touching the slot they hold.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                match svc.connect.status(&connector).await {
-                    Ok(Some(s)) if s.tasks.iter().any(|t| t.state == "RUNNING") => {}
-                    Ok(Some(s)) if s.state == "RUNNING" => {}
-                    _ => break,
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            // (Connect not answering ends the wait too: the deletion goes on.)
+            let _ = wait::until(
+                Duration::from_secs(10),
+                Duration::from_millis(100),
+                || async { Ok::<_, Infallible>(svc.connect.status(&connector).await) },
+                |status| match status {
+                    Ok(Some(s)) => {
+                        s.state != "RUNNING" && !s.tasks.iter().any(|t| t.state == "RUNNING")
+                    }
+                    _ => true,
+                },
+            )
+            .await;
         }
         Err(e) => return Err(connect_err(&report, e)),
     }

@@ -157,6 +157,7 @@ impl ReconcileState {
     }
 
     /// Whether a failed connector may be restarted now; if so, the next try is pushed back.
+    /// (A schedule kept across passes, not a wait: `crate::wait` is not for this.)
     fn restart_due(&self, source: &str) -> bool {
         let mut all = self.sources.lock();
         let s = all.entry(source.to_string()).or_default();
