@@ -3,10 +3,13 @@
 
 - ops/grafana/tumbleweed.json is valid JSON, declares the DS_PROMETHEUS input, and every panel
   and query uses that data source;
-- every metric named in the alert rules and the dashboard is one the sink exposes (a
-  `# HELP`/`# TYPE <name>` line, or a `"<name>"` literal in sink/src/metrics.rs);
+- every metric named in the alert rules and the dashboard is one the sink exposes: the name
+  given to `register(registry, "<name>", …)`, `live_gauge(enc, "<name>", …)` or
+  `live_gauges(enc, "<name>", …)` in sink/src (written whole, counters with `_total`: see
+  sink/src/metrics.rs), or a `# HELP`/`# TYPE <name>` line;
 - every label the rules and the dashboard group, match or template on is one the sink writes
-  (`<label>=\"{...}` in sink/src) or one Prometheus adds (instance, job);
+  (a field of a struct deriving `EncodeLabelSet` in sink/src, or `<label>=\"{...}`) or one
+  Prometheus adds (instance, job);
 - every alert has summary, description and runbook_url, and the runbook_url's anchor is a
   heading of ops/RUNBOOK.md.
 
@@ -58,8 +61,14 @@ def sink_metrics_and_labels():
     for f in sorted(SINK_SRC.rglob("*.rs")):
         text = f.read_text()
         metrics.update(re.findall(r"# (?:HELP|TYPE) (" + IDENT + ")", text))
-        if f.name == "metrics.rs":
-            metrics.update(re.findall(r'"(tumbleweed_[a-z0-9_]+)"', text))
+        # The registry's calls (sink/src/metrics.rs): register(r, "name", …), live_gauge(s)(enc, "name", …).
+        metrics.update(re.findall(
+            r'\b(?:register|live_gauges?)\(\s*[^,()"]+,\s*"(tumbleweed_[a-z0-9_]+)"', text))
+        # Label sets: #[derive(…EncodeLabelSet…)] struct X { field: T, … }.
+        for body in re.findall(
+                r"#\[derive\([^)]*\bEncodeLabelSet\b[^)]*\)\]\s*(?:pub(?:\([^)]*\))?\s+)?struct\s+\w+\s*\{([^}]*)\}",
+                text):
+            labels.update(re.findall(r"(?:^|,)\s*(?:pub(?:\([^)]*\))?\s+)?([a-zA-Z_][a-zA-Z0-9_]*)\s*:", body))
         # Label pairs written with a format placeholder: source=\"{}\", consumer=\"{consumer}\".
         labels.update(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)=\\"\{', text))
     return metrics, labels
@@ -100,7 +109,7 @@ def label_names(expr):
 def check_names(where, expr, metrics, labels):
     for name in sorted(metric_names(expr)):
         if name not in metrics:
-            problem(f"{where}: metric {name} is not exposed by the sink (no '# TYPE {name}' in sink/src)")
+            problem(f"{where}: metric {name} is not exposed by the sink (not registered in sink/src)")
     for label in sorted(label_names(expr)):
         if label not in labels:
             problem(f"{where}: label {label} is not one the sink writes (sink/src) nor instance/job")
@@ -162,7 +171,7 @@ def main():
     metrics, labels = sink_metrics_and_labels()
     labels |= TARGET_LABELS
     if not metrics:
-        problem("found no metric in sink/src (no '# TYPE' lines): the metrics check cannot work")
+        problem("found no metric in sink/src (no register/live_gauge calls): the metrics check cannot work")
 
     # Rules.
     rules = read_rules(RULES)

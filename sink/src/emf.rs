@@ -16,7 +16,6 @@
 //! [`lines`] a pure function of it, so the format is unit tested against the EMF rules.
 
 use std::io::Write;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -126,7 +125,7 @@ impl Sources {
         Snapshot {
             slots: slots.into_iter().collect(),
             consumer_lag: self.metrics.consumer_lag().into_iter().collect(),
-            kafka_reachable: self.metrics.kafka_reachable.load(Ordering::Relaxed) == 1,
+            kafka_reachable: self.metrics.kafka_reachable.get() == 1,
             connected_streams: self.metrics.connected_streams(),
             resident_bytes: self.memory.rss(),
         }

@@ -733,60 +733,9 @@ pub(crate) async fn kafka_health(State(st): Shared) -> ApiResult<Json<ClusterHea
 
 #[utoipa::path(get, path = "/metrics", tag = "health", security(("metrics" = [])),
     responses(
-        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
         (status = 401, description = "A metrics token is configured and was not sent", body = ErrorBody),
     ))]
 pub(crate) async fn metrics(State(st): Shared) -> Response {
-    let mut out = String::with_capacity(4096);
-    st.metrics.render(&mut out, &st.sse.replay.stats);
-    let feeds = st.hub.started();
-    let buffered: usize = feeds.iter().map(|f| f.buffered_bytes()).sum();
-    let limits = st.hub.limits();
-    {
-        use std::fmt::Write;
-        let _ = writeln!(
-            out,
-            "# HELP tumbleweed_topic_readers Shared topic readers open.\n# TYPE tumbleweed_topic_readers gauge\ntumbleweed_topic_readers {}",
-            feeds.len()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tumbleweed_buffer_bytes Bytes of events held by the shared buffers.\n# TYPE tumbleweed_buffer_bytes gauge\ntumbleweed_buffer_bytes {buffered}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tumbleweed_buffer_budget_bytes The global byte budget of the shared buffers.\n# TYPE tumbleweed_buffer_budget_bytes gauge\ntumbleweed_buffer_budget_bytes {}",
-            limits.bytes_total
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tumbleweed_sse_streams_refused_total Streams refused by the stream limits (429/503).\n# TYPE tumbleweed_sse_streams_refused_total counter\ntumbleweed_sse_streams_refused_total {}",
-            st.limits.refused.load(std::sync::atomic::Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tumbleweed_process_resident_bytes Resident memory of the sink process (last 100 ms sample).\n# TYPE tumbleweed_process_resident_bytes gauge\ntumbleweed_process_resident_bytes {}",
-            st.memory.rss()
-        );
-        if let Some(limit) = st.memory.limit() {
-            let _ = writeln!(
-                out,
-                "# HELP tumbleweed_memory_limit_bytes The configured memory limit (TUMBLEWEED_MEMORY_LIMIT).\n# TYPE tumbleweed_memory_limit_bytes gauge\ntumbleweed_memory_limit_bytes {limit}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tumbleweed_memory_pressure_samples_total 100 ms samples taken above 85 % of the memory limit (new streams refused, replay reads one at a time).\n# TYPE tumbleweed_memory_pressure_samples_total counter\ntumbleweed_memory_pressure_samples_total {}",
-            st.memory.pressured_samples.load(std::sync::atomic::Ordering::Relaxed)
-        );
-    }
-    st.sources.write_metrics(&mut out);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        out,
-    )
-        .into_response()
+    st.metrics.scrape()
 }

@@ -24,7 +24,8 @@
 //! - [`openapi`]: the OpenAPI document, generated from the `tumbleweed_api` types and the
 //!   handlers' annotations (`/v1/openapi.json`);
 //! - [`http`]: HTTP routing (API, SSE, UI);
-//! - [`server`]: wiring of the components and graceful shutdown.
+//! - [`server`]: wiring of the components and graceful shutdown;
+//! - [`wait`]: waiting for a condition until a deadline (one helper for every such wait).
 
 pub mod auth;
 pub mod body;
@@ -47,3 +48,4 @@ pub mod sources;
 pub mod sse;
 pub mod stats;
 pub mod tickets;
+pub mod wait;

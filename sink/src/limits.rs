@@ -9,10 +9,10 @@
 //! `max_connections` get a 503 and are closed by the server (`server.rs`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 
 use crate::memory::MemoryGuard;
 
@@ -23,7 +23,7 @@ pub struct StreamLimits {
     memory: Option<Arc<MemoryGuard>>,
     state: Mutex<Counts>,
     /// Streams refused since the start, for metrics.
-    pub refused: AtomicU64,
+    pub refused: Counter,
 }
 
 #[derive(Default)]
@@ -56,7 +56,7 @@ impl StreamLimits {
             max_per_consumer,
             memory: None,
             state: Mutex::default(),
-            refused: AtomicU64::new(0),
+            refused: Counter::default(),
         })
     }
 
@@ -71,7 +71,7 @@ impl StreamLimits {
             max_per_consumer,
             memory: Some(memory),
             state: Mutex::default(),
-            refused: AtomicU64::new(0),
+            refused: Counter::default(),
         })
     }
 
@@ -79,7 +79,7 @@ impl StreamLimits {
     /// only against the total).
     pub fn admit(self: &Arc<Self>, consumer: Option<&str>) -> Result<StreamPermit, LimitError> {
         if let Some(m) = self.memory.as_ref().filter(|m| m.under_pressure()) {
-            self.refused.fetch_add(1, Ordering::Relaxed);
+            self.refused.inc();
             return Err(LimitError::Memory {
                 rss_mib: m.rss() >> 20,
                 limit_mib: m.limit().unwrap_or(0) >> 20,
@@ -87,7 +87,7 @@ impl StreamLimits {
         }
         let mut state = self.state.lock();
         if state.total >= self.max_total {
-            self.refused.fetch_add(1, Ordering::Relaxed);
+            self.refused.inc();
             return Err(LimitError::Total {
                 limit: self.max_total,
             });
@@ -95,7 +95,7 @@ impl StreamLimits {
         if let Some(c) = consumer {
             let n = state.per_consumer.get(c).copied().unwrap_or(0);
             if n >= self.max_per_consumer {
-                self.refused.fetch_add(1, Ordering::Relaxed);
+                self.refused.inc();
                 return Err(LimitError::PerConsumer {
                     consumer: c.to_string(),
                     limit: self.max_per_consumer,
@@ -155,6 +155,6 @@ mod tests {
         drop(a1);
         assert_eq!(limits.open(), 2);
         let _a3 = limits.admit(Some("a")).unwrap();
-        assert_eq!(limits.refused.load(Ordering::Relaxed), 2);
+        assert_eq!(limits.refused.get(), 2);
     }
 }

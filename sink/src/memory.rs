@@ -23,10 +23,11 @@
 //! mark, the guard calls glibc's `malloc_trim`, about 1 ms here. (Sending librdkafka to
 //! jemalloc instead was measured too: less at rest, but a higher peak and slower replay.)
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio_util::sync::CancellationToken;
 
 /// Fraction of the limit, in percent, above which the sink takes on no more work.
@@ -42,7 +43,7 @@ pub struct MemoryGuard {
     limit: usize,
     rss: AtomicUsize,
     /// Samples taken above the high-water mark, for metrics.
-    pub pressured_samples: AtomicU64,
+    pub pressured_samples: Counter,
 }
 
 impl MemoryGuard {
@@ -75,7 +76,7 @@ impl MemoryGuard {
         if let Some(rss) = resident_bytes() {
             self.rss.store(rss, Ordering::Relaxed);
             if self.under_pressure() {
-                self.pressured_samples.fetch_add(1, Ordering::Relaxed);
+                self.pressured_samples.inc();
             }
         }
     }

@@ -24,7 +24,7 @@ use crate::kafka::replay::{ReplayLimits, ReplayPool};
 use crate::kafka::{KafkaMeta, KafkaSettings};
 use crate::limits::StreamLimits;
 use crate::memory::MemoryGuard;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Parts};
 use crate::sources::{SourcesConfig, SourcesService, SourcesTuning};
 use crate::sse::{SseContext, SseSettings};
 use crate::stats::StatsStore;
@@ -225,7 +225,18 @@ pub async fn start(config: Config) -> Result<RunningSink> {
     )
     .with_memory(memory.clone());
     replay.spawn_janitor(shutdown.clone());
-    let metrics = Arc::new(Metrics::default());
+    let limits = StreamLimits::with_memory(
+        config.max_streams as usize,
+        config.max_streams_per_consumer as usize,
+        memory.clone(),
+    );
+    let metrics = Arc::new(Metrics::new(Parts {
+        hub: &hub,
+        replay: &replay.stats,
+        limits: &limits,
+        memory: &memory,
+        sources: &sources,
+    }));
     let sse = Arc::new(SseContext {
         hub: hub.clone(),
         metrics: metrics.clone(),
@@ -278,11 +289,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         stats,
         allow_query_token: config.allow_query_token,
         memory: memory.clone(),
-        limits: StreamLimits::with_memory(
-            config.max_streams as usize,
-            config.max_streams_per_consumer as usize,
-            memory.clone(),
-        ),
+        limits,
         sse,
         metrics,
         sources,
@@ -410,28 +417,27 @@ fn connection_limit_response() -> hyper::Response<axum::body::Body> {
 /// (`tumbleweed_kafka_reachable`), so an alert can say "Kafka unreachable" without anything
 /// having to fail first. Logs the first failure and the recovery, not every probe.
 fn spawn_kafka_probe(meta: KafkaMeta, metrics: Arc<Metrics>, shutdown: CancellationToken) {
-    use std::sync::atomic::Ordering;
-    metrics.kafka_reachable.store(1, Ordering::Relaxed);
+    metrics.kafka_reachable.set(1);
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(10)) => {}
                 _ = shutdown.cancelled() => return,
             }
-            let was = metrics.kafka_reachable.load(Ordering::Relaxed) == 1;
+            let was = metrics.kafka_reachable.get() == 1;
             match meta.reachable(Duration::from_secs(5)).await {
                 Ok(()) => {
                     if !was {
                         tracing::info!("Kafka answers again");
                     }
-                    metrics.kafka_reachable.store(1, Ordering::Relaxed);
+                    metrics.kafka_reachable.set(1);
                 }
                 Err(e) => {
                     if was {
                         tracing::warn!(error = format!("{e:#}"), "Kafka did not answer the probe");
                     }
-                    metrics.kafka_reachable.store(0, Ordering::Relaxed);
-                    metrics.kafka_probe_failures.fetch_add(1, Ordering::Relaxed);
+                    metrics.kafka_reachable.set(0);
+                    metrics.kafka_probe_failures.inc();
                 }
             }
         }

@@ -21,7 +21,6 @@
 //! - deleting the consumer or shutting the server down ends the stream with a comment.
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -285,10 +284,7 @@ impl Stream {
 
     async fn end_slow(&mut self) -> Result<()> {
         let lag = self.stats.as_ref().map(|s| s.lag()).unwrap_or(0);
-        self.ctx
-            .metrics
-            .slow_disconnects
-            .fetch_add(1, Ordering::Relaxed);
+        self.ctx.metrics.slow_disconnects.inc();
         let msg = format!(
             ": disconnected: too far behind ({lag} events); reconnect with Last-Event-ID to resume\n\n"
         );
@@ -325,7 +321,7 @@ impl Stream {
             Err(mpsc::error::TrySendError::Closed(())) => Err(()),
             Err(mpsc::error::TrySendError::Full(())) => {
                 // While the client is not reading, keep checking whether it has become too
-                // slow.
+                // slow (a timer on a live stream, not a wait with a deadline: not `crate::wait`).
                 let every = Duration::from_millis(500);
                 let mut check =
                     tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -349,10 +345,7 @@ impl Stream {
         match permit {
             Ok(p) => {
                 p.send(chunk);
-                self.ctx
-                    .metrics
-                    .bytes_sent
-                    .fetch_add(len, Ordering::Relaxed);
+                self.ctx.metrics.bytes_sent.inc_by(len);
                 Outcome::Continue
             }
             Err(()) if self.closing_notice().is_some() => self.give_up(chunk).await,
@@ -516,10 +509,7 @@ impl Stream {
             sent += 1;
         }
         if sent > 0 {
-            self.ctx
-                .metrics
-                .events_sent
-                .fetch_add(sent as u64, Ordering::Relaxed);
+            self.ctx.metrics.events_sent.inc_by(sent as u64);
         }
         sent
     }

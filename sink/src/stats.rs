@@ -21,7 +21,6 @@
 //! from counters.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -242,7 +241,7 @@ impl Probe {
             .map(|t| now.duration_since(t).as_secs_f64())
             .unwrap_or(0.0);
         let rate = |delta: u64| if secs > 0.0 { delta as f64 / secs } else { 0.0 };
-        let sent = self.metrics.events_sent.load(Ordering::Relaxed);
+        let sent = self.metrics.events_sent.get();
         let events_sent_per_sec = rate(sent.saturating_sub(prev.events_sent));
         let mut topics = BTreeMap::new();
         let mut appended = HashMap::new();

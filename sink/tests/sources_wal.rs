@@ -96,8 +96,7 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
     );
 
     // Metrics from the last scan.
-    let mut metrics = String::new();
-    api.service.write_metrics(&mut metrics);
+    let metrics = tumbleweed_sink::metrics::encode_with(|r| api.service.register_metrics(r));
     let labels = format!("source=\"{name}\",slot=\"{own}\",database=\"{db}\"");
     assert!(
         metrics.contains(&format!("tumbleweed_slot_retained_wal_bytes{{{labels}")),
@@ -144,8 +143,7 @@ async fn slots_are_measured_and_only_inactive_orphans_are_dropped() -> Result<()
         "the WAL guard's first pass",
         Duration::from_secs(30),
         || async {
-            let mut m = String::new();
-            critical.service.write_metrics(&mut m);
+            let m = tumbleweed_sink::metrics::encode_with(|r| critical.service.register_metrics(r));
             Ok(m.contains(&format!("slot=\"{ghost}\"")).then_some(()))
         },
     )

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
 /// Connection settings of the running local stack, as printed by `scripts/stack up`.
@@ -156,26 +156,28 @@ pub struct ConnectClient {
 impl ConnectClient {
     /// Registers a connector, retrying while the worker answers 409 (rebalance in progress).
     pub async fn create(&self, name: &str, config: Value) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let resp = self
-                .http
-                .post(format!("{}/connectors", self.base))
-                .json(&json!({ "name": name, "config": config }))
-                .send()
-                .await
-                .context("POST /connectors")?;
-            let status = resp.status();
-            if status.is_success() {
-                return Ok(());
-            }
-            let body = resp.text().await.unwrap_or_default();
-            if status.as_u16() == 409 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            bail!("creating connector {name}: {status}: {body}");
-        }
+        let (status, body) = wait_until(
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+            || async {
+                let resp = self
+                    .http
+                    .post(format!("{}/connectors", self.base))
+                    .json(&json!({ "name": name, "config": config }))
+                    .send()
+                    .await
+                    .context("POST /connectors")?;
+                let status = resp.status();
+                Ok((status, resp.text().await.unwrap_or_default()))
+            },
+            |(status, _)| status.as_u16() != 409,
+        )
+        .await?;
+        ensure!(
+            status.is_success(),
+            "creating connector {name}: {status}: {body}"
+        );
+        Ok(())
     }
 
     /// Returns `(connector state, task states)` from `/connectors/{name}/status`.
@@ -202,26 +204,31 @@ impl ConnectClient {
 
     /// Waits until the connector and all (at least one) of its tasks are RUNNING.
     pub async fn wait_running(&self, name: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let mut last = None;
-        while Instant::now() < deadline {
-            match self.status(name).await {
-                Ok((c, tasks))
-                    if c == "RUNNING"
-                        && !tasks.is_empty()
-                        && tasks.iter().all(|t| t == "RUNNING") =>
-                {
-                    return Ok(())
-                }
-                Ok((c, tasks)) if c == "FAILED" || tasks.iter().any(|t| t == "FAILED") => {
-                    let trace = self.trace(name).await.unwrap_or_default();
-                    bail!("connector {name} failed: {trace}");
-                }
-                other => last = Some(format!("{other:?}")),
+        let running = |(c, tasks): &(String, Vec<String>)| {
+            c == "RUNNING" && !tasks.is_empty() && tasks.iter().all(|t| t == "RUNNING")
+        };
+        let failed = |(c, tasks): &(String, Vec<String>)| {
+            c == "FAILED" || tasks.iter().any(|t| t == "FAILED")
+        };
+        // A status Connect cannot give yet (404 before the connector exists) is "not yet".
+        let last = wait_until(
+            timeout,
+            Duration::from_millis(200),
+            || async { Ok(self.status(name).await) },
+            |s| s.as_ref().is_ok_and(|s| running(s) || failed(s)),
+        )
+        .await?;
+        match last {
+            Ok(s) if running(&s) => Ok(()),
+            Ok(s) if failed(&s) => {
+                let trace = self.trace(name).await.unwrap_or_default();
+                bail!("connector {name} failed: {trace}")
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            other => bail!(
+                "connector {name} not RUNNING after {timeout:?}; last status {:?}",
+                Some(format!("{other:?}"))
+            ),
         }
-        bail!("connector {name} not RUNNING after {timeout:?}; last status {last:?}")
     }
 
     async fn trace(&self, name: &str) -> Result<String> {
@@ -263,22 +270,41 @@ impl ConnectClient {
     }
 }
 
+/// The one wait of the test support: calls `check` (at once, then every `every`) until `done`
+/// holds for its answer or `timeout` has passed, and returns the last answer, done or not, so
+/// the caller words its own timeout; an error from `check` ends the wait at once. (Like the
+/// sink's `wait::until`; the support crate cannot depend on the sink, whose tests use it.)
+/// Reading a stream until a deadline is not a wait of this kind: that is a `tokio::time::timeout`
+/// on the remaining time (`SseStream::take`, `read_raw_until`, `read_resuming`, `read_records`).
+pub async fn wait_until<T, F, Fut>(
+    timeout: Duration,
+    every: Duration,
+    mut check: F,
+    done: impl Fn(&T) -> bool,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let started = Instant::now();
+    loop {
+        let answer = check().await?;
+        if done(&answer) || started.elapsed() >= timeout {
+            return Ok(answer);
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout` with `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(timeout, Duration::from_millis(100), check, Option::is_some)
+        .await?
+        .with_context(|| format!("timed out after {timeout:?} waiting for {what}"))
 }
 
 /// Slot state as seen in `pg_replication_slots`: `None` when the slot does not exist,
@@ -327,22 +353,22 @@ pub async fn read_records(
         .context("creating the Kafka consumer")?;
     let deadline = Instant::now() + timeout;
     // Debezium creates the topic with its first event: wait for it in the metadata.
-    loop {
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .context("fetching metadata")?;
-        if md
-            .topics()
-            .iter()
-            .any(|t| t.name() == topic && !t.partitions().is_empty())
-        {
-            break;
-        }
-        if Instant::now() >= deadline {
-            bail!("topic {topic} did not appear within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let appeared = wait_until(
+        timeout,
+        Duration::from_millis(200),
+        || async {
+            let md = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .context("fetching metadata")?;
+            Ok(md
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && !t.partitions().is_empty()))
+        },
+        |appeared| *appeared,
+    )
+    .await?;
+    ensure!(appeared, "topic {topic} did not appear within {timeout:?}");
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
     consumer.assign(&tpl).context("assigning the partition")?;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
@@ -139,27 +139,31 @@ impl SinkProcess {
             .spawn()
             .with_context(|| format!("starting {}", self.bin.display()))?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
-                bail!(
-                    "the sink exited with {status} during start-up:\n{}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await {
-                if r.status().is_success() {
-                    return Ok(());
+        let child = self.child.as_mut().unwrap();
+        let (http, base, log) = (&self.http, &self.base, &self.log);
+        let child = std::sync::Mutex::new(child);
+        let healthy = crate::wait_until(
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || async {
+                if let Some(status) = child.lock().unwrap().try_wait()? {
+                    bail!(
+                        "the sink exited with {status} during start-up:\n{}",
+                        std::fs::read_to_string(log).unwrap_or_default()
+                    );
                 }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the sink was not healthy within 60 s; log:\n{}",
-                    self.log_text()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                let r = http.get(format!("{base}/healthz")).send().await;
+                Ok(r.is_ok_and(|r| r.status().is_success()))
+            },
+            |healthy| *healthy,
+        )
+        .await?;
+        ensure!(
+            healthy,
+            "the sink was not healthy within 60 s; log:\n{}",
+            self.log_text()
+        );
+        Ok(())
     }
 
     /// PID of the running process.
@@ -268,15 +272,13 @@ impl SinkProcess {
         last_id: Option<&str>,
         timeout: Duration,
     ) -> Result<SseStream> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.events(consumer, token, last_id).await {
-                Err(e) if e.to_string().contains("answered 503") && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                other => return other,
-            }
-        }
+        crate::wait_until(
+            timeout,
+            Duration::from_millis(200),
+            || async { Ok(self.events(consumer, token, last_id).await) },
+            |r| !matches!(r, Err(e) if e.to_string().contains("answered 503")),
+        )
+        .await?
     }
 }
 
@@ -351,7 +353,7 @@ impl SseStream {
         }
     }
 
-    /// Reads exactly `n` events.
+    /// Reads exactly `n` events (a read with a deadline, not a wait: see `crate::wait_until`).
     pub async fn take(&mut self, n: usize, timeout: Duration) -> Result<Vec<SseEvent>> {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::with_capacity(n);
@@ -369,7 +371,8 @@ impl SseStream {
 
 /// Reads a consumer's stream until `want` events arrived, reconnecting with the last id
 /// whenever the stream ends or fails (as an EventSource would). A gap notice is an error.
-/// Returns the events and the number of reconnections.
+/// Returns the events and the number of reconnections. (Reads against a deadline, with its own
+/// reconnect pauses: not a `crate::wait_until` wait.)
 pub async fn read_resuming(
     sink: &SinkProcess,
     consumer: &str,
@@ -416,7 +419,8 @@ pub async fn read_resuming(
 }
 
 /// Reads the raw body of an SSE response until `needle` appears or `timeout` passes, and
-/// returns everything read (used where comments matter: keepalives, final notices).
+/// returns everything read (used where comments matter: keepalives, final notices). A read
+/// with a deadline, not a `crate::wait_until` wait.
 pub async fn read_raw_until(
     req: reqwest::RequestBuilder,
     needle: &str,
@@ -465,21 +469,21 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Resu
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "tw-test-probe")
         .create()?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let ok = (0..partitions).all(|p| {
-            probe
-                .fetch_watermarks(topic, p, Duration::from_secs(2))
-                .is_ok()
-        });
-        if ok {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("topic {topic} not usable after creation");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let usable = crate::wait_until(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        || async {
+            Ok((0..partitions).all(|p| {
+                probe
+                    .fetch_watermarks(topic, p, Duration::from_secs(2))
+                    .is_ok()
+            }))
+        },
+        |usable| *usable,
+    )
+    .await?;
+    ensure!(usable, "topic {topic} not usable after creation");
+    Ok(())
 }
 
 /// Grows `topic` to `total` partitions (Kafka's CreatePartitions).
@@ -517,17 +521,15 @@ pub async fn recreate_topic(bootstrap: &str, topic: &str, partitions: i32) -> Re
     {
         r.map_err(|(t, e)| anyhow::anyhow!("DeleteTopics {t}: {e}"))?;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match create_topic(bootstrap, topic, partitions).await {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e; // still being deleted
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(e.context(format!("recreating {topic} after its deletion"))),
-        }
-    }
+    // An error is "still being deleted" until the 30 s are over.
+    crate::wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async { Ok(create_topic(bootstrap, topic, partitions).await) },
+        Result::is_ok,
+    )
+    .await?
+    .with_context(|| format!("recreating {topic} after its deletion"))
 }
 
 /// Deletes consumer group `group` with its committed offsets, as the broker does on its own

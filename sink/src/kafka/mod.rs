@@ -273,17 +273,22 @@ impl KafkaMeta {
         }
         // The broker may answer metadata and watermark requests for the new topic only after
         // a moment; wait until it does so callers can use the topic at once.
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if self.partition_count(topic).await?.is_some()
-                && self.watermarks(topic, 0).await.is_ok()
-            {
-                return Ok(());
-            }
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!("topic {topic} was created but is not usable after 15 s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let usable = crate::wait::until(
+            Duration::from_secs(15),
+            Duration::from_millis(100),
+            || async {
+                Ok::<_, anyhow::Error>(
+                    self.partition_count(topic).await?.is_some()
+                        && self.watermarks(topic, 0).await.is_ok(),
+                )
+            },
+            |usable| *usable,
+        )
+        .await?;
+        anyhow::ensure!(
+            usable,
+            "topic {topic} was created but is not usable after 15 s"
+        );
+        Ok(())
     }
 }

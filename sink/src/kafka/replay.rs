@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -146,19 +148,19 @@ struct State {
     parked: Vec<Parked>,
 }
 
-/// Counters for `/metrics`.
+/// Counters for `/metrics` (registered in `crate::metrics`).
 #[derive(Debug, Default)]
 pub struct ReplayStats {
     /// Readers open now (busy or parked).
-    pub readers: AtomicUsize,
+    pub readers: Gauge,
     /// Reads that found every reader taken and waited for one.
-    pub reader_waits: AtomicU64,
+    pub reader_waits: Counter,
     /// Chunks read from Kafka.
-    pub chunks_read: AtomicU64,
+    pub chunks_read: Counter,
     /// Requests answered from the cache or by joining a read under way.
-    pub chunks_shared: AtomicU64,
+    pub chunks_shared: Counter,
     /// Bytes of chunks in the cache.
-    pub cache_bytes: AtomicUsize,
+    pub cache_bytes: Gauge,
 }
 
 /// The pool of replay readers and the chunk cache (one per sink).
@@ -222,7 +224,7 @@ impl ReplayPool {
         let fetch = {
             let mut st = self.state.lock();
             if let Some(c) = self.cached(&st, &key, pos) {
-                self.stats.chunks_shared.fetch_add(1, Ordering::Relaxed);
+                self.stats.chunks_shared.inc();
                 self.read_ahead(&mut st, &key, &c, until);
                 return Ok(Some(c));
             }
@@ -233,7 +235,7 @@ impl ReplayPool {
             });
             match joined {
                 Some(f) => {
-                    self.stats.chunks_shared.fetch_add(1, Ordering::Relaxed);
+                    self.stats.chunks_shared.inc();
                     f
                 }
                 None => self.start_fetch(&mut st, key.clone(), pos, until),
@@ -342,9 +344,7 @@ impl ReplayPool {
             }
             st.cache_bytes -= gone.bytes;
         }
-        self.stats
-            .cache_bytes
-            .store(st.cache_bytes, Ordering::Relaxed);
+        self.stats.cache_bytes.set(st.cache_bytes as i64);
     }
 
     /// Reads one chunk of `key` from `pos` (and not past `until`), with the reader parked
@@ -413,7 +413,7 @@ impl ReplayPool {
             self.close(reader);
             tracing::warn!(error = %e, topic = %topic, partition = p, "replay read interrupted; retrying");
             if next > pos {
-                self.stats.chunks_read.fetch_add(1, Ordering::Relaxed);
+                self.stats.chunks_read.inc();
                 return Ok(Some(self.chunk_of(pos, next, events, bytes, None)));
             }
             tokio::time::sleep(RETRY_PAUSE).await;
@@ -440,7 +440,7 @@ impl ReplayPool {
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
             if chunk.is_some() {
-                self.stats.chunks_read.fetch_add(1, Ordering::Relaxed);
+                self.stats.chunks_read.inc();
             }
             return Ok(chunk);
         }
@@ -457,7 +457,7 @@ impl ReplayPool {
         if end == pos {
             return Ok(None);
         }
-        self.stats.chunks_read.fetch_add(1, Ordering::Relaxed);
+        self.stats.chunks_read.inc();
         tracing::debug!(
             topic = %topic, partition = p, start = pos, end, events = events.len(), bytes,
             ms = t0.elapsed().as_secs_f64() * 1e3,
@@ -508,7 +508,7 @@ impl ReplayPool {
                 match oldest {
                     Some(r) => self.close(r),
                     None => {
-                        self.stats.reader_waits.fetch_add(1, Ordering::Relaxed);
+                        self.stats.reader_waits.inc();
                     }
                 }
                 self.permits
@@ -552,7 +552,7 @@ impl ReplayPool {
         consumer
             .assign(&tpl)
             .with_context(|| format!("assigning {topic}/{p} to a replay reader"))?;
-        self.stats.readers.fetch_add(1, Ordering::Relaxed);
+        self.stats.readers.inc();
         Ok(Reader {
             consumer,
             _permit: permit,
@@ -620,7 +620,7 @@ impl ReplayPool {
     /// Closes a reader off the async threads (librdkafka's destroy blocks until its threads
     /// end); its place under the cap is free once it is gone.
     fn close(&self, reader: Reader) {
-        self.stats.readers.fetch_sub(1, Ordering::Relaxed);
+        self.stats.readers.dec();
         drop(tokio::task::spawn_blocking(move || drop(reader)));
     }
 }

@@ -22,8 +22,9 @@
 //!
 //! Errors from Kafka Connect are 502 (503 when it is unreachable), with Connect's message.
 
+use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -44,6 +45,7 @@ use super::{postgres, SourcesService};
 use crate::body::{ApiJson, ApiQuery};
 use crate::consumers::registry::now_ms;
 use crate::error::{ApiError, ApiResult};
+use crate::wait;
 use tumbleweed_api::sources::{
     CreateFailed, DropQuery, SlotDropped, SlotList, SourceList, SourceView, WalThresholds,
 };
@@ -169,34 +171,35 @@ pub async fn create(State(svc): Svc, ApiJson(req): ApiJson<CreateSource>) -> Api
     }
 
     // Report an immediate start failure (and clean up) rather than a source that never runs.
-    let deadline = Instant::now() + svc.tuning.create_wait;
-    let mut status: Option<ConnectorStatus> = None;
-    while Instant::now() < deadline {
-        status = svc.connect.status(&connector).await.map_err(upstream)?;
-        match &status {
-            Some(s) if s.running() => break,
-            Some(s) if s.failure().is_some() => {
-                let why = s.failure().unwrap_or_default();
-                tracing::warn!(source = %spec.name, error = %why, "connector failed to start; removing it");
-                let stored = StoredSource::from_config(&config).expect("our own config");
-                let cleanup = match teardown(&svc, &stored).await {
-                    Ok(r) => r,
-                    Err((_, mut r, e)) => {
-                        r.error = Some(e);
-                        r
-                    }
-                };
-                return Ok((
-                    StatusCode::BAD_GATEWAY,
-                    Json(CreateFailed {
-                        error: format!("the connector failed to start: {why}"),
-                        cleanup,
-                    }),
-                )
-                    .into_response());
+    let status: Option<ConnectorStatus> = wait::until(
+        svc.tuning.create_wait,
+        Duration::from_millis(250),
+        || async { svc.connect.status(&connector).await.map_err(upstream) },
+        |status| {
+            status
+                .as_ref()
+                .is_some_and(|s| s.running() || s.failure().is_some())
+        },
+    )
+    .await?;
+    if let Some(why) = status.as_ref().and_then(|s| s.failure()) {
+        tracing::warn!(source = %spec.name, error = %why, "connector failed to start; removing it");
+        let stored = StoredSource::from_config(&config).expect("our own config");
+        let cleanup = match teardown(&svc, &stored).await {
+            Ok(r) => r,
+            Err((_, mut r, e)) => {
+                r.error = Some(e);
+                r
             }
-            _ => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
+        };
+        return Ok((
+            StatusCode::BAD_GATEWAY,
+            Json(CreateFailed {
+                error: format!("the connector failed to start: {why}"),
+                cleanup,
+            }),
+        )
+            .into_response());
     }
     let stored = StoredSource::from_config(&config).expect("our own config");
     Ok((
@@ -358,15 +361,20 @@ async fn teardown(
         Ok(Stopped::Stopped) | Ok(Stopped::Paused) => {
             report.connector = ConnectorOutcome::Stopped;
             // Let the tasks shut down before touching the slot they hold.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                match svc.connect.status(&connector).await {
-                    Ok(Some(s)) if s.tasks.iter().any(|t| t.state == ConnectorState::Running) => {}
-                    Ok(Some(s)) if s.state == ConnectorState::Running => {}
-                    _ => break,
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            // (Connect not answering ends the wait too: the deletion goes on.)
+            let _ = wait::until(
+                Duration::from_secs(10),
+                Duration::from_millis(100),
+                || async { Ok::<_, Infallible>(svc.connect.status(&connector).await) },
+                |status| match status {
+                    Ok(Some(s)) => {
+                        s.state != ConnectorState::Running
+                            && !s.tasks.iter().any(|t| t.state == ConnectorState::Running)
+                    }
+                    _ => true,
+                },
+            )
+            .await;
         }
         Err(e) => return Err(connect_err(&report, e)),
     }

@@ -15,7 +15,7 @@
 //! Every error carries the request it came from and Connect's own message, in one line.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use reqwest::{Method, StatusCode};
@@ -412,8 +412,7 @@ impl ConnectClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value)> {
-        let deadline = Instant::now() + REBALANCE_RETRY;
-        loop {
+        let once = || async {
             let url = format!("{}{path}", self.base);
             let mut req = self.http.request(method.clone(), &url);
             if let Some(b) = body {
@@ -431,12 +430,15 @@ impl ConnectClient {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if rebalancing(status, &value) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            return Ok((status, value));
-        }
+            Ok::<_, anyhow::Error>((status, value))
+        };
+        crate::wait::until(
+            REBALANCE_RETRY,
+            Duration::from_millis(500),
+            once,
+            |(status, value)| !rebalancing(*status, value),
+        )
+        .await
     }
 
     fn fail(method: &str, path: &str, status: StatusCode, body: &Value) -> anyhow::Error {

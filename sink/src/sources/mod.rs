@@ -102,11 +102,11 @@ pub struct SourcesService {
     tuning: SourcesTuning,
     connect: ConnectClient,
     registry: Arc<SourceRegistry>,
-    reconcile: ReconcileState,
+    reconcile: Arc<ReconcileState>,
     /// Passwords given in plain text, learned from creations and from Connect's copies: the
     /// registry never holds them, the WAL guard still needs them while Connect is away.
     passwords: RwLock<HashMap<String, String>>,
-    guard: GuardState,
+    guard: Arc<GuardState>,
 }
 
 impl SourcesService {
@@ -142,9 +142,9 @@ impl SourcesService {
             tuning,
             connect,
             registry,
-            reconcile: ReconcileState::default(),
+            reconcile: Arc::default(),
             passwords: RwLock::new(HashMap::new()),
-            guard: GuardState::default(),
+            guard: Arc::default(),
         }))
     }
 
@@ -226,14 +226,14 @@ impl SourcesService {
         })
     }
 
-    /// Appends this service's Prometheus metrics (text format) to `out`.
     /// (server, slot, retained WAL bytes) of every slot the WAL guard last saw.
     pub fn retained_wal(&self) -> Vec<(String, String, u64)> {
         self.guard.retained()
     }
 
-    pub fn write_metrics(&self, out: &mut String) {
-        self.guard.write_metrics(out);
-        self.reconcile.write_metrics(out);
+    /// Registers the WAL guard's and the reconciler's metrics (see `crate::metrics`).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.guard.register_metrics(registry);
+        self.reconcile.register_metrics(registry);
     }
 }

@@ -15,7 +15,7 @@
 //! so the caller first stops the connector, then [`release_slot`] waits for the slot to turn
 //! inactive and, after a timeout, terminates the backend still holding it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
@@ -463,38 +463,33 @@ pub async fn slot_holder(client: &Client, slot: &str) -> Result<Option<Option<i3
 /// Waits for the slot to be released; after `timeout` terminates the backend holding it and
 /// waits a little more. Returns whether the slot exists.
 pub async fn release_slot(client: &Client, slot: &str, timeout: Duration) -> Result<bool> {
-    let deadline = Instant::now() + timeout;
-    let mut terminated = false;
-    loop {
-        match slot_holder(client, slot).await? {
-            None => return Ok(false),
-            Some(None) => return Ok(true),
-            Some(Some(pid)) => {
-                if Instant::now() >= deadline {
-                    if terminated {
-                        anyhow::bail!(
-                            "slot {slot} is still held by backend {pid} after terminating it"
-                        );
-                    }
-                    tracing::warn!(
-                        slot,
-                        pid,
-                        "slot still active after {timeout:?}: terminating its backend"
-                    );
-                    client
-                        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-                        .await
-                        .with_context(|| {
-                            format!("terminating backend {pid} holding slot {slot}")
-                        })?;
-                    terminated = true;
-                    // Give the terminated walsender a moment to let go.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            }
+    let held = |holder: &Option<Option<i32>>| matches!(holder, Some(Some(_)));
+    let holder = crate::wait::until(
+        timeout,
+        Duration::from_millis(100),
+        || slot_holder(client, slot),
+        |h| !held(h),
+    )
+    .await?;
+    let Some(Some(pid)) = holder else {
+        return Ok(holder.is_some());
+    };
+    tracing::warn!(
+        slot,
+        pid,
+        "slot still active after {timeout:?}: terminating its backend"
+    );
+    client
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .with_context(|| format!("terminating backend {pid} holding slot {slot}"))?;
+    // Give the terminated walsender a moment to let go.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    match slot_holder(client, slot).await? {
+        Some(Some(pid)) => {
+            anyhow::bail!("slot {slot} is still held by backend {pid} after terminating it")
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        holder => Ok(holder.is_some()),
     }
 }
 

@@ -24,16 +24,20 @@
 //! while some source is declared, as a pass with nothing to reconcile asks Connect nothing).
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{connector_name, ConnectorState};
 use super::SourcesService;
 use crate::consumers::registry::now_ms;
+use crate::metrics;
 
 /// How many recent actions a source keeps.
 const KEPT_ACTIONS: usize = 10;
@@ -77,7 +81,8 @@ pub struct Observed {
 #[derive(Default)]
 pub struct ReconcileState {
     sources: Mutex<HashMap<String, State>>,
-    counts: Mutex<HashMap<(String, &'static str), u64>>,
+    /// `tumbleweed_source_reconcile_actions_total`, kept after a source is deleted.
+    counts: Family<ActionLabels, Counter>,
     observed: Mutex<HashMap<String, Observed>>,
     /// Whether Connect answered the last pass: `None` before a pass asked it anything.
     connect_reachable: Mutex<Option<bool>>,
@@ -103,11 +108,12 @@ impl ReconcileState {
         } else {
             tracing::info!(source, action = word, %detail, "reconciler")
         }
-        *self
-            .counts
-            .lock()
-            .entry((source.to_string(), word))
-            .or_default() += 1;
+        self.counts
+            .get_or_create(&ActionLabels {
+                source: source.to_string(),
+                action: word,
+            })
+            .inc();
         let mut all = self.sources.lock();
         let s = all.entry(source.to_string()).or_default();
         // A repeated complaint is kept once, with its latest time (and counted every time).
@@ -136,6 +142,7 @@ impl ReconcileState {
     }
 
     /// Whether a failed connector may be restarted now; if so, the next try is pushed back.
+    /// (A schedule kept across passes, not a wait: `crate::wait` is not for this.)
     fn restart_due(&self, source: &str) -> bool {
         let mut all = self.sources.lock();
         let s = all.entry(source.to_string()).or_default();
@@ -168,57 +175,73 @@ impl ReconcileState {
         self.observed.lock().insert(source.to_string(), seen);
     }
 
-    /// Prometheus text for the action counters.
-    pub fn write_metrics(&self, out: &mut String) {
-        let counts = self.counts.lock();
-        let _ = writeln!(
-            out,
-            "# HELP tumbleweed_source_reconcile_actions_total Actions the reconciler took on a source's connector.\n# TYPE tumbleweed_source_reconcile_actions_total counter"
+    /// Registers the action counters, and the gauges of what the last pass saw.
+    pub fn register_metrics(self: &Arc<Self>, registry: &mut Registry) {
+        metrics::register(
+            registry,
+            "tumbleweed_source_reconcile_actions_total",
+            "Actions the reconciler took on a source's connector.",
+            self.counts.clone(),
         );
-        let mut rows: Vec<_> = counts.iter().collect();
-        rows.sort();
-        for ((source, action), n) in rows {
-            let _ = writeln!(
-                out,
-                "tumbleweed_source_reconcile_actions_total{{source=\"{source}\",action=\"{action}\"}} {n}"
-            );
-        }
-        drop(counts);
-        let observed = self.observed.lock();
-        let mut sources: Vec<_> = observed.iter().collect();
-        sources.sort_by(|a, b| a.0.cmp(b.0));
-        let _ = writeln!(
-            out,
-            "# HELP tumbleweed_source_connector_state The state of each declared source's connector at the last reconciler pass (1 for the current state; MISSING: no connector in Connect).\n# TYPE tumbleweed_source_connector_state gauge"
-        );
-        for (source, seen) in &sources {
-            for state in CONNECTOR_STATES {
-                let on = u8::from(seen.connector_state == state);
-                let _ = writeln!(
-                    out,
-                    "tumbleweed_source_connector_state{{source=\"{source}\",state=\"{state}\"}} {on}"
-                );
+        let state = Arc::clone(self);
+        metrics::collect(registry, move |enc| {
+            let observed = state.observed.lock();
+            let mut sources: Vec<_> = observed.iter().collect();
+            sources.sort_by(|a, b| a.0.cmp(b.0));
+            metrics::live_gauges(
+                enc,
+                "tumbleweed_source_connector_state",
+                "The state of each declared source's connector at the last reconciler pass (1 for the current state; MISSING: no connector in Connect).",
+                sources.iter().flat_map(|(source, seen)| {
+                    CONNECTOR_STATES.into_iter().map(|state| {
+                        let labels = StateLabels {
+                            source: source.to_string(),
+                            state,
+                        };
+                        (labels, i64::from(seen.connector_state == state))
+                    })
+                }),
+            )?;
+            metrics::live_gauges(
+                enc,
+                "tumbleweed_source_failed_tasks",
+                "Tasks of each declared source's connector in state FAILED at the last reconciler pass.",
+                sources.iter().map(|(source, seen)| {
+                    let labels = SourceLabels {
+                        source: source.to_string(),
+                    };
+                    (labels, seen.failed_tasks as u64)
+                }),
+            )?;
+            drop(observed);
+            match *state.connect_reachable.lock() {
+                Some(up) => metrics::live_gauge(
+                    enc,
+                    "tumbleweed_connect_reachable",
+                    "1 when Kafka Connect answered the reconciler's last pass, else 0 (measured while a source is declared).",
+                    i64::from(up),
+                ),
+                None => Ok(()),
             }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tumbleweed_source_failed_tasks Tasks of each declared source's connector in state FAILED at the last reconciler pass.\n# TYPE tumbleweed_source_failed_tasks gauge"
-        );
-        for (source, seen) in &sources {
-            let _ = writeln!(
-                out,
-                "tumbleweed_source_failed_tasks{{source=\"{source}\"}} {}",
-                seen.failed_tasks
-            );
-        }
-        if let Some(up) = *self.connect_reachable.lock() {
-            let _ = writeln!(
-                out,
-                "# HELP tumbleweed_connect_reachable 1 when Kafka Connect answered the reconciler's last pass, else 0 (measured while a source is declared).\n# TYPE tumbleweed_connect_reachable gauge\ntumbleweed_connect_reachable {}",
-                u8::from(up)
-            );
-        }
+        });
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    source: String,
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    source: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
 }
 
 impl SourcesService {
@@ -374,9 +397,8 @@ mod tests {
 
     #[test]
     fn connector_states_are_exported_one_hot_with_failed_tasks_and_reachability() {
-        let s = ReconcileState::default();
-        let mut out = String::new();
-        s.write_metrics(&mut out);
+        let s = Arc::new(ReconcileState::default());
+        let out = metrics::encode_with(|r| s.register_metrics(r));
         assert!(
             !out.contains("tumbleweed_connect_reachable "),
             "not measured yet: {out}"
@@ -396,8 +418,7 @@ mod tests {
             },
         );
         *s.connect_reachable.lock() = Some(false);
-        let mut out = String::new();
-        s.write_metrics(&mut out);
+        let out = metrics::encode_with(|r| s.register_metrics(r));
         assert!(out
             .contains("tumbleweed_source_connector_state{source=\"orders\",state=\"RUNNING\"} 1"));
         assert!(
@@ -414,8 +435,7 @@ mod tests {
         assert!(out.contains("tumbleweed_source_failed_tasks{source=\"orders\"} 1"));
         assert!(out.contains("tumbleweed_connect_reachable 0"));
         s.forget("gone");
-        let mut out = String::new();
-        s.write_metrics(&mut out);
+        let out = metrics::encode_with(|r| s.register_metrics(r));
         assert!(
             !out.contains("source=\"gone\""),
             "a deleted source leaves the metrics"
@@ -424,7 +444,7 @@ mod tests {
 
     #[test]
     fn actions_are_kept_newest_first_and_counted() {
-        let s = ReconcileState::default();
+        let s = Arc::new(ReconcileState::default());
         for i in 0..(KEPT_ACTIONS + 3) {
             s.record("a", ReconcileAction::Restarted, format!("try {i}"));
         }
@@ -438,8 +458,7 @@ mod tests {
             "newest first; a repeated complaint once"
         );
         assert_eq!(v.actions[1].detail, format!("try {}", KEPT_ACTIONS + 2));
-        let mut out = String::new();
-        s.write_metrics(&mut out);
+        let out = metrics::encode_with(|r| s.register_metrics(r));
         assert!(
             out.contains(&format!(
                 "tumbleweed_source_reconcile_actions_total{{source=\"a\",action=\"restarted\"}} {}",

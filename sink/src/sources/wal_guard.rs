@@ -14,16 +14,19 @@
 //! changes are logged once, when they happen (`warn` on the way up, `info` on the way down).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
+use std::sync::Arc;
 
 use futures::future::join_all;
 use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use super::claims::SlotClaims;
 use super::connect::StoredSource;
 use super::model::{SlotStatus, SlotView};
 use super::postgres;
+use crate::metrics;
 
 /// A source database the WAL guard could not read (the API's type).
 pub use tumbleweed_api::sources::ScanError;
@@ -138,66 +141,65 @@ impl GuardState {
             .collect()
     }
 
-    /// Prometheus text for the last scan.
-    pub fn write_metrics(&self, out: &mut String) {
-        let inner = self.inner.lock();
-        let Some(scan) = &inner.last else { return };
-        let labels = |s: &SlotView| {
-            format!(
-                "source=\"{}\",slot=\"{}\",database=\"{}\",server=\"{}\"",
-                escape(s.source.as_deref().unwrap_or("")),
-                escape(&s.slot),
-                escape(s.database.as_deref().unwrap_or("")),
-                escape(&s.server)
+    /// Registers the gauges of the last scan (none before the first): per slot, retained WAL,
+    /// whether it is active and whether it is an orphan; and the servers it could not read.
+    pub fn register_metrics(self: &Arc<Self>, registry: &mut Registry) {
+        let state = Arc::clone(self);
+        metrics::collect(registry, move |enc| {
+            let inner = state.inner.lock();
+            let Some(scan) = &inner.last else {
+                return Ok(());
+            };
+            let rows = |value: fn(&SlotView) -> i64| {
+                scan.slots
+                    .iter()
+                    .map(move |s| (SlotLabels::of(s), value(s)))
+            };
+            metrics::live_gauges(
+                enc,
+                "tumbleweed_slot_retained_wal_bytes",
+                "WAL retained by a replication slot (pg_current_wal_lsn() - restart_lsn).",
+                rows(|s| s.retained_bytes.unwrap_or(0)),
+            )?;
+            metrics::live_gauges(
+                enc,
+                "tumbleweed_slot_active",
+                "Whether a replication slot is in use (1) or not (0).",
+                rows(|s| i64::from(s.active)),
+            )?;
+            metrics::live_gauges(
+                enc,
+                "tumbleweed_slot_orphan",
+                "Whether a Tumbleweed slot has lost its source (1) or not (0).",
+                rows(|s| i64::from(s.orphan)),
+            )?;
+            metrics::live_gauge(
+                enc,
+                "tumbleweed_wal_guard_unreachable_servers",
+                "Source servers the last WAL guard pass could not read.",
+                scan.errors.len() as u64,
             )
-        };
-        out.push_str("# HELP tumbleweed_slot_retained_wal_bytes WAL retained by a replication slot (pg_current_wal_lsn() - restart_lsn).\n");
-        out.push_str("# TYPE tumbleweed_slot_retained_wal_bytes gauge\n");
-        for s in &scan.slots {
-            let _ = writeln!(
-                out,
-                "tumbleweed_slot_retained_wal_bytes{{{}}} {}",
-                labels(s),
-                s.retained_bytes.unwrap_or(0)
-            );
-        }
-        out.push_str(
-            "# HELP tumbleweed_slot_active Whether a replication slot is in use (1) or not (0).\n",
-        );
-        out.push_str("# TYPE tumbleweed_slot_active gauge\n");
-        for s in &scan.slots {
-            let _ = writeln!(
-                out,
-                "tumbleweed_slot_active{{{}}} {}",
-                labels(s),
-                u8::from(s.active)
-            );
-        }
-        out.push_str("# HELP tumbleweed_slot_orphan Whether a Tumbleweed slot has lost its source (1) or not (0).\n");
-        out.push_str("# TYPE tumbleweed_slot_orphan gauge\n");
-        for s in &scan.slots {
-            let _ = writeln!(
-                out,
-                "tumbleweed_slot_orphan{{{}}} {}",
-                labels(s),
-                u8::from(s.orphan)
-            );
-        }
-        out.push_str("# HELP tumbleweed_wal_guard_unreachable_servers Source servers the last WAL guard pass could not read.\n");
-        out.push_str("# TYPE tumbleweed_wal_guard_unreachable_servers gauge\n");
-        let _ = writeln!(
-            out,
-            "tumbleweed_wal_guard_unreachable_servers {}",
-            scan.errors.len()
-        );
+        });
     }
 }
 
-/// Escapes a Prometheus label value.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SlotLabels {
+    source: String,
+    slot: String,
+    database: String,
+    server: String,
+}
+
+impl SlotLabels {
+    fn of(s: &SlotView) -> Self {
+        Self {
+            source: s.source.clone().unwrap_or_default(),
+            slot: s.slot.clone(),
+            database: s.database.clone().unwrap_or_default(),
+            server: s.server.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -226,15 +228,14 @@ mod tests {
 
     #[test]
     fn metrics_render_with_escaped_labels() {
-        let g = GuardState::default();
-        let mut out = String::new();
-        g.write_metrics(&mut out);
+        let g = Arc::new(GuardState::default());
+        let out = metrics::encode_with(|r| g.register_metrics(r));
         assert!(out.is_empty(), "no scan yet, no metrics");
         g.record(&Scan {
             slots: vec![slot("tumbleweed_a", SlotStatus::Warn)],
             errors: vec![],
         });
-        g.write_metrics(&mut out);
+        let out = metrics::encode_with(|r| g.register_metrics(r));
         assert!(out.contains(
             "tumbleweed_slot_retained_wal_bytes{source=\"a\\\"b\",slot=\"tumbleweed_a\",database=\"app\",server=\"db:5432\"} 42"
         ), "{out}");
