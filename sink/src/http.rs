@@ -86,9 +86,11 @@ pub fn router(
         .route("/v1/consumers/{name}/ack", post(ack))
         .route("/v1/consumers/{name}/tickets", post(issue_ticket))
         .route("/healthz", get(healthz))
-        .route("/v1/openapi.json", get(crate::openapi::document))
         .route("/readyz", get(readyz))
         .with_state(state.clone());
+    // The contract is no secret, so it needs no token; but it describes the admin API too, so
+    // it is not a consumer route: on AWS only the admin listener forwards it.
+    let contract = Router::new().route("/v1/openapi.json", get(crate::openapi::document));
     let metrics_api = Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -99,6 +101,7 @@ pub fn router(
     let mut app = Router::new()
         .merge(admin_api)
         .merge(consumer_api)
+        .merge(contract)
         .merge(metrics_api);
     if let Some(dir) = ui_dir {
         let index = dir.join("index.html");
