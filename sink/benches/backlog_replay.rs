@@ -260,7 +260,11 @@ async fn main() -> Result<()> {
         let finished = if delivered == n * c {
             "all".to_string()
         } else {
-            format!("stopped at {} s with {delivered} of {}", limit.as_secs(), n * c)
+            format!(
+                "stopped at {} s with {delivered} of {}",
+                limit.as_secs(),
+                n * c
+            )
         };
         println!(
             "peer (KafkaSSE), {c} client(s): {delivered} events in {secs:.2} s = {:.0} events/s ({finished}); peer CPU {:.0}% of one core",

@@ -66,9 +66,11 @@ async fn main() -> Result<()> {
         created.text().await?
     );
     let slot = format!("tw_local_{name}");
-    eventually("the slot to become active", Duration::from_secs(90), || async {
-        Ok(slot_active(&pg, &slot).await?.filter(|a| *a))
-    })
+    eventually(
+        "the slot to become active",
+        Duration::from_secs(90),
+        || async { Ok(slot_active(&pg, &slot).await?.filter(|a| *a)) },
+    )
     .await?;
     // One row first, so the topic exists and the consumer can be declared on it.
     pg.execute(

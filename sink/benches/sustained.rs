@@ -16,7 +16,8 @@
 //!
 //! Environment: BENCH_SCENARIOS (comma-separated subset of live,fanout,sustained),
 //! BENCH_SUSTAINED_CLIENTS (1000), BENCH_SUSTAINED_RATE (2000), BENCH_SUSTAINED_SECONDS (60),
-//! BENCH_FETCH_WAIT_MS (both servers' fetch.wait.max.ms, 100), BENCH_PEER=0 to skip the peer.
+//! BENCH_FETCH_WAIT_MS (both servers' fetch.wait.max.ms, 100), BENCH_PEER=0 to skip the peer,
+//! BENCH_SINK=0 to run the live and fan-out scenarios against the peer only.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -216,6 +217,7 @@ async fn main() -> Result<()> {
         .map(str::to_string)
         .collect::<Vec<_>>();
     let with_peer = std::env::var("BENCH_PEER").map_or(true, |v| v != "0");
+    let with_sink = std::env::var("BENCH_SINK").map_or(true, |v| v != "0");
     let sink = SinkProcess::start(
         SINK,
         stack,
@@ -232,10 +234,14 @@ async fn main() -> Result<()> {
     } else {
         None
     };
-    let mut targets = vec![Target::Sink(&sink)];
+    let mut targets = Vec::new();
+    if with_sink {
+        targets.push(Target::Sink(&sink));
+    }
     if let Some(p) = &peer {
         targets.push(Target::Peer(p));
     }
+    let sink_only = [Target::Sink(&sink)];
     let bootstrap = &stack.kafka_bootstrap;
     if scenarios.iter().any(|s| s == "live") {
         let scenario = "live: 1 client, 1,000 ev/s, 10 s";
@@ -256,7 +262,7 @@ async fn main() -> Result<()> {
         let rate = env_or("BENCH_SUSTAINED_RATE", 2000);
         let seconds = env_or("BENCH_SUSTAINED_SECONDS", 60);
         let scenario = format!("sustained: {clients} clients × {rate} ev/s, {seconds} s");
-        let o = run(&targets[0], bootstrap, clients, rate, seconds).await?;
+        let o = run(&sink_only[0], bootstrap, clients, rate, seconds).await?;
         report(&scenario, "tumbleweed", &o);
         ensure!(
             o.delivered <= o.offered,

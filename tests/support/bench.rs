@@ -71,11 +71,24 @@ pub async fn open_raw(
     path: &str,
     header: Option<&str>,
 ) -> anyhow::Result<(tokio::net::TcpStream, Vec<u8>)> {
+    let within = std::time::Duration::from_secs(60);
+    match tokio::time::timeout(within, open_raw_now(addr, path, header)).await {
+        Ok(r) => r,
+        Err(_) => anyhow::bail!("{addr}{path} sent no response headers within 60 s"),
+    }
+}
+
+async fn open_raw_now(
+    addr: &str,
+    path: &str,
+    header: Option<&str>,
+) -> anyhow::Result<(tokio::net::TcpStream, Vec<u8>)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
     let extra = header.map(|h| format!("{h}\r\n")).unwrap_or_default();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Accept: text/event-stream\r\n\r\n");
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Accept: text/event-stream\r\n\r\n");
     s.write_all(req.as_bytes()).await?;
     let mut buf = Vec::with_capacity(4096);
     let mut tmp = [0u8; 4096];
@@ -191,6 +204,10 @@ impl KafkaSse {
             .env("KAFKASSE_PORT", port.to_string())
             .env("KAFKA_BOOTSTRAP", bootstrap)
             .env("KAFKASSE_FETCH_WAIT_MS", fetch_wait_ms)
+            // node-rdkafka runs every consumer's blocking consume and connect on libuv's thread
+            // pool, 4 threads by default: with more streams than that, new streams wait
+            // forever for a free thread. 128 lets 100 streams run, as a team would configure it.
+            .env("UV_THREADPOOL_SIZE", "128")
             .stdout(std::process::Stdio::null())
             .spawn()
             .context("starting node for the KafkaSSE peer")?;
