@@ -48,7 +48,7 @@ async fn row_changes_flow_in_order_and_the_slot_is_dropped_after_the_connector()
                 "heartbeat.interval.ms": "500",
                 "heartbeat.action.query":
                     "UPDATE public.tumbleweed_heartbeat SET beat_at = now() WHERE id = 1",
-                "poll.interval.ms": "20",
+                "poll.interval.ms": "5",
                 "topic.creation.default.replication.factor": stack.replication_factor.to_string(),
                 // Records and source offsets in one Kafka transaction: the connector must
                 // support it (Connect refuses the config otherwise) and the worker enables it.

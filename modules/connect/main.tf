@@ -32,6 +32,9 @@ locals {
     # A task killed mid-transaction leaves it open, and a restarted worker reads its offsets
     # with read_committed: with the default 60 s timeout every source pauses that long.
     CONNECT_PRODUCER_TRANSACTION_TIMEOUT_MS = "10000"
+    # Task producers send at once (the local stack does the same; see sink/benches/end_to_end.rs
+    # for what it changed at 5,000 commits/s).
+    CONNECT_PRODUCER_LINGER_MS = "0"
   }
 
   # Source database passwords, fetched by ECS from Secrets Manager at task start, under the

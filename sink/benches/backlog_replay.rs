@@ -7,9 +7,14 @@
 //! 2. C consumers replay all N at once: aggregate events/s, how many chunks the sink read
 //!    from Kafka against how many requests were shared, the sink's CPU and peak RSS.
 //!
+//! 3. The same two runs against the peer, KafkaSSE (npm `kafka-sse` 0.4.2, one node-rdkafka
+//!    consumer per stream) on the same broker, each stopped after BENCH_PEER_SECONDS (30)
+//!    if it has not finished: its rate is what it delivered over the time it took.
+//!
 //! Sizes come from the environment: BENCH_BACKLOG (N, default 1,000,000), BENCH_CLIENTS (C,
-//! 10), BENCH_PARTITIONS (1), BENCH_COMPRESSION (the producer's `compression.type`, `none`
-//! as Kafka Connect's producer defaults to), BENCH_SINK_ARGS (extra sink flags).
+//! 10), BENCH_PARTITIONS (1; the peer runs only on 1), BENCH_COMPRESSION (the producer's
+//! `compression.type`, `none` as Kafka Connect's producer defaults to), BENCH_SINK_ARGS (extra
+//! sink flags), BENCH_PEER=0 to skip the peer.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +23,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use tumbleweed_tests::bench::{
-    count_events, cpu_secs, env_or, machine_busy_secs, open_stream, rss_kib, sink_args_from_env,
+    count_events, count_events_until, cpu_secs, env_or, machine_busy_secs, open_stream, rss_kib,
+    sink_args_from_env, table_row, KafkaSse,
 };
 use tumbleweed_tests::sink::{create_topic, SinkProcess};
 use tumbleweed_tests::{stack, unique_suffix};
@@ -124,6 +130,40 @@ async fn replay(
     ))
 }
 
+/// The peer replays the same history: `clients` KafkaSSE streams from offset 0, each read
+/// until it has all `n` events or `limit` has passed. Returns (events delivered in all,
+/// seconds, the peer's CPU seconds).
+async fn replay_peer(
+    peer: &KafkaSse,
+    topic: &str,
+    clients: usize,
+    n: usize,
+    limit: Duration,
+) -> Result<(usize, f64, f64)> {
+    let mut streams = Vec::new();
+    for _ in 0..clients {
+        streams.push(peer.open(topic, Some(0)).await?);
+    }
+    let cpu0 = cpu_secs(peer.pid());
+    let t0 = Instant::now();
+    let deadline = t0 + limit;
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|(mut s, first)| {
+            tokio::spawn(async move { count_events_until(&mut s, &first, n, deadline).await })
+        })
+        .collect();
+    let mut delivered = 0;
+    for t in tasks {
+        delivered += t.await??;
+    }
+    Ok((
+        delivered,
+        t0.elapsed().as_secs_f64(),
+        cpu_secs(peer.pid()) - cpu0,
+    ))
+}
+
 async fn metric(sink: &SinkProcess, name: &str) -> Result<f64> {
     let text = sink
         .admin(reqwest::Method::GET, "/metrics")
@@ -169,6 +209,19 @@ async fn main() -> Result<()> {
         busy * 100.0,
         peak / 1024
     );
+    let one = format!("backlog: 1 client replays {n} retained events");
+    table_row(
+        &one,
+        "tumbleweed",
+        n as f64 / secs,
+        "ev/s",
+        true,
+        &format!(
+            "{secs:.1} s, CPU {:.0}%, peak RSS {} MiB",
+            cpu / secs * 100.0,
+            peak / 1024
+        ),
+    );
     let read0 = metric(&sink, "tumbleweed_replay_chunks_read_total").await?;
     let shared0 = metric(&sink, "tumbleweed_replay_chunks_shared_total").await?;
     let (secs, cpu, peak, busy) = replay(&sink, &topic, clients, n, "many").await?;
@@ -182,5 +235,50 @@ async fn main() -> Result<()> {
         busy * 100.0,
         peak / 1024
     );
+    let many = format!("backlog: {clients} clients replay {n} at once (aggregate)");
+    table_row(
+        &many,
+        "tumbleweed",
+        (n * clients) as f64 / secs,
+        "ev/s",
+        true,
+        &format!(
+            "{secs:.1} s, {read} chunks read from Kafka for all, CPU {:.0}%, peak RSS {} MiB",
+            cpu / secs * 100.0,
+            peak / 1024
+        ),
+    );
+
+    if std::env::var("BENCH_PEER").is_ok_and(|v| v == "0") || partitions != 1 {
+        return Ok(());
+    }
+    let limit = Duration::from_secs(env_or("BENCH_PEER_SECONDS", 30) as u64);
+    let fetch_wait = std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "100".into());
+    let peer = KafkaSse::start(&stack.kafka_bootstrap, &fetch_wait).await?;
+    for (scenario, c) in [(one, 1), (many, clients)] {
+        let (delivered, secs, cpu) = replay_peer(&peer, &topic, c, n, limit).await?;
+        let finished = if delivered == n * c {
+            "all".to_string()
+        } else {
+            format!(
+                "stopped at {} s with {delivered} of {}",
+                limit.as_secs(),
+                n * c
+            )
+        };
+        println!(
+            "peer (KafkaSSE), {c} client(s): {delivered} events in {secs:.2} s = {:.0} events/s ({finished}); peer CPU {:.0}% of one core",
+            delivered as f64 / secs,
+            cpu / secs * 100.0
+        );
+        table_row(
+            &scenario,
+            "kafkasse",
+            delivered as f64 / secs,
+            "ev/s",
+            true,
+            &format!("{finished}, CPU {:.0}%", cpu / secs * 100.0),
+        );
+    }
     Ok(())
 }

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
-use tumbleweed_tests::bench::{env_or, rss_kib, sink_args_from_env};
+use tumbleweed_tests::bench::{env_or, rss_kib, sink_args_from_env, table_row};
 use tumbleweed_tests::sink::{create_topic, SinkProcess, ADMIN_TOKEN};
 use tumbleweed_tests::{stack, unique_suffix};
 
@@ -199,6 +199,18 @@ async fn main() -> Result<()> {
         },
         100.0 * peak_mib as f64 / limit_mib as f64,
         peak_mib as f64 / budget_mib as f64,
+    );
+    table_row(
+        &format!("memory: {n_topics} topics replayed at once, {budget_mib} MiB buffer budget"),
+        "tumbleweed",
+        peak_mib as f64,
+        "MiB peak RSS",
+        false,
+        &format!(
+            "limit {limit_mib} MiB; {:.0} events/s; {} MiB at rest",
+            total as f64 / secs,
+            after / 1024
+        ),
     );
     drop(open);
     Ok(())

@@ -30,7 +30,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tumbleweed_tests::bench::{
-    count_events, cpu_secs, env_or, open_stream, raise_fd_limit, rss_kib,
+    count_events, cpu_secs, env_or, open_stream, raise_fd_limit, rss_kib, table_row,
 };
 use tumbleweed_tests::sink::{create_topic, SinkProcess};
 use tumbleweed_tests::{stack, unique_suffix};
@@ -154,6 +154,14 @@ async fn main() -> Result<()> {
         before / 1024,
         (after.saturating_sub(before)) as f64 / n_idle as f64
     );
+    table_row(
+        &format!("{n_idle} idle streams: memory per stream"),
+        "tumbleweed",
+        (after.saturating_sub(before)) as f64 / n_idle as f64,
+        "KiB",
+        false,
+        &format!("sink RSS {} MiB (from {} MiB)", after / 1024, before / 1024),
+    );
     drop(idle);
 
     // --- 2. throughput -------------------------------------------------------------------
@@ -196,6 +204,14 @@ async fn main() -> Result<()> {
         delivered as f64 * frame_bytes as f64 / elapsed / 1e6,
         cpu / elapsed * 100.0
     );
+    table_row(
+        &format!("burst fan-out: {n_events} events to {n_streams} streams (aggregate)"),
+        "tumbleweed",
+        delivered as f64 / elapsed,
+        "ev/s",
+        true,
+        &format!("{elapsed:.2} s, sink CPU {:.0}%", cpu / elapsed * 100.0),
+    );
 
     // --- 2b. the same fan-out through 10 distinct filters --------------------------------------
     // Ten consumers, each with its own predicate (delivering 9 events in 10) and a projection,
@@ -231,6 +247,14 @@ async fn main() -> Result<()> {
         "filtered: {n_streams} streams over {n_filters} distinct filters (predicate + projection, {expected} of {n_events} events each): {delivered} delivered in {elapsed:.2} s = {:.0} events/s aggregate; sink CPU {cpu:.1} s ({:.0}% of one core)",
         delivered as f64 / elapsed,
         cpu / elapsed * 100.0
+    );
+    table_row(
+        &format!("filtered fan-out: {n_streams} streams, {n_filters} distinct filters (aggregate)"),
+        "tumbleweed",
+        delivered as f64 / elapsed,
+        "ev/s",
+        true,
+        &format!("{elapsed:.2} s, sink CPU {:.0}%", cpu / elapsed * 100.0),
     );
     // The cost of one filter on one event, measured here on the same rules: parse the event,
     // run the predicate (twice when it fails and the event has a `before`), project and
@@ -381,6 +405,19 @@ async fn main() -> Result<()> {
         percentile(&base_lat, 0.99),
         percentile(&added, 0.50),
         percentile(&added, 0.99),
+    );
+    table_row(
+        &format!("added latency at {rate} ev/s: SSE minus a plain Kafka consumer"),
+        "tumbleweed",
+        percentile(&added, 0.99),
+        "ms p99",
+        false,
+        &format!(
+            "p50 {:.2} ms; producer→SSE p99 {:.1} ms, producer→plain consumer p99 {:.1} ms",
+            percentile(&added, 0.50),
+            percentile(&sse_lat, 0.99),
+            percentile(&base_lat, 0.99)
+        ),
     );
     println!("sink RSS at the end {} MiB", rss_kib(pid) / 1024);
     Ok(())

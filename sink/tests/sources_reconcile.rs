@@ -193,7 +193,7 @@ async fn sources_come_back_after_connect_loses_them_and_nothing_is_lost() -> Res
         Duration::from_secs(30),
         || async {
             let now: Value = http.get(&config_url).send().await?.json().await?;
-            Ok((now["poll.interval.ms"] == "20").then_some(()))
+            Ok((now["poll.interval.ms"] == "5").then_some(()))
         },
     )
     .await?;

@@ -62,10 +62,33 @@ pub async fn open_stream(
     path: &str,
     token: &str,
 ) -> anyhow::Result<(tokio::net::TcpStream, Vec<u8>)> {
+    open_raw(addr, path, Some(&format!("Authorization: Bearer {token}"))).await
+}
+
+/// [`open_stream`] with one optional extra header line (`Name: value`).
+pub async fn open_raw(
+    addr: &str,
+    path: &str,
+    header: Option<&str>,
+) -> anyhow::Result<(tokio::net::TcpStream, Vec<u8>)> {
+    let within = std::time::Duration::from_secs(60);
+    match tokio::time::timeout(within, open_raw_now(addr, path, header)).await {
+        Ok(r) => r,
+        Err(_) => anyhow::bail!("{addr}{path} sent no response headers within 60 s"),
+    }
+}
+
+async fn open_raw_now(
+    addr: &str,
+    path: &str,
+    header: Option<&str>,
+) -> anyhow::Result<(tokio::net::TcpStream, Vec<u8>)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n");
+    let extra = header.map(|h| format!("{h}\r\n")).unwrap_or_default();
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Accept: text/event-stream\r\n\r\n");
     s.write_all(req.as_bytes()).await?;
     let mut buf = Vec::with_capacity(4096);
     let mut tmp = [0u8; 4096];
@@ -139,4 +162,187 @@ pub fn sink_args_from_env() -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// One line of the benchmark table (`scripts/bench` gathers them from every benchmark and
+/// prints one table with the ratio). `scenario` names the row; `target` is `tumbleweed` or
+/// `kafkasse`; `value` is the figure the ratio compares, in `unit`; `higher_is_better` says
+/// which way the ratio reads; `detail` is the rest of the cell.
+pub fn table_row(
+    scenario: &str,
+    target: &str,
+    value: f64,
+    unit: &str,
+    higher_is_better: bool,
+    detail: &str,
+) {
+    let better = if higher_is_better { "higher" } else { "lower" };
+    println!("TABLE\t{scenario}\t{target}\t{value}\t{unit}\t{better}\t{detail}");
+}
+
+/// The benchmark's peer: Wikimedia's KafkaSSE (npm `kafka-sse` 0.4.2) served by
+/// `sink/benches/kafkasse/server.js` on the same broker, one node-rdkafka consumer per stream,
+/// as that library works. `scripts/bench` installs it (`npm ci` in that directory).
+pub struct KafkaSse {
+    child: std::process::Child,
+    pub addr: String,
+}
+
+impl KafkaSse {
+    /// Starts the peer on a free port with the same `fetch.wait.max.ms` as the sink.
+    pub async fn start(bootstrap: &str, fetch_wait_ms: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let dir = crate::repo_root().join("sink/benches/kafkasse");
+        anyhow::ensure!(
+            dir.join("node_modules/kafka-sse").is_dir(),
+            "the KafkaSSE peer is not installed: run `npm ci` in {} (scripts/bench does)",
+            dir.display()
+        );
+        let port = crate::sink::free_port();
+        let child = std::process::Command::new("node")
+            .arg(dir.join("server.js"))
+            .env("KAFKASSE_PORT", port.to_string())
+            .env("KAFKA_BOOTSTRAP", bootstrap)
+            .env("KAFKASSE_FETCH_WAIT_MS", fetch_wait_ms)
+            // node-rdkafka runs every consumer's blocking consume and connect on libuv's thread
+            // pool, 4 threads by default: with more streams than that, new streams wait
+            // forever for a free thread. 128 lets 100 streams run, as a team would configure it.
+            .env("UV_THREADPOOL_SIZE", "128")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting node for the KafkaSSE peer")?;
+        let addr = format!("127.0.0.1:{port}");
+        let peer = Self { child, addr };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(&peer.addr).await.is_err() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the KafkaSSE peer did not listen on {} within 20 s",
+                peer.addr
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Ok(peer)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Opens a stream of `topic` from its end (`from = None`) or from `offset` of partition
+    /// 0, in KafkaSSE's own `Last-Event-ID` form.
+    pub async fn open(
+        &self,
+        topic: &str,
+        from: Option<i64>,
+    ) -> anyhow::Result<(tokio::net::TcpStream, Vec<u8>)> {
+        let header = from.map(|o| {
+            format!(r#"Last-Event-ID: [{{"topic":"{topic}","partition":0,"offset":{o}}}]"#)
+        });
+        open_raw(&self.addr, &format!("/{topic}"), header.as_deref()).await
+    }
+}
+
+impl Drop for KafkaSse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Like [`count_events`], but stops at `deadline` as well: returns the events counted by then
+/// (for a peer too slow to finish in reasonable time: its rate is the count over the time).
+pub async fn count_events_until(
+    s: &mut tokio::net::TcpStream,
+    first: &[u8],
+    n: usize,
+    deadline: std::time::Instant,
+) -> anyhow::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    let finder = memchr::memmem::Finder::new(b"\ndata: ");
+    let mut count = finder.find_iter(first).count();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut carry = 0usize;
+    while count < n {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let read = match tokio::time::timeout(left, s.read(&mut buf[carry..])).await {
+            Err(_) => return Ok(count),
+            Ok(r) => r?,
+        };
+        if read == 0 {
+            anyhow::bail!("stream closed after {count} events");
+        }
+        let filled = carry + read;
+        count += finder.find_iter(&buf[..filled]).count();
+        let keep = filled.min(6);
+        buf.copy_within(filled - keep..filled, 0);
+        carry = keep;
+    }
+    Ok(count)
+}
+
+/// Microseconds since the Unix epoch (the benchmarks put it in each event as `sent_us`).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Reads an SSE body until `n` events have arrived or `deadline` passes, and measures
+/// latency: for every read, now minus the `sent_us` of the first complete event in it (the
+/// oldest event of that read, so the figure is the read's worst). With a live stream most
+/// reads hold one event. Returns (events, latencies in µs).
+pub async fn count_with_latency(
+    s: &mut tokio::net::TcpStream,
+    first: &[u8],
+    n: usize,
+    deadline: std::time::Instant,
+) -> anyhow::Result<(usize, Vec<i64>)> {
+    use tokio::io::AsyncReadExt;
+    let data = memchr::memmem::Finder::new(b"\ndata: ");
+    let sent = memchr::memmem::Finder::new(b"\"sent_us\":");
+    let mut count = data.find_iter(first).count();
+    let mut lat = Vec::with_capacity(n.min(1 << 20));
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut carry = 0usize;
+    while count < n {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let read = match tokio::time::timeout(left, s.read(&mut buf[carry..])).await {
+            Err(_) => break,
+            Ok(r) => r?,
+        };
+        if read == 0 {
+            anyhow::bail!("stream closed after {count} events");
+        }
+        let at = now_us();
+        let filled = carry + read;
+        count += data.find_iter(&buf[..filled]).count();
+        if let Some(pos) = sent.find(&buf[carry..filled]) {
+            let digits = &buf[carry + pos + 10..filled];
+            let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+            // A number cut by the end of the read is skipped, not misread.
+            if len > 0 && len < digits.len() {
+                if let Some(v) = std::str::from_utf8(&digits[..len])
+                    .ok()
+                    .and_then(|d| d.parse::<i64>().ok())
+                {
+                    lat.push(at - v);
+                }
+            }
+        }
+        let keep = filled.min(6);
+        buf.copy_within(filled - keep..filled, 0);
+        carry = keep;
+    }
+    Ok((count, lat))
+}
+
+/// The `p` quantile (0–1) of sorted microseconds, in milliseconds.
+pub fn quantile_ms(sorted: &[i64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
 }

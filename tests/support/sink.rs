@@ -127,7 +127,20 @@ impl SinkProcess {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(&self.bin)
+        // TW_SINK_WRAPPER runs the sink under a profiler (e.g. `heaptrack -o /tmp/sink`,
+        // `perf record -g -o /tmp/sink.perf --`): for looking, not for figures, since the
+        // measured PID is then the wrapper's.
+        let wrapper = std::env::var("TW_SINK_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = cmd
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env(

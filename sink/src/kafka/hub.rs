@@ -72,6 +72,10 @@ impl FeedHub {
         let consumer: BaseConsumer = settings
             .consumer_config()
             .set("queued.max.messages.kbytes", prefetch.to_string())
+            // When the prefetch queue is over its limit, librdkafka waits this long before the
+            // next fetch (default 1 s): a live burst would then stall every stream for a
+            // second. The reader drains the queue continuously, so 1 ms only costs a fetch.
+            .set("fetch.queue.backoff.ms", "1")
             // Never jump: an out-of-range position is examined (see `reposition`).
             .set("auto.offset.reset", "error")
             .create()

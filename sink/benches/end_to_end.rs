@@ -1,0 +1,322 @@
+//! End to end through the whole pipeline on the real local stack (`cargo bench -p
+//! tumbleweed-sink --bench end_to_end`): pgbench commits into PostgreSQL at a fixed rate, a
+//! source declared through the sink's API (so the connector config is the product's),
+//! Debezium in Kafka Connect, Kafka, the sink, one SSE client. Prints figures; asserts only
+//! that nothing committed went missing.
+//!
+//! Every row carries the time its transaction ran (`clock_timestamp()` in µs); the client
+//! measures, for every row, the time it was read minus that time. Figures:
+//! commits/s pgbench reached, rows delivered of those committed, latency commit → SSE p50/p99
+//! overall and per 10-second window (whether the lag grows), Connect's and the sink's CPU.
+//!
+//! Environment: BENCH_E2E_RATE (commits/s, 5000), BENCH_E2E_SECONDS (60),
+//! BENCH_E2E_CLIENTS (pgbench connections, 8), BENCH_SINK_ARGS (extra sink flags).
+//!
+//! Where the time goes: a plain Kafka consumer (read_committed, as the sink reads) on the same
+//! topic measures, per row, commit → the record's CreateTime (Debezium and Connect's producer)
+//! and commit → readable in Kafka (adds Connect's transaction), so the rest is the sink's.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+use tumbleweed_tests::bench::{
+    cpu_secs, env_or, now_us, open_stream, quantile_ms, sink_args_from_env, table_row,
+};
+use tumbleweed_tests::sink::SinkProcess;
+use tumbleweed_tests::{eventually, slot_active, stack, unique_suffix};
+
+const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
+
+/// Reads `topic` as a plain read_committed consumer until `until`: per row sent after `from_us`,
+/// (CreateTime − sent, readable − sent) in µs.
+async fn watch_kafka(
+    bootstrap: String,
+    topic: String,
+    until: Instant,
+    from_us: i64,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Message;
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", format!("bench-e2e-{}", unique_suffix()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "100")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .set("allow.auto.create.topics", "false")
+        .create()?;
+    consumer.subscribe(&[&topic])?;
+    let sent = memchr::memmem::Finder::new(b"\"sent_us\":");
+    let (mut produced, mut readable) = (Vec::new(), Vec::new());
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let Ok(m) = tokio::time::timeout(left, consumer.recv()).await else {
+            break;
+        };
+        let Ok(m) = m else { continue };
+        let at = now_us();
+        let Some(payload) = m.payload() else { continue };
+        let Some(pos) = sent.find(payload) else {
+            continue;
+        };
+        let digits = &payload[pos + 10..];
+        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        let Some(v) = std::str::from_utf8(&digits[..len])
+            .ok()
+            .and_then(|d| d.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        if v < from_us {
+            continue; // the warm-up row, or a row of the warm-up
+        }
+        if let Some(ms) = m.timestamp().to_millis() {
+            produced.push(ms * 1000 - v);
+        }
+        readable.push(at - v);
+    }
+    Ok((produced, readable))
+}
+
+/// The Kafka Connect worker's PID (the stack writes it under TW_HOME/run).
+fn connect_pid() -> Option<u32> {
+    let home = std::env::var("TW_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| tumbleweed_tests::repo_root().join(".local"));
+    std::fs::read_to_string(home.join("run/connect.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let rate = env_or("BENCH_E2E_RATE", 5000);
+    let seconds = env_or("BENCH_E2E_SECONDS", 60);
+    // Connect's task is a fresh JVM code path when the source starts: its first seconds are
+    // slower (JIT). They run at the same rate, and are shown in the windows, but the figures
+    // are of the `seconds` after them.
+    let warmup = env_or("BENCH_E2E_WARMUP", 10);
+    let pg_clients = env_or("BENCH_E2E_CLIENTS", 8);
+    let stack = stack();
+    let id = unique_suffix();
+    let name = format!("e2e_{id}");
+    let db = format!("bench_e2e_{id}");
+    let pg = stack.create_database(&db).await?;
+    pg.batch_execute(
+        "CREATE TABLE public.ticks (id bigserial PRIMARY KEY, sent_us bigint NOT NULL,
+             account int NOT NULL, amount int NOT NULL, note text NOT NULL);",
+    )
+    .await?;
+    let extra = sink_args_from_env();
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let sink = SinkProcess::start(SINK, stack, &extra).await?;
+    let created = sink
+        .admin(reqwest::Method::POST, "/v1/sources")
+        .json(&json!({
+            "name": name, "host": stack.pg_host, "port": stack.pg_port, "database": db,
+            "user": "postgres", "password": "unused-with-trust-auth",
+            "tables": ["public.ticks"], "heartbeat_interval_s": 1, "snapshot_mode": "no_data",
+        }))
+        .send()
+        .await?;
+    ensure!(
+        created.status().is_success(),
+        "creating the source: {}",
+        created.text().await?
+    );
+    let slot = format!("tw_local_{name}");
+    eventually(
+        "the slot to become active",
+        Duration::from_secs(90),
+        || async { Ok(slot_active(&pg, &slot).await?.filter(|a| *a)) },
+    )
+    .await?;
+    // One row first, so the topic exists and the consumer can be declared on it.
+    pg.execute(
+        "INSERT INTO public.ticks (sent_us, account, amount, note) VALUES (0, 0, 0, 'warm-up')",
+        &[],
+    )
+    .await?;
+    let topic = format!("{name}.public.ticks");
+    sink.wait_topic(&topic, Duration::from_secs(60)).await?;
+    let token = sink
+        .create_consumer(json!({"name": "e2e", "topics": [topic], "start": "earliest"}))
+        .await?;
+    let addr = sink.base.trim_start_matches("http://").to_string();
+    let (mut s, first) = open_stream(&addr, "/v1/consumers/e2e/events", &token).await?;
+
+    let script = std::env::temp_dir().join(format!("tw-e2e-{id}.sql"));
+    std::fs::write(
+        &script,
+        "\\set aid random(1, 100000)\n\
+         INSERT INTO public.ticks (sent_us, account, amount, note) VALUES \
+         ((extract(epoch from clock_timestamp()) * 1000000)::bigint, :aid, 100, \
+         'benchmark row of the end-to-end run');\n",
+    )?;
+    let sink_pid = sink.pid().context("sink pid")?;
+    let connect = connect_pid();
+    let (sink_cpu0, connect_cpu0) = (cpu_secs(sink_pid), connect.map(cpu_secs));
+    let kafka_view = tokio::spawn(watch_kafka(
+        stack.kafka_bootstrap.clone(),
+        format!("{name}.public.ticks"),
+        Instant::now() + Duration::from_secs((warmup + seconds) as u64 + 30),
+        now_us() + warmup as i64 * 1_000_000,
+    ));
+    let t0 = Instant::now();
+    let mut pgbench = tokio::process::Command::new(
+        std::env::var("PGBENCH").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin/pgbench".into()),
+    );
+    pgbench
+        .args(["-n", "-h", &stack.pg_host, "-p", &stack.pg_port.to_string()])
+        .args(["-U", "postgres", "-c", &pg_clients.to_string(), "-j", "2"])
+        .args([
+            "-R",
+            &rate.to_string(),
+            "-T",
+            &(warmup + seconds).to_string(),
+            "-f",
+        ])
+        .arg(&script)
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let writer = pgbench.spawn().context("starting pgbench")?;
+
+    // Read until every committed row (plus the warm-up) has arrived, or 60 s after pgbench.
+    let data = memchr::memmem::Finder::new(b"\ndata: ");
+    let sent = memchr::memmem::Finder::new(b"\"sent_us\":");
+    let mut count = data.find_iter(&first).count();
+    let mut samples: Vec<(i64, i64)> = Vec::new(); // (µs since start, latency µs)
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut carry = 0;
+    let writing = writer.wait_with_output();
+    tokio::pin!(writing);
+    let mut committed: Option<usize> = None;
+    let mut writer_out = String::new();
+    let mut read_deadline = Instant::now() + Duration::from_secs((warmup + seconds) as u64 + 120);
+    while committed.is_none_or(|c| count < c + 1) {
+        let left = read_deadline.saturating_duration_since(Instant::now());
+        tokio::select! {
+            out = &mut writing, if committed.is_none() => {
+                let out = out?;
+                writer_out = String::from_utf8_lossy(&out.stdout).into_owned();
+                if !out.status.success() {
+                    bail!("pgbench failed: {}\n{writer_out}", String::from_utf8_lossy(&out.stderr));
+                }
+                let row = pg.query_one("SELECT count(*) FROM public.ticks", &[]).await?;
+                committed = Some(row.get::<_, i64>(0) as usize - 1);
+                read_deadline = Instant::now() + Duration::from_secs(60);
+            }
+            read = tokio::time::timeout(left, s.read(&mut buf[carry..])) => {
+                let Ok(read) = read else { break };
+                let read = read?;
+                if read == 0 {
+                    bail!("the SSE stream closed after {count} events");
+                }
+                let at = now_us();
+                let filled = carry + read;
+                count += data.find_iter(&buf[..filled]).count();
+                let since = t0.elapsed().as_micros() as i64;
+                // Every row's latency, like the plain consumer's below (a number cut by the
+                // end of the read is skipped).
+                for pos in sent.find_iter(&buf[carry..filled]) {
+                    let digits = &buf[carry + pos + 10..filled];
+                    let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+                    if len > 0 && len < digits.len() {
+                        if let Ok(v) = std::str::from_utf8(&digits[..len]).unwrap_or("").parse::<i64>() {
+                            if v > 0 {
+                                samples.push((since, at - v));
+                            }
+                        }
+                    }
+                }
+                let keep = filled.min(10);
+                buf.copy_within(filled - keep..filled, 0);
+                carry = keep;
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let sink_cpu = cpu_secs(sink_pid) - sink_cpu0;
+    let connect_cpu = connect.map(cpu_secs).zip(connect_cpu0).map(|(a, b)| a - b);
+    let committed = committed.context("pgbench did not finish")?;
+    let delivered = count.saturating_sub(1);
+    let tps = writer_out
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("?")
+        .to_string();
+    let measured_from = warmup as i64 * 1_000_000;
+    let mut all: Vec<i64> = samples
+        .iter()
+        .filter(|(t, _)| *t >= measured_from)
+        .map(|(_, l)| *l)
+        .collect();
+    all.sort_unstable();
+    let windows: Vec<String> = (0..(warmup + seconds).div_ceil(10))
+        .map(|w| {
+            let (lo, hi) = (w as i64 * 10_000_000, (w as i64 + 1) * 10_000_000);
+            let mut l: Vec<i64> = samples
+                .iter()
+                .filter(|(t, _)| (lo..hi).contains(t))
+                .map(|(_, l)| *l)
+                .collect();
+            l.sort_unstable();
+            format!("{:.0}", quantile_ms(&l, 0.99))
+        })
+        .collect();
+    let (p50, p99) = (quantile_ms(&all, 0.50), quantile_ms(&all, 0.99));
+    let (mut produced, mut readable) = kafka_view.await??;
+    produced.sort_unstable();
+    readable.sort_unstable();
+    println!(
+        "end to end, where the time went (a plain read_committed Kafka consumer, {} rows): commit → Connect produced it (CreateTime, ms precision) p50 {:.1} ms p99 {:.1} ms; commit → readable in Kafka (transaction committed) p50 {:.1} ms p99 {:.1} ms",
+        readable.len(),
+        quantile_ms(&produced, 0.50),
+        quantile_ms(&produced, 0.99),
+        quantile_ms(&readable, 0.50),
+        quantile_ms(&readable, 0.99),
+    );
+    println!(
+        "end to end: pgbench {rate} commits/s asked for {warmup} s of warm-up and {seconds} s measured, reached {tps} tps; {delivered} of {committed} committed rows delivered over SSE; commit→SSE (after the warm-up) p50 {p50:.1} ms p99 {p99:.1} ms; p99 per 10 s window from the start (ms): {}; CPU over {secs:.0} s: sink {:.0}%, Connect {}",
+        windows.join(" "),
+        sink_cpu / secs * 100.0,
+        connect_cpu.map_or("?".into(), |c| format!("{:.0}%", c / secs * 100.0)),
+    );
+    table_row(
+        &format!("end to end: pgbench {rate} commits/s → Debezium → SSE, {seconds} s"),
+        "tumbleweed",
+        p99,
+        "ms p99",
+        false,
+        &format!(
+            "{tps} commits/s reached, {delivered} of {committed} delivered, p50 {p50:.1} ms, p99 {p99:.1} ms after {warmup} s of warm-up; p99 per 10 s from the start: {} ms",
+            windows.join("/")
+        ),
+    );
+    let gone = sink
+        .admin(reqwest::Method::DELETE, &format!("/v1/sources/{name}"))
+        .send()
+        .await?;
+    if !gone.status().is_success() {
+        eprintln!(
+            "could not delete source {name} (drop its slot by hand): {}",
+            gone.text().await?
+        );
+    }
+    ensure!(
+        delivered == committed,
+        "{delivered} rows delivered of {committed} committed"
+    );
+    Ok(())
+}
