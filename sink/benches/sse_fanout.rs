@@ -18,7 +18,7 @@
 //! BENCH_IDLE (I, 10000), BENCH_RATE (10000/s), BENCH_SECONDS (latency run, 5) and
 //! BENCH_FETCH_WAIT_MS (the sink's and the plain consumer's fetch.wait.max.ms, 100).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use memchr::memmem;
@@ -30,31 +30,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tumbleweed_tests::bench::{
-    count_events, cpu_secs, env_or, open_stream, raise_fd_limit, rss_kib, table_row,
+    count_events, cpu_secs, debezium_value as value, env_or, now_us, open_stream, raise_fd_limit,
+    rss_kib, table_row,
 };
 use tumbleweed_tests::sink::{create_topic, SinkProcess};
 use tumbleweed_tests::{stack, unique_suffix};
 
 const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
-
-/// A Debezium-shaped value of about 300 bytes once the sink has framed it.
-fn value(i: i64, sent_us: i64) -> String {
-    json!({
-        "before": null,
-        "after": {"id": i, "sent_us": sent_us, "customer": "c-0000042", "status": "paid", "amount_cents": 129_900, "note": "benchmark row"},
-        "source": {"lsn": 100_000 + i, "txId": 5000 + i, "ts_ms": 1_700_000_000_000i64, "schema": "public", "table": "orders", "db": "bench"},
-        "op": "c",
-        "ts_ms": 1_700_000_000_000i64,
-    })
-    .to_string()
-}
 
 fn producer(bootstrap: &str, linger_ms: &str) -> Result<FutureProducer> {
     Ok(ClientConfig::new()

@@ -28,25 +28,13 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use tumbleweed_tests::bench::{
-    count_with_latency, cpu_secs, env_or, now_us, open_stream, quantile_ms, raise_fd_limit,
-    rss_kib, table_row, KafkaSse,
+    count_with_latency, cpu_secs, debezium_value, env_or, now_us, open_stream, quantile_ms,
+    raise_fd_limit, rss_kib, table_row, KafkaSse,
 };
 use tumbleweed_tests::sink::{create_topic, SinkProcess};
 use tumbleweed_tests::{stack, unique_suffix};
 
 const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
-
-/// A Debezium-shaped value of about 300 bytes, with its send time.
-fn value(i: usize, sent_us: i64) -> String {
-    json!({
-        "before": null,
-        "after": {"id": i, "sent_us": sent_us, "customer": "c-0000042", "status": "paid", "amount_cents": 129_900, "note": "benchmark row"},
-        "source": {"lsn": 100_000 + i, "txId": 5000 + i, "ts_ms": 1_700_000_000_000i64, "schema": "public", "table": "orders", "db": "bench"},
-        "op": "c",
-        "ts_ms": 1_700_000_000_000i64,
-    })
-    .to_string()
-}
 
 /// Which server a scenario runs against.
 enum Target<'a> {
@@ -149,7 +137,7 @@ async fn run(
     for i in 0..total {
         let due = t0 + Duration::from_secs_f64(i as f64 / rate as f64);
         tokio::time::sleep_until(due.into()).await;
-        let v = value(i, now_us());
+        let v = debezium_value(i as i64, now_us());
         let k = format!("{{\"id\":{i}}}");
         pending.push(
             producer

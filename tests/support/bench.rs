@@ -114,13 +114,33 @@ pub async fn count_events(
     first: &[u8],
     n: usize,
 ) -> anyhow::Result<usize> {
+    count_events_by(s, first, n, None).await
+}
+
+/// The counting loop of [`count_events`] and [`count_events_until`]. Without a deadline no
+/// timer is armed per read (a timer per read would slow the replay it measures).
+async fn count_events_by(
+    s: &mut tokio::net::TcpStream,
+    first: &[u8],
+    n: usize,
+    deadline: Option<std::time::Instant>,
+) -> anyhow::Result<usize> {
     use tokio::io::AsyncReadExt;
     let finder = memchr::memmem::Finder::new(b"\ndata: ");
     let mut count = finder.find_iter(first).count();
     let mut buf = vec![0u8; 256 * 1024];
     let mut carry = 0usize;
     while count < n {
-        let read = s.read(&mut buf[carry..]).await?;
+        let read = match deadline {
+            None => s.read(&mut buf[carry..]).await?,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                match tokio::time::timeout(left, s.read(&mut buf[carry..])).await {
+                    Err(_) => return Ok(count),
+                    Ok(r) => r?,
+                }
+            }
+        };
         if read == 0 {
             anyhow::bail!("stream closed after {count} events");
         }
@@ -258,27 +278,20 @@ pub async fn count_events_until(
     n: usize,
     deadline: std::time::Instant,
 ) -> anyhow::Result<usize> {
-    use tokio::io::AsyncReadExt;
-    let finder = memchr::memmem::Finder::new(b"\ndata: ");
-    let mut count = finder.find_iter(first).count();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut carry = 0usize;
-    while count < n {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let read = match tokio::time::timeout(left, s.read(&mut buf[carry..])).await {
-            Err(_) => return Ok(count),
-            Ok(r) => r?,
-        };
-        if read == 0 {
-            anyhow::bail!("stream closed after {count} events");
-        }
-        let filled = carry + read;
-        count += finder.find_iter(&buf[..filled]).count();
-        let keep = filled.min(6);
-        buf.copy_within(filled - keep..filled, 0);
-        carry = keep;
-    }
-    Ok(count)
+    count_events_by(s, first, n, Some(deadline)).await
+}
+
+/// A Debezium-shaped value of about 300 bytes once the sink has framed it, carrying its send
+/// time (`sent_us`, see [`now_us`]) for latency figures.
+pub fn debezium_value(i: i64, sent_us: i64) -> String {
+    serde_json::json!({
+        "before": null,
+        "after": {"id": i, "sent_us": sent_us, "customer": "c-0000042", "status": "paid", "amount_cents": 129_900, "note": "benchmark row"},
+        "source": {"lsn": 100_000 + i, "txId": 5000 + i, "ts_ms": 1_700_000_000_000i64, "schema": "public", "table": "orders", "db": "bench"},
+        "op": "c",
+        "ts_ms": 1_700_000_000_000i64,
+    })
+    .to_string()
 }
 
 /// Microseconds since the Unix epoch (the benchmarks put it in each event as `sent_us`).
