@@ -227,6 +227,10 @@ async fn stream_and_connection_limits_answer_with_retry_after() -> Result<()> {
             .contains("TUMBLEWEED_MAX_STREAMS"),
         "{body}"
     );
+    // Both refusals are counted. Read before the place is freed: the retries below may be
+    // refused too until the sink has seen `a1` close, and each of those counts as well.
+    let refused = metric(&sink, "tumbleweed_sse_streams_refused_total").await?;
+    assert_eq!(refused, 2.0);
     drop(a1);
     let b2 = eventually("a freed place", Duration::from_secs(10), || {
         let req = reqwest::Client::new()
@@ -235,8 +239,6 @@ async fn stream_and_connection_limits_answer_with_retry_after() -> Result<()> {
         async move { Ok(SseStream::open(req).await.ok()) }
     })
     .await?;
-    let refused = metric(&sink, "tumbleweed_sse_streams_refused_total").await?;
-    assert_eq!(refused, 2.0);
     drop(b2);
 
     // Connections: hold idle ones open until one is refused.
