@@ -44,9 +44,19 @@ pub fn from_record(
     value: Option<&[u8]>,
 ) -> Option<ChangeEvent> {
     let value = value?;
-    if let Some(ev) = from_debezium_record(topic, partition, offset, timestamp_ms, key, value) {
-        return Some(ev);
-    }
+    from_debezium_record(topic, partition, offset, timestamp_ms, key, value)
+        .or_else(|| from_any_record(topic, partition, offset, timestamp_ms, key, value))
+}
+
+/// The general path of [`from_record`]: any value, parsed into a tree.
+fn from_any_record(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: i64,
+    key: Option<&[u8]>,
+    value: &[u8],
+) -> Option<ChangeEvent> {
     let parse = |b: &[u8]| -> Value {
         serde_json::from_slice(b)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into()))
@@ -90,7 +100,8 @@ pub fn from_record(
 }
 
 /// A Debezium envelope, borrowed from the record: only what the event needs is looked at,
-/// and `before`/`after` are copied as they are rather than parsed into a tree.
+/// and `before`/`after` are copied as they are rather than parsed into a tree. The record is
+/// read in one pass: `source` is read in place, not kept raw and parsed again.
 #[derive(Deserialize)]
 struct RawEnvelope<'a> {
     #[serde(borrow)]
@@ -100,15 +111,16 @@ struct RawEnvelope<'a> {
     #[serde(borrow)]
     after: Option<&'a RawValue>,
     #[serde(borrow)]
-    source: &'a RawValue,
+    source: Object<RawSource<'a>>,
 }
 
+/// The fields of `source` the event keeps, as their JSON text.
 #[derive(Deserialize)]
 struct RawSource<'a> {
     #[serde(borrow)]
-    schema: Option<Cow<'a, str>>,
+    schema: Option<&'a RawValue>,
     #[serde(borrow)]
-    table: Option<Cow<'a, str>>,
+    table: Option<&'a RawValue>,
     #[serde(borrow)]
     lsn: Option<&'a RawValue>,
     #[serde(borrow, rename = "txId")]
@@ -117,9 +129,33 @@ struct RawSource<'a> {
     ts_ms: Option<&'a RawValue>,
 }
 
+/// `T` read from a JSON object only. A derived struct also accepts an array of its fields in
+/// order, which is not a Debezium envelope (the general path keeps such a record as a
+/// `value`).
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
 /// The fast path of [`from_record`] for a Debezium change with a JSON key (or none): the
-/// event's JSON is written around the record's own bytes, in the documented field order.
-/// `None` when the record is anything else (the general path handles it).
+/// event's JSON is written around the record's own bytes, in the documented field order,
+/// into a buffer of exactly its size (the event may stay buffered for long, and the buffer
+/// budget counts its length). `None` when the record is anything else (the general path
+/// handles it).
 fn from_debezium_record(
     topic: &str,
     partition: i32,
@@ -128,17 +164,10 @@ fn from_debezium_record(
     key: Option<&[u8]>,
     value: &[u8],
 ) -> Option<ChangeEvent> {
-    // Objects only: derived structs would also accept a JSON array of the fields in order,
-    // which is not a Debezium envelope (the general path keeps it as a `value`).
-    let is_object = |b: &[u8]| b.trim_ascii_start().first() == Some(&b'{');
-    if !is_object(value) {
-        return None;
-    }
-    let env: RawEnvelope = serde_json::from_slice(value).ok()?;
-    if !is_object(env.source.get().as_bytes()) {
-        return None;
-    }
-    let source: RawSource = serde_json::from_str(env.source.get()).ok()?;
+    // Checked as UTF-8 once, whole: the raw values borrowed from it then need no check each.
+    let value = std::str::from_utf8(value).ok()?;
+    let Object(env): Object<RawEnvelope> = serde_json::from_str(value).ok()?;
+    let Object(source) = env.source;
     let op = match env.op.as_bytes() {
         [c @ (b'c' | b'u' | b'd' | b'r' | b't' | b'm')] => *c,
         _ => return None,
@@ -147,50 +176,85 @@ fn from_debezium_record(
         Some(k) => Some(serde_json::from_slice(k).ok()?),
         None => None,
     };
-    let table = match (&source.schema, &source.table) {
-        (Some(s), Some(t)) => Some(Cow::Owned(format!("{s}.{t}"))),
-        (_, Some(t)) => Some(t.clone()),
-        _ => None,
-    };
-    fn raw(v: Option<&RawValue>) -> &str {
-        v.map_or("null", |r| r.get())
+    fn raw(v: Option<&RawValue>) -> &[u8] {
+        v.map_or(b"null", |r| r.get().as_bytes())
     }
-    let mut out = Vec::with_capacity(value.len() + key.map_or(4, |k| k.get().len()) + 160);
-    out.extend_from_slice(b"{\"topic\":");
-    serde_json::to_writer(&mut out, topic).ok()?;
-    out.extend_from_slice(b",\"partition\":");
-    out.extend_from_slice(itoa::Buffer::new().format(partition).as_bytes());
-    out.extend_from_slice(b",\"offset\":");
-    out.extend_from_slice(itoa::Buffer::new().format(offset).as_bytes());
-    out.extend_from_slice(b",\"key\":");
-    out.extend_from_slice(raw(key).as_bytes());
-    out.extend_from_slice(b",\"op\":\"");
-    out.push(op);
-    out.extend_from_slice(b"\",\"table\":");
-    serde_json::to_writer(&mut out, &table).ok()?;
-    out.extend_from_slice(b",\"before\":");
-    out.extend_from_slice(raw(env.before).as_bytes());
-    out.extend_from_slice(b",\"after\":");
-    out.extend_from_slice(raw(env.after).as_bytes());
-    out.extend_from_slice(b",\"source\":{\"lsn\":");
-    out.extend_from_slice(raw(source.lsn).as_bytes());
-    out.extend_from_slice(b",\"txId\":");
-    out.extend_from_slice(raw(source.tx_id).as_bytes());
-    out.extend_from_slice(b",\"ts_ms\":");
-    out.extend_from_slice(raw(source.ts_ms).as_bytes());
-    out.extend_from_slice(b"}}");
+    // A JSON string's text without its quotes: still valid escaped text, so two of them
+    // joined by a dot and quoted again are the string "schema.table".
+    fn string_text(v: Option<&RawValue>) -> Option<&[u8]> {
+        let s = v?.get().as_bytes();
+        (s.first() == Some(&b'"')).then(|| &s[1..s.len() - 1])
+    }
+    let table: [&[u8]; 5] = match (string_text(source.schema), string_text(source.table)) {
+        (Some(s), Some(t)) => [b"\"", s, b".", t, b"\""],
+        (_, Some(_)) => [raw(source.table), b"", b"", b"", b""],
+        _ => [b"null", b"", b"", b"", b""],
+    };
+    // Kafka topic names are ASCII letters, digits, '.', '_' and '-': nothing to escape.
+    let escaped;
+    let topic: [&[u8]; 3] = if topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        [b"\"", topic.as_bytes(), b"\""]
+    } else {
+        escaped = serde_json::to_vec(topic).ok()?;
+        [&escaped, b"", b""]
+    };
+    let mut partition_text = itoa::Buffer::new();
+    let mut offset_text = itoa::Buffer::new();
+    let op = [op];
+    let parts: [&[u8]; 28] = [
+        b"{\"topic\":",
+        topic[0],
+        topic[1],
+        topic[2],
+        b",\"partition\":",
+        partition_text.format(partition).as_bytes(),
+        b",\"offset\":",
+        offset_text.format(offset).as_bytes(),
+        b",\"key\":",
+        raw(key),
+        b",\"op\":\"",
+        &op,
+        b"\",\"table\":",
+        table[0],
+        table[1],
+        table[2],
+        table[3],
+        table[4],
+        b",\"before\":",
+        raw(env.before),
+        b",\"after\":",
+        raw(env.after),
+        b",\"source\":{\"lsn\":",
+        raw(source.lsn),
+        b",\"txId\":",
+        raw(source.tx_id),
+        b",\"ts_ms\":",
+        raw(source.ts_ms),
+    ];
+    const END: &[u8] = b"}}";
+    let len = parts.iter().map(|p| p.len()).sum::<usize>() + END.len();
+    let mut out = Vec::with_capacity(len);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(END);
+    debug_assert_eq!(out.len(), len);
     // Copied JSON may be pretty-printed; a line break outside a string is only whitespace
     // (inside a string it is always escaped), and an SSE `data:` line must not contain one.
-    for b in out.iter_mut() {
-        if *b == b'\n' || *b == b'\r' {
-            *b = b' ';
+    if memchr::memchr2(b'\n', b'\r', &out).is_some() {
+        for b in out.iter_mut() {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
         }
     }
-    out.shrink_to_fit();
     Some(ChangeEvent {
         partition,
         offset,
-        op,
+        op: op[0],
         timestamp_ms,
         json: Bytes::from(out),
         derived: Default::default(),
@@ -306,6 +370,37 @@ mod tests {
         let e = from_record("x", 0, 2, 0, None, Some(v)).unwrap();
         let got: Value = serde_json::from_slice(&e.json).unwrap();
         assert_eq!(got["op"], Value::Null, "{got}");
+    }
+
+    /// The fast path and the general one make the same event of every Debezium shape:
+    /// escaped names, a missing or null or non-string schema or table, an odd topic name.
+    #[test]
+    fn the_fast_path_agrees_with_the_general_one() {
+        let values: [&[u8]; 7] = [
+            br#"{"op":"c","after":{"id":1},"source":{"schema":"p\"ub","table":"t\u00e9.x","lsn":1,"txId":2,"ts_ms":3}}"#,
+            br#"{"op":"u","before":null,"after":{"a":[1,2]},"source":{"table":"only"}}"#,
+            br#"{"op":"d","before":{"id":1},"source":{"schema":null,"table":"t"}}"#,
+            br#"{"op":"r","after":{},"source":{"schema":7,"table":"t","lsn":null}}"#,
+            br#"{"op":"t","source":{"schema":"s"}}"#,
+            br#"{"op":"m","source":{"schema":"s","table":null,"txId":"x"}}"#,
+            br#"{ "source" : { "table" : "t" , "ts_ms" : 1.5e3 } , "op" : "c" , "extra" : [ ] }"#,
+        ];
+        for topic in ["db.public.t", "odd \"topic\"\n"] {
+            for (i, v) in values.iter().enumerate() {
+                let key = Some(&br#"{"id":1}"#[..]);
+                let fast = from_debezium_record(topic, 1, 2, 3, key, v)
+                    .unwrap_or_else(|| panic!("value {i} takes the fast path"));
+                let general = from_any_record(topic, 1, 2, 3, key, v).unwrap();
+                let fast_json: Value = serde_json::from_slice(&fast.json)
+                    .unwrap_or_else(|e| panic!("value {i}: {e}: {:?}", fast.json));
+                let general_json: Value = serde_json::from_slice(&general.json).unwrap();
+                assert_eq!(fast_json, general_json, "value {i}, topic {topic:?}");
+                assert_eq!(fast.op, general.op);
+            }
+        }
+        let e = from_record("t", 0, 0, 0, None, Some(values[0])).unwrap();
+        let got: Value = serde_json::from_slice(&e.json).unwrap();
+        assert_eq!(got["table"], json!("p\"ub.t\u{e9}.x"));
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //!   of that partition takes it back, so a replay runs as one sequential read. When every
 //!   reader is taken, the least recently parked one is closed for the new read, or the read
 //!   waits for one. Parked readers close after [`READER_IDLE`].
+//! - **Parsing runs beside the reading.** A reader copies records out of the Kafka client
+//!   into batches of [`PARSE_BATCH`], and each batch is parsed into events on a blocking
+//!   thread, at most one per core for the whole pool. Parsing is most of a replay's CPU; a
+//!   single task doing both was the ceiling of a one-client replay (`backlog_replay`).
 //! - **The cache is bounded in bytes** and forgets the least recently used chunk first. The
 //!   chunk after the one a stream reads is read ahead, by the reader parked there.
 //! - **No silent jumps.** Readers run with `auto.offset.reset=error`: a read whose position
@@ -29,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::StreamExt;
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -57,6 +62,72 @@ const CHUNK_MAX_EVENTS: usize = 16_384;
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// A stream joins a read under way that started at most this many offsets before it.
 const JOIN_WINDOW: i64 = 4_096;
+/// Records parsed by one task (see [`Batch`]).
+const PARSE_BATCH: usize = 512;
+
+/// Records of one partition copied out of the Kafka client, to be parsed into events by a
+/// task of their own: copying a record costs a fraction of parsing it, so the reader goes
+/// on while the batches it filled are parsed on every worker.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    records: Vec<Copied>,
+}
+
+/// A record in a [`Batch`]: its offset, its timestamp, and where its key and its value
+/// (absent for a null) are in the batch's bytes.
+#[derive(Clone, Copy)]
+struct Copied {
+    offset: i64,
+    ts: i64,
+    key: Option<(usize, usize)>,
+    value: Option<(usize, usize)>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn push(&mut self, offset: i64, ts: i64, key: Option<&[u8]>, value: Option<&[u8]>) {
+        let mut copy = |b: Option<&[u8]>| {
+            b.map(|b| {
+                self.bytes.extend_from_slice(b);
+                (self.bytes.len() - b.len(), self.bytes.len())
+            })
+        };
+        let (key, value) = (copy(key), copy(value));
+        self.records.push(Copied {
+            offset,
+            ts,
+            key,
+            value,
+        });
+    }
+
+    /// The events of the batch, in offset order (tombstones have none), parsed on a thread
+    /// of tokio's blocking pool under `permit` (a task on the async workers would run on the
+    /// reader's own worker: tokio runs the task spawned last first, and no other worker may
+    /// take it).
+    fn parse(
+        self,
+        topic: Arc<str>,
+        partition: i32,
+        permit: OwnedSemaphorePermit,
+    ) -> tokio::task::JoinHandle<Vec<Arc<ChangeEvent>>> {
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let at = |r: Option<(usize, usize)>| r.map(|(a, b)| &self.bytes[a..b]);
+            self.records
+                .iter()
+                .filter_map(|r| {
+                    event::from_record(&topic, partition, r.offset, r.ts, at(r.key), at(r.value))
+                })
+                .map(Arc::new)
+                .collect()
+        })
+    }
+}
 
 /// Limits of the pool.
 #[derive(Debug, Clone)]
@@ -174,6 +245,8 @@ pub struct ReplayPool {
     /// While the process is near its memory limit, reads run one at a time (this gate).
     memory: Option<Arc<MemoryGuard>>,
     pressure_gate: Arc<Semaphore>,
+    /// Batches of records being parsed at once, by every reader: one per core.
+    parsers: Arc<Semaphore>,
     state: Mutex<State>,
     tick: AtomicU64,
     pub stats: ReplayStats,
@@ -186,6 +259,9 @@ impl ReplayPool {
             waiting: AtomicUsize::new(0),
             memory: None,
             pressure_gate: Arc::new(Semaphore::new(1)),
+            parsers: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             kafka,
             meta,
             limits,
@@ -374,14 +450,31 @@ impl ReplayPool {
             None => self.open_reader(topic, p, pos).await?,
         };
         let t0 = Instant::now();
-        let mut events = Vec::new();
+        // Records are copied out of librdkafka into batches, and each full batch is parsed
+        // by a task of its own: the parsing (most of a replay's CPU) runs on every worker
+        // while this task goes on reading. The chunk's size is reckoned on the records' own
+        // bytes while reading (an event is smaller than its Debezium record).
+        let topic_name: Arc<str> = Arc::from(topic.as_str());
+        let mut parsing = Vec::new();
+        let mut batch = Batch::default();
+        let mut count = 0;
         let mut bytes = 0;
         let mut next = pos;
         let mut wait = FIRST_RECORD_WAIT;
         let mut out_of_range = false;
         let mut failed = None;
-        while bytes < self.limits.chunk_bytes && events.len() < CHUNK_MAX_EVENTS && next < until {
-            let m = match tokio::time::timeout(wait, reader.consumer.recv()).await {
+        // One message stream for the whole chunk (each `recv` would register a waker slot).
+        let mut records = reader.consumer.stream();
+        while bytes < self.limits.chunk_bytes && count < CHUNK_MAX_EVENTS && next < until {
+            // A record already fetched is taken without arming a timer (most are: librdkafka
+            // prefetches), and the read yields to other tasks once its budget is spent, so
+            // a chunk of thousands of records does not hold a worker.
+            tokio::task::consume_budget().await;
+            let next_record = match records.next().now_or_never() {
+                Some(r) => Ok(r),
+                None => tokio::time::timeout(wait, records.next()).await,
+            };
+            let m = match next_record.map(|r| r.expect("Kafka message streams never end")) {
                 Err(_) => break,
                 Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
                     out_of_range = true;
@@ -401,11 +494,24 @@ impl ReplayPool {
             }
             next = m.offset() + 1;
             let ts = m.timestamp().to_millis().unwrap_or(0);
-            if let Some(ev) = event::from_record(topic, p, m.offset(), ts, m.key(), m.payload()) {
-                bytes += ev.json.len() + EVENT_OVERHEAD;
-                events.push(Arc::new(ev));
+            if m.payload().is_some() {
+                count += 1;
+                bytes += m.payload_len() + m.key_len() + EVENT_OVERHEAD;
+            }
+            batch.push(m.offset(), ts, m.key(), m.payload());
+            if batch.len() == PARSE_BATCH {
+                let permit = self.parse_permit().await?;
+                parsing.push(std::mem::take(&mut batch).parse(topic_name.clone(), p, permit));
             }
         }
+        drop(records);
+        let permit = self.parse_permit().await?;
+        parsing.push(batch.parse(topic_name, p, permit));
+        let mut events = Vec::with_capacity(count);
+        for parsed in parsing {
+            events.extend(parsed.await.context("a replay parsing task failed")?);
+        }
+        let bytes = events.iter().map(|e| e.json.len() + EVENT_OVERHEAD).sum();
         if let Some(e) = failed {
             // Every stream sharing this read would end on an error it can do nothing about:
             // keep what was read, drop the reader (a new one reconnects), and have the streams
@@ -464,6 +570,15 @@ impl ReplayPool {
             "replay chunk read"
         );
         Ok(Some(self.chunk_of(pos, end, events, bytes, None)))
+    }
+
+    /// A place to parse one batch; waits while every core parses one.
+    async fn parse_permit(&self) -> Result<OwnedSemaphorePermit> {
+        self.parsers
+            .clone()
+            .acquire_owned()
+            .await
+            .context("the replay pool's parsers were closed")
     }
 
     fn chunk_of(
