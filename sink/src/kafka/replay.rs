@@ -13,7 +13,7 @@
 //!   reader is taken, the least recently parked one is closed for the new read, or the read
 //!   waits for one. Parked readers close after [`READER_IDLE`].
 //! - **Parsing runs beside the reading.** A reader copies records out of the Kafka client
-//!   into batches of [`PARSE_BATCH`], and each batch is parsed into events on a blocking
+//!   into batches (`PARSE_BATCH` records), and each batch is parsed into events on a blocking
 //!   thread, at most one per core for the whole pool. Parsing is most of a replay's CPU; a
 //!   single task doing both was the ceiling of a one-client replay (`backlog_replay`).
 //! - **The cache is bounded in bytes** and forgets the least recently used chunk first. The
