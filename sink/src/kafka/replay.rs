@@ -13,9 +13,10 @@
 //!   reader is taken, the least recently parked one is closed for the new read, or the read
 //!   waits for one. Parked readers close after [`READER_IDLE`].
 //! - **Parsing runs beside the reading.** A reader copies records out of the Kafka client
-//!   into batches (`PARSE_BATCH` records), and each batch is parsed into events on a blocking
-//!   thread, at most one per core for the whole pool. Parsing is most of a replay's CPU; a
-//!   single task doing both was the ceiling of a one-client replay (`backlog_replay`).
+//!   into batches (`PARSE_BATCH` records or `PARSE_BATCH_BYTES`), and each batch is parsed
+//!   into events on a blocking thread, at most one per core for the whole pool. Parsing is
+//!   most of a replay's CPU; a single task doing both was the ceiling of a one-client
+//!   replay (`backlog_replay`).
 //! - **The cache is bounded in bytes** and forgets the least recently used chunk first. The
 //!   chunk after the one a stream reads is read ahead, by the reader parked there.
 //! - **No silent jumps.** Readers run with `auto.offset.reset=error`: a read whose position
@@ -62,8 +63,9 @@ const CHUNK_MAX_EVENTS: usize = 16_384;
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// A stream joins a read under way that started at most this many offsets before it.
 const JOIN_WINDOW: i64 = 4_096;
-/// Records parsed by one task (see [`Batch`]).
+/// Records parsed by one task (see [`Batch`]), and most bytes of them copied out.
 const PARSE_BATCH: usize = 512;
+const PARSE_BATCH_BYTES: usize = 256 << 10;
 
 /// Records of one partition copied out of the Kafka client, to be parsed into events by a
 /// task of their own: copying a record costs a fraction of parsing it, so the reader goes
@@ -499,7 +501,7 @@ impl ReplayPool {
                 bytes += m.payload_len() + m.key_len() + EVENT_OVERHEAD;
             }
             batch.push(m.offset(), ts, m.key(), m.payload());
-            if batch.len() == PARSE_BATCH {
+            if batch.len() == PARSE_BATCH || batch.bytes.len() >= PARSE_BATCH_BYTES {
                 let permit = self.parse_permit().await?;
                 parsing.push(std::mem::take(&mut batch).parse(topic_name.clone(), p, permit));
             }
