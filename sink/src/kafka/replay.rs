@@ -67,9 +67,9 @@ const JOIN_WINDOW: i64 = 4_096;
 const PARSE_BATCH: usize = 512;
 const PARSE_BATCH_BYTES: usize = 256 << 10;
 
-/// Records of one partition copied out of the Kafka client, to be parsed into events by a
-/// task of their own: copying a record costs a fraction of parsing it, so the reader goes
-/// on while the batches it filled are parsed on every worker.
+/// Records of one partition copied out of the Kafka client, to be parsed into events on a
+/// thread of their own: copying a record costs a fraction of parsing it, so the reader goes
+/// on while the batches it filled are parsed on the other cores.
 #[derive(Default)]
 struct Batch {
     bytes: Vec<u8>,
@@ -453,9 +453,9 @@ impl ReplayPool {
         };
         let t0 = Instant::now();
         // Records are copied out of librdkafka into batches, and each full batch is parsed
-        // by a task of its own: the parsing (most of a replay's CPU) runs on every worker
-        // while this task goes on reading. The chunk's size is reckoned on the records' own
-        // bytes while reading (an event is smaller than its Debezium record).
+        // on a blocking thread (see `Batch`): the parsing, most of a replay's CPU, runs on
+        // the other cores while this task goes on reading. The chunk's size is reckoned on
+        // the records' own bytes while reading (an event is smaller than its Debezium record).
         let topic_name: Arc<str> = Arc::from(topic.as_str());
         let mut parsing = Vec::new();
         let mut batch = Batch::default();
@@ -502,16 +502,22 @@ impl ReplayPool {
             }
             batch.push(m.offset(), ts, m.key(), m.payload());
             if batch.len() == PARSE_BATCH || batch.bytes.len() >= PARSE_BATCH_BYTES {
-                let permit = self.parse_permit().await?;
+                let permit = self.parse_permit().await;
                 parsing.push(std::mem::take(&mut batch).parse(topic_name.clone(), p, permit));
             }
         }
         drop(records);
-        let permit = self.parse_permit().await?;
+        let permit = self.parse_permit().await;
         parsing.push(batch.parse(topic_name, p, permit));
         let mut events = Vec::with_capacity(count);
         for parsed in parsing {
-            events.extend(parsed.await.context("a replay parsing task failed")?);
+            match parsed.await {
+                Ok(parsed) => events.extend(parsed),
+                Err(e) => {
+                    self.close(reader);
+                    return Err(anyhow::anyhow!("a replay parsing task failed: {e}"));
+                }
+            }
         }
         let bytes = events.iter().map(|e| e.json.len() + EVENT_OVERHEAD).sum();
         if let Some(e) = failed {
@@ -575,12 +581,12 @@ impl ReplayPool {
     }
 
     /// A place to parse one batch; waits while every core parses one.
-    async fn parse_permit(&self) -> Result<OwnedSemaphorePermit> {
+    async fn parse_permit(&self) -> OwnedSemaphorePermit {
         self.parsers
             .clone()
             .acquire_owned()
             .await
-            .context("the replay pool's parsers were closed")
+            .expect("the parsers' semaphore is never closed")
     }
 
     fn chunk_of(
