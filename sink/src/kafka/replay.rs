@@ -138,7 +138,7 @@ pub struct ReplayLimits {
     pub max_readers: usize,
     /// Bytes of chunks kept in the cache.
     pub cache_bytes: usize,
-    /// A chunk ends once it holds this many bytes.
+    /// A chunk ends once the records read for it hold this many bytes.
     pub chunk_bytes: usize,
     /// librdkafka's prefetch queue of each reader, in KiB.
     pub prefetch_kbytes: usize,
