@@ -143,12 +143,19 @@ pub struct Config {
     )]
     pub slow_consumer_policy: SlowConsumerPolicy,
 
+    /// Seconds a client may accept no bytes while the server has some to send before its
+    /// connection is closed (an SSE client that stopped reading; it resumes with
+    /// `Last-Event-ID`).
+    #[arg(long, env = "TUMBLEWEED_WRITE_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub write_timeout_secs: u64,
+
     /// Most events written to a stream in one chunk (bounds memory per connection).
     #[arg(long, env = "TUMBLEWEED_MAX_CHUNK_EVENTS", default_value_t = 512)]
     pub max_chunk_events: usize,
 
     /// Bytes written to a stream in one chunk, about (bounds memory per connection: a stream
-    /// holds at most three chunks — one being sent, two queued).
+    /// holds the chunk it is writing and one handed to the HTTP server, whose write queue
+    /// takes chunks while it holds less than 400 KB).
     #[arg(long, env = "TUMBLEWEED_MAX_CHUNK_BYTES", default_value_t = 128 << 10, value_parser = clap::value_parser!(u64).range(1024..=(64 << 20)))]
     pub max_chunk_bytes: u64,
 
@@ -296,6 +303,10 @@ fn parse_deployment_id(raw: &str) -> Result<String, String> {
 }
 
 impl Config {
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
+    }
+
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.sse_keepalive_secs.max(1))
     }

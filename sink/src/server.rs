@@ -306,7 +306,14 @@ pub async fn start(config: Config) -> Result<RunningSink> {
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        serve_http1(listener, app, stop, config.max_connections as usize).await;
+        serve_http1(
+            listener,
+            app,
+            stop,
+            config.max_connections as usize,
+            config.write_timeout(),
+        )
+        .await;
         registry.shutdown();
         cursors.shutdown();
         tickets.shutdown();
@@ -326,11 +333,17 @@ pub async fn start(config: Config) -> Result<RunningSink> {
 /// more; without HTTP/2 detection a connection's state is much smaller). On `stop` it stops
 /// accepting, asks open connections to close after their current response (SSE streams end
 /// on the same signal), and waits up to 10 s for them.
+///
+/// A connection whose client accepts no bytes for `write_timeout` while the server has some to
+/// send is closed: an SSE client that stopped reading (its socket buffers full) would otherwise
+/// hold its connection, its place under the stream limits and its stream's state forever. The
+/// client resumes with `Last-Event-ID`.
 async fn serve_http1(
     listener: TcpListener,
     app: axum::Router,
     stop: CancellationToken,
     max_connections: usize,
+    write_timeout: Duration,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
@@ -380,7 +393,9 @@ async fn serve_http1(
                 req
             },
         ));
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let mut io = tokio_io_timeout::TimeoutStream::new(stream);
+        io.set_write_timeout(Some(write_timeout));
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(Box::pin(io)), service));
         tokio::spawn(async move {
             let _ = conn.await;
             drop(held);

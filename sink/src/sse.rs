@@ -1,7 +1,10 @@
-//! SSE delivery: one task per connection turns buffered change events into `text/event-stream`
-//! frames, batched into chunks, and hands them to the HTTP body through a channel of two
-//! chunks — memory per connection is bounded, and a client that reads slowly slows only its
-//! own task.
+//! SSE delivery: each connection's response body turns buffered change events into
+//! `text/event-stream` frames, batched into chunks. The stream's logic is a future that the
+//! body itself polls whenever hyper asks for the next chunk, with a slot of one chunk between
+//! them: no task or channel per stream (an idle stream holds less memory), one hand-off fewer
+//! between an event's arrival and its write (less latency), and a client that reads slowly
+//! slows only its own connection, since hyper stops asking while the socket is full. A client
+//! that accepts no bytes at all is closed by the connection's write timeout (`server.rs`).
 //!
 //! Frames are written directly rather than through a generic SSE encoder because the JSON of
 //! each event is shared, pre-serialised bytes; only the `id:` (the cursor) is per stream.
@@ -21,7 +24,10 @@
 //! - deleting the consumer or shutting the server down ends the stream with a comment.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -29,8 +35,6 @@ use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::StreamExt;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SlowConsumerPolicy;
@@ -89,17 +93,22 @@ pub struct SseContext {
     pub memory: Arc<MemoryGuard>,
 }
 
-/// Starts the stream's task and returns the `text/event-stream` response.
+/// Returns the `text/event-stream` response whose body runs the stream.
 pub fn respond(ctx: Arc<SseContext>, spec: StreamSpec) -> Response {
-    let (tx, rx) = mpsc::channel::<Bytes>(2);
-    tokio::spawn(async move {
-        let mut stream = Stream::new(ctx, spec, tx);
+    let outbox = Arc::new(Outbox::default());
+    let mut stream = Stream::new(ctx, spec, outbox.clone());
+    let run = async move {
         if let Err(e) = stream.run().await {
             tracing::warn!(error = format!("{e:#}"), "SSE stream ended with an error");
-            let _ = stream.tx.try_send(Bytes::from(format!(": error: {e}\n\n")));
+            stream.out.clear();
+            stream.out.put_slice(format!(": error: {e}\n\n").as_bytes());
+            stream.flush().await;
         }
+    };
+    let body = Body::from_stream(SseBody {
+        run: Some(Box::pin(run)),
+        outbox,
     });
-    let body = Body::from_stream(tokio_stream_adapter(rx).map(Ok::<Bytes, Infallible>));
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -111,26 +120,69 @@ pub fn respond(ctx: Arc<SseContext>, spec: StreamSpec) -> Response {
         .into_response()
 }
 
-fn tokio_stream_adapter(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = Bytes> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+/// The hand-off between a stream's future and its body: one chunk.
+///
+/// Waiting for room needs no waker: the slot is only ever full while the body is polling the
+/// stream's future, and the body empties it before that poll returns, so the next poll (when
+/// hyper wants the next chunk) finds room.
+#[derive(Default)]
+struct Outbox(parking_lot::Mutex<Option<Bytes>>);
+
+impl Outbox {
+    fn take(&self) -> Option<Bytes> {
+        self.0.lock().take()
+    }
+
+    /// Puts `chunk` in the slot once it is empty.
+    async fn put(&self, chunk: Bytes) {
+        std::future::poll_fn(|_| {
+            if self.0.lock().is_none() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        *self.0.lock() = Some(chunk);
+    }
 }
 
-enum Outcome {
-    Continue,
-    End,
+/// The response body: polls the stream's future, then hands hyper what it put in the slot.
+/// Dropped when the client goes away (or the write timeout closes the connection), which drops
+/// the stream and releases its place under the limits.
+struct SseBody {
+    /// `None` once the stream has ended.
+    run: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    outbox: Arc<Outbox>,
+}
+
+impl futures::Stream for SseBody {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(run) = self.run.as_mut() {
+            if run.as_mut().poll(cx).is_ready() {
+                self.run = None;
+            }
+        }
+        match self.outbox.take() {
+            Some(chunk) => Poll::Ready(Some(Ok(chunk))),
+            None if self.run.is_none() => Poll::Ready(None),
+            // The stream's future registered what it waits for (events, a timer, the end).
+            None => Poll::Pending,
+        }
+    }
 }
 
 struct Stream {
     ctx: Arc<SseContext>,
     spec: StreamSpec,
-    tx: mpsc::Sender<Bytes>,
+    outbox: Arc<Outbox>,
     fingerprint: u32,
     /// Per topic and partition: the generation of the partition's log that the position
     /// belongs to (see [`Read::Restarted`]).
     generations: Vec<Vec<u64>>,
     reached_head: bool,
-    /// Set when the stream was found too slow while the client was not reading.
-    slow: bool,
     stats: Option<Arc<StreamStats>>,
     out: BytesMut,
     events: Vec<Arc<ChangeEvent>>,
@@ -144,7 +196,7 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(ctx: Arc<SseContext>, spec: StreamSpec, tx: mpsc::Sender<Bytes>) -> Self {
+    fn new(ctx: Arc<SseContext>, spec: StreamSpec, outbox: Arc<Outbox>) -> Self {
         let fingerprint = cursor::fingerprint(&spec.topics);
         let generations = spec
             .feeds
@@ -155,11 +207,10 @@ impl Stream {
         Self {
             ctx,
             spec,
-            tx,
+            outbox,
             fingerprint,
             generations,
             reached_head: false,
-            slow: false,
             stats: None,
             out: BytesMut::new(),
             events: Vec::new(),
@@ -185,13 +236,11 @@ impl Stream {
         for frame in std::mem::take(&mut self.spec.preamble) {
             self.out.put_slice(frame.as_bytes());
         }
-        if let Outcome::End = self.flush().await {
-            return Ok(());
-        }
+        self.flush().await;
         loop {
             if let Some(notice) = self.closing_notice() {
                 self.out.put_slice(notice);
-                let _ = self.flush().await;
+                self.flush().await;
                 return Ok(());
             }
             for rx in changed.iter_mut() {
@@ -210,10 +259,8 @@ impl Stream {
             }
             if sent > 0 || !self.out.is_empty() {
                 *guard.stats.positions.lock() = self.spec.positions.clone();
-                if let Outcome::End = self.flush().await {
-                    return Ok(());
-                }
-                if self.slow || self.is_slow() {
+                self.flush().await;
+                if self.is_slow() {
                     return self.end_slow().await;
                 }
                 continue;
@@ -239,14 +286,11 @@ impl Stream {
                 _ = wait_new => {}
                 _ = tokio::time::sleep(self.ctx.settings.keepalive) => {
                     self.out.put_slice(b": keepalive\n\n");
-                    if let Outcome::End = self.flush().await {
-                        return Ok(());
-                    }
+                    self.flush().await;
                 }
                 // The notice is written at the top of the loop.
                 _ = self.spec.closed.cancelled() => {}
                 _ = self.ctx.shutdown.cancelled() => {}
-                _ = self.tx.closed() => return Ok(()),
             }
         }
     }
@@ -260,15 +304,6 @@ impl Stream {
         } else {
             None
         }
-    }
-
-    /// The stream must end while the client is not reading: queue what is pending and the
-    /// final notice if the client makes room within a second, then end either way.
-    async fn give_up(&mut self, pending: Bytes) -> Outcome {
-        let mut last = BytesMut::from(&pending[..]);
-        last.put_slice(self.closing_notice().unwrap_or(b""));
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.send(last.freeze())).await;
-        Outcome::End
     }
 
     /// Whether the stream had reached the head and is now more than `max_lag` events behind
@@ -289,17 +324,16 @@ impl Stream {
             ": disconnected: too far behind ({lag} events); reconnect with Last-Event-ID to resume\n\n"
         );
         self.out.put_slice(msg.as_bytes());
-        // The client may be reading slowly: give the notice time to be queued behind the
-        // chunks it has not read yet, then end the stream either way.
-        let chunk = self.out.split().freeze();
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.tx.send(chunk)).await;
+        // Queued behind the chunks the client has not read yet; a client that reads nothing
+        // more is closed by the connection's write timeout.
+        self.flush().await;
         Ok(())
     }
 
-    /// Sends the pending output. Returns `End` when the client is gone or the stream must stop.
-    async fn flush(&mut self) -> Outcome {
+    /// Hands the pending output to the body, once the previous chunk was taken.
+    async fn flush(&mut self) {
         if self.out.is_empty() {
-            return Outcome::Continue;
+            return;
         }
         // A chunk reserves `max_chunk_bytes` up front; one that holds much less (a few live
         // events) is copied out at its size, so queued chunks pin only what they carry, and
@@ -312,45 +346,8 @@ impl Stream {
             std::mem::take(&mut self.out).freeze()
         };
         let len = chunk.len() as u64;
-        // A clone of the sender, so the permit borrows it rather than `self`.
-        let tx = self.tx.clone();
-        // Room in the channel: no timer (a tokio timer, even an elapsed one, costs a tick of
-        // the timer wheel, about a millisecond, which would bound a fast stream's chunk rate).
-        let permit = match tx.try_reserve() {
-            Ok(p) => Ok(p),
-            Err(mpsc::error::TrySendError::Closed(())) => Err(()),
-            Err(mpsc::error::TrySendError::Full(())) => {
-                // While the client is not reading, keep checking whether it has become too
-                // slow (a timer on a live stream, not a wait with a deadline: not `crate::wait`).
-                let every = Duration::from_millis(500);
-                let mut check =
-                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                loop {
-                    tokio::select! {
-                        // Room in the channel always wins, so a final notice is not lost to a
-                        // race.
-                        biased;
-                        p = tx.reserve() => break p.map_err(|_| ()),
-                        _ = self.spec.closed.cancelled() => break Err(()),
-                        _ = self.ctx.shutdown.cancelled() => break Err(()),
-                        _ = check.tick(), if !self.slow => {
-                            if self.is_slow() {
-                                self.slow = true;
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        match permit {
-            Ok(p) => {
-                p.send(chunk);
-                self.ctx.metrics.bytes_sent.inc_by(len);
-                Outcome::Continue
-            }
-            Err(()) if self.closing_notice().is_some() => self.give_up(chunk).await,
-            Err(()) => Outcome::End,
-        }
+        self.outbox.put(chunk).await;
+        self.ctx.metrics.bytes_sent.inc_by(len);
     }
 
     /// Writes up to one chunk of events into `out`. Returns (events delivered, whether some
@@ -441,12 +438,13 @@ impl Stream {
         } else {
             Duration::ZERO
         };
-        let Some(chunk) = self
+        // Boxed: a replay read is the rare path, and its future would otherwise make every
+        // stream's state (held by idle streams too) larger.
+        let read = self
             .ctx
             .replay
-            .chunk(&topic, p, self.generations[ti][p], pos, until, wait)
-            .await?
-        else {
+            .chunk(&topic, p, self.generations[ti][p], pos, until, wait);
+        let Some(chunk) = Box::pin(read).await? else {
             return Ok(0);
         };
         let events = chunk.events_from(pos);

@@ -4,6 +4,7 @@
 //!   silent jump, and a cursor of the old topic resumes on the new one the same way;
 //! - stream limits answer 429 (per consumer) and 503 (whole sink) with `Retry-After`, and a
 //!   connection over the connection limit gets a 503;
+//! - a client that stops reading is closed by the write timeout and frees its place;
 //! - catch-up readers are capped, and streams waiting for one lose nothing;
 //! - the shared buffers stay inside their byte budget, and unused topic readers are closed;
 //! - internal topics cannot be tailed.
@@ -288,6 +289,79 @@ async fn stream_and_connection_limits_answer_with_retry_after() -> Result<()> {
 
 /// With one replay reader for the whole sink, three streams that start far behind the
 /// buffer, each on its own topic, take turns: each receives every event once, in order.
+/// A client that stops reading, with more to send than the socket buffers hold, is closed
+/// once it has accepted nothing for the write timeout: its connection ends and its place under
+/// the per-consumer limit is free again. (Before, its stream waited forever for a reader that
+/// never came back, and held the place: a second stream of the consumer got 429.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_and_frees_its_place() -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let stack = stack();
+    let topic = format!("bounds_stalled_{}", unique_suffix());
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await?;
+    // ≈ 24 MB: far more than the client's receive and the server's send buffers hold.
+    produce(
+        &stack.kafka_bootstrap,
+        &topic,
+        &inserts_to(0, 0, 3000, 8000),
+    )
+    .await?;
+    let sink = SinkProcess::start(
+        SINK,
+        stack,
+        &[
+            ("--max-streams-per-consumer", "1"),
+            ("--write-timeout-secs", "2"),
+        ],
+    )
+    .await?;
+    let token = sink
+        .create_consumer(json!({"name": "stalled", "topics": [topic], "start": "earliest"}))
+        .await?;
+    let addr = sink.base.trim_start_matches("http://").to_string();
+    // A raw connection that reads the response head and then nothing.
+    let (mut stalled, _head) =
+        tumbleweed_tests::bench::open_stream(&addr, "/v1/consumers/stalled/events", &token).await?;
+    // The place is taken while the client is stalled...
+    let r = sink
+        .http
+        .get(sink.url("/v1/consumers/stalled/events"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 429, "the stalled stream holds the only place");
+    drop(r);
+    // ...and freed by the write timeout, without the client doing anything.
+    eventually("the stalled stream to be closed", T, || async {
+        let n = metric(&sink, "tumbleweed_sse_connected_streams").await?;
+        Ok((n == 0.0).then_some(()))
+    })
+    .await?;
+    let mut s = SseStream::open(
+        sink.http
+            .get(sink.url("/v1/consumers/stalled/events"))
+            .bearer_auth(&token),
+    )
+    .await?;
+    assert_eq!(s.take(1, T).await?.len(), 1, "a new stream is served");
+    // The stalled connection was closed: reading it now drains what the buffers held, then
+    // finds its end (well short of the 24 MB the topic holds).
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0usize;
+    loop {
+        let n = tokio::time::timeout(T, stalled.read(&mut buf))
+            .await
+            .context("the stalled connection is still open")?
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        read += n;
+    }
+    assert!(read < 20_000_000, "{read} bytes came after the stall");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capped_catch_up_readers_make_streams_wait_not_lose() -> Result<()> {
     let stack = stack();
