@@ -10,7 +10,8 @@
 //! overall and per 10-second window (whether the lag grows), Connect's and the sink's CPU.
 //!
 //! Environment: BENCH_E2E_RATE (commits/s, 5000), BENCH_E2E_SECONDS (60),
-//! BENCH_E2E_CLIENTS (pgbench connections, 8), BENCH_SINK_ARGS (extra sink flags).
+//! BENCH_E2E_CLIENTS (pgbench connections, 8), BENCH_SINK_ARGS (extra sink flags),
+//! BENCH_E2E_TRACE (a CSV file: every row's commit, CreateTime and readable times).
 //!
 //! Where the time goes: a plain Kafka consumer (read_committed, as the sink reads) on the same
 //! topic measures, per row, commit → the record's CreateTime (Debezium and Connect's producer)
@@ -30,15 +31,19 @@ use tumbleweed_tests::{eventually, slot_active, stack, unique_suffix};
 const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
 
 /// Reads `topic` as a plain read_committed consumer until `until`: per row sent after `from_us`,
-/// (CreateTime − sent, readable − sent) in µs.
+/// (CreateTime − sent, readable − sent) in µs. With `trace`, every row's sent time, CreateTime
+/// and time readable (µs since the epoch), partition and offset go to that file as CSV, to line
+/// up stalls with what the other processes did (`BENCH_E2E_TRACE`).
 async fn watch_kafka(
     bootstrap: String,
     topic: String,
     until: Instant,
     from_us: i64,
+    trace: Option<std::path::PathBuf>,
 ) -> Result<(Vec<i64>, Vec<i64>)> {
     use rdkafka::consumer::{Consumer, StreamConsumer};
     use rdkafka::message::Message;
+    use std::io::Write;
     let consumer: StreamConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", format!("bench-e2e-{}", unique_suffix()))
@@ -52,6 +57,17 @@ async fn watch_kafka(
     consumer.subscribe(&[&topic])?;
     let sent = memchr::memmem::Finder::new(b"\"sent_us\":");
     let (mut produced, mut readable) = (Vec::new(), Vec::new());
+    let mut trace = match trace {
+        Some(path) => {
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            );
+            writeln!(f, "sent_us,create_us,readable_us,partition,offset")?;
+            Some(f)
+        }
+        None => None,
+    };
     loop {
         let left = until.saturating_duration_since(Instant::now());
         let Ok(m) = tokio::time::timeout(left, consumer.recv()).await else {
@@ -74,10 +90,23 @@ async fn watch_kafka(
         if v < from_us {
             continue; // the warm-up row, or a row of the warm-up
         }
-        if let Some(ms) = m.timestamp().to_millis() {
-            produced.push(ms * 1000 - v);
+        let created = m.timestamp().to_millis().map(|ms| ms * 1000);
+        if let Some(c) = created {
+            produced.push(c - v);
         }
         readable.push(at - v);
+        if let Some(f) = trace.as_mut() {
+            writeln!(
+                f,
+                "{v},{},{at},{},{}",
+                created.unwrap_or(-1),
+                m.partition(),
+                m.offset()
+            )?;
+        }
+    }
+    if let Some(mut f) = trace {
+        f.flush()?;
     }
     Ok((produced, readable))
 }
@@ -170,6 +199,7 @@ async fn main() -> Result<()> {
         format!("{name}.public.ticks"),
         Instant::now() + Duration::from_secs((warmup + seconds) as u64 + 30),
         now_us() + warmup as i64 * 1_000_000,
+        std::env::var_os("BENCH_E2E_TRACE").map(Into::into),
     ));
     let t0 = Instant::now();
     let mut pgbench = tokio::process::Command::new(
