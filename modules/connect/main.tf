@@ -35,6 +35,10 @@ locals {
     # Task producers send at once (the local stack does the same; see sink/benches/end_to_end.rs
     # for what it changed at 5,000 commits/s).
     CONNECT_PRODUCER_LINGER_MS = "0"
+    # With exactly-once, each poll of a Debezium task first re-reads its offsets, and that read
+    # waited for the offsets consumer's fetch in flight (fetch.max.wait.ms, 500 ms by default):
+    # half-second stalls at 5,000 commits/s. Same as the local stack (scripts/stack).
+    CONNECT_CONSUMER_FETCH_MAX_WAIT_MS = "20"
   }
 
   # Source database passwords, fetched by ECS from Secrets Manager at task start, under the
