@@ -349,6 +349,20 @@ async fn main() -> Result<()> {
             gone.text().await?
         );
     }
+    // Each run writes hundreds of thousands of rows into its own database; without this the
+    // local stack's PostgreSQL keeps every run's. Deleting the source dropped its slot.
+    let dropped = async {
+        stack
+            .pg("postgres")
+            .await?
+            .batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)"))
+            .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = dropped {
+        eprintln!("could not drop database {db} (drop it by hand): {e:#}");
+    }
     ensure!(
         delivered == committed,
         "{delivered} rows delivered of {committed} committed"
