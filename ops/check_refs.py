@@ -6,7 +6,8 @@
 - every metric named in the alert rules and the dashboard is one the sink exposes: the name
   given to `register(registry, "<name>", …)`, `live_gauge(enc, "<name>", …)` or
   `live_gauges(enc, "<name>", …)` in sink/src (written whole, counters with `_total`: see
-  sink/src/metrics.rs), or a `# HELP`/`# TYPE <name>` line;
+  sink/src/metrics.rs), or a `# HELP`/`# TYPE <name>` line; a histogram's series add `_bucket`
+  (with its `le` label), `_sum` and `_count` to the registered name;
 - every label the rules and the dashboard group, match or template on is one the sink writes
   (a field of a struct deriving `EncodeLabelSet` in sink/src, or `<label>=\"{...}`) or one
   Prometheus adds (instance, job);
@@ -36,6 +37,8 @@ SINK_SRC = ROOT / "sink/src"
 
 # Labels Prometheus attaches to every scraped series.
 TARGET_LABELS = {"instance", "job", "__name__"}
+# The bucket bound of a histogram's `_bucket` series.
+HISTOGRAM_LABELS = {"le"}
 # Words of PromQL that look like identifiers but are not metric names.
 KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
@@ -106,9 +109,14 @@ def label_names(expr):
     return out
 
 
+def exposed(name, metrics):
+    base = re.sub(r"_(?:bucket|sum|count)$", "", name)
+    return name in metrics or base in metrics
+
+
 def check_names(where, expr, metrics, labels):
     for name in sorted(metric_names(expr)):
-        if name not in metrics:
+        if not exposed(name, metrics):
             problem(f"{where}: metric {name} is not exposed by the sink (not registered in sink/src)")
     for label in sorted(label_names(expr)):
         if label not in labels:
@@ -169,7 +177,7 @@ def github_anchor(heading):
 
 def main():
     metrics, labels = sink_metrics_and_labels()
-    labels |= TARGET_LABELS
+    labels |= TARGET_LABELS | HISTOGRAM_LABELS
     if not metrics:
         problem("found no metric in sink/src (no register/live_gauge calls): the metrics check cannot work")
 

@@ -29,6 +29,10 @@ pub struct ChangeEvent {
     pub json: Bytes,
     /// What consumer filters made of this event, computed once per distinct filter.
     pub derived: crate::filter::Derived,
+    /// When the hub's shared reader took the record from librdkafka, in µs of
+    /// [`crate::metrics::mono_us`]; 0 where it is not measured (history read for a replay).
+    /// Streams report the time from here to their connection as the delivery delay.
+    pub received_us: u64,
 }
 
 /// Builds the delivered event for one Kafka record, or `None` for a tombstone.
@@ -96,6 +100,7 @@ fn from_any_record(
         timestamp_ms,
         json: Bytes::from(json),
         derived: Default::default(),
+        received_us: 0,
     })
 }
 
@@ -258,6 +263,7 @@ fn from_debezium_record(
         timestamp_ms,
         json: Bytes::from(out),
         derived: Default::default(),
+        received_us: 0,
     })
 }
 

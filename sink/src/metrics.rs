@@ -9,7 +9,11 @@
 //!
 //! Counters and gauges that code updates are the crate's `Counter`/`Gauge` (an atomic),
 //! updated once per written chunk, not per event, so metrics cost nothing measurable on the
-//! delivery path. Values that only exist at scrape time (per-consumer lag computed from each
+//! delivery path. The one histogram, the delivery delay, is also observed once per chunk: the
+//! time from the shared reader taking the chunk's oldest event from librdkafka ([`mono_us`],
+//! stamped on each event) to the chunk being handed to the client's connection. It is what
+//! the sink adds over a plain Kafka consumer, whatever the broker and the network do, and it
+//! includes a slow client's back-pressure (a chunk waits until the previous one is taken). Values that only exist at scrape time (per-consumer lag computed from each
 //! live stream's positions against the head of the shared topic buffers, buffered bytes,
 //! resident memory, the WAL guard's last scan, the reconciler's last pass) are collectors,
 //! registered with [`collect`] and written with [`live_gauge`]/[`live_gauges`].
@@ -22,13 +26,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Metric, Registry};
 
@@ -53,6 +59,9 @@ pub struct Metrics {
     pub kafka_reachable: Gauge,
     /// Kafka probes that got no answer since the start.
     pub kafka_probe_failures: Counter,
+    /// Seconds from the reader's receipt of a chunk's oldest event to the chunk's hand-off to
+    /// the connection (see the module doc); observe with [`Metrics::delivered`].
+    delivery_delay: Histogram,
     next_stream: AtomicU64,
     streams: Streams,
     registry: Registry,
@@ -121,6 +130,20 @@ impl Drop for StreamGuard {
     }
 }
 
+/// Buckets of the delivery delay (seconds): fine below a millisecond, where the sink's own
+/// work is, and up to 10 s for streams held back by their clients.
+const DELIVERY_DELAY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Microseconds on a monotonic clock that starts with the process; never 0, so 0 can mean
+/// "not measured". Events carry it as 8 bytes where an `Instant` would take 16.
+pub fn mono_us() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64 + 1
+}
+
 impl Default for Metrics {
     /// The delivery metrics alone (tests, benches).
     fn default() -> Self {
@@ -134,6 +157,13 @@ impl Metrics {
         Self::build(Some(parts))
     }
 
+    /// A chunk whose oldest live event was received at `oldest_us` ([`mono_us`]) was handed to
+    /// its connection just now.
+    pub fn delivered(&self, oldest_us: u64) {
+        let delay_us = mono_us().saturating_sub(oldest_us);
+        self.delivery_delay.observe(delay_us as f64 / 1e6);
+    }
+
     fn build(parts: Option<Parts>) -> Self {
         let mut m = Self {
             events_sent: Counter::default(),
@@ -141,6 +171,7 @@ impl Metrics {
             slow_disconnects: Counter::default(),
             kafka_reachable: Gauge::default(),
             kafka_probe_failures: Counter::default(),
+            delivery_delay: Histogram::new(DELIVERY_DELAY_BUCKETS),
             next_stream: AtomicU64::new(0),
             streams: Streams::default(),
             registry: Registry::default(),
@@ -184,6 +215,12 @@ impl Metrics {
             "tumbleweed_sse_slow_disconnects_total",
             "Streams ended because they fell too far behind.",
             m.slow_disconnects.clone(),
+        );
+        register(
+            r,
+            "tumbleweed_sse_delivery_delay_seconds",
+            "Time from the sink's Kafka reader receiving a chunk's oldest event to the chunk's hand-off to the client's connection, per chunk (live events from the shared buffer; replayed history is not counted).",
+            m.delivery_delay.clone(),
         );
         let streams = m.streams.clone();
         collect(r, move |enc| {

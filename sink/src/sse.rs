@@ -193,6 +193,9 @@ struct Stream {
     /// Filtered-out events moved the positions past the last `id:` written: the next chunk
     /// ends with an `id:`-only frame, so a resume does not read them again.
     id_behind: bool,
+    /// When the oldest live event in `out` was received from Kafka (`metrics::mono_us`), 0
+    /// when `out` holds none: the chunk's delivery delay is measured from it.
+    oldest_us: u64,
 }
 
 impl Stream {
@@ -218,6 +221,7 @@ impl Stream {
             scratch: Vec::new(),
             id: String::new(),
             id_behind: false,
+            oldest_us: 0,
         }
     }
 
@@ -346,8 +350,12 @@ impl Stream {
             std::mem::take(&mut self.out).freeze()
         };
         let len = chunk.len() as u64;
+        let oldest = std::mem::take(&mut self.oldest_us);
         self.outbox.put(chunk).await;
         self.ctx.metrics.bytes_sent.inc_by(len);
+        if oldest != 0 {
+            self.ctx.metrics.delivered(oldest);
+        }
     }
 
     /// Writes up to one chunk of events into `out`. Returns (events delivered, whether some
@@ -504,6 +512,9 @@ impl Stream {
             self.out.put_slice(b"\ndata: ");
             self.out.put_slice(json);
             self.out.put_slice(b"\n\n");
+            if e.received_us != 0 && (self.oldest_us == 0 || e.received_us < self.oldest_us) {
+                self.oldest_us = e.received_us;
+            }
             sent += 1;
         }
         if sent > 0 {

@@ -313,3 +313,50 @@ async fn a_preamble_is_written_before_any_event() {
     );
     assert_eq!(ids_of(&got), vec![0, 1]);
 }
+
+/// The value of `tumbleweed_sse_delivery_delay_seconds{suffix}` in a scrape.
+fn delay_metric(ctx: &SseContext, suffix: &str) -> f64 {
+    let name = format!("tumbleweed_sse_delivery_delay_seconds{suffix} ");
+    let text = ctx.metrics.encode();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn chunks_report_the_delay_since_the_reader_received_their_oldest_event() {
+    let ctx = context();
+    // Events without a receipt time (history read for a replay) are not measured.
+    let feed = feed(1, 3);
+    let mut c = Client::open(&ctx, &feed, |_| {});
+    c.until(|f| ids_of(f).len() == 3).await;
+    assert_eq!(delay_metric(&ctx, "_count"), 0.0);
+
+    // Live events the reader received 30 ms before the stream could take them.
+    crate::metrics::mono_us();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let received = crate::metrics::mono_us();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let mut batch: Vec<ChangeEvent> = (3..5)
+        .map(|o| {
+            let mut e = insert(0, o, o);
+            e.received_us = received;
+            e
+        })
+        .collect();
+    feed.append(&mut batch, &mut [None]);
+    feed.notify();
+    c.until(|f| ids_of(f).len() == 5).await;
+    let chunks = delay_metric(&ctx, "_count");
+    assert!(chunks >= 1.0, "one observation per chunk with live events");
+    assert_eq!(
+        delay_metric(&ctx, "_bucket{le=\"0.025\"}"),
+        0.0,
+        "the delay runs from the receipt, 30 ms before"
+    );
+    let sum = delay_metric(&ctx, "_sum");
+    assert!(sum >= 0.03 * chunks, "sum {sum} over {chunks} chunks");
+    assert!(sum < 5.0 * chunks, "sum {sum} over {chunks} chunks");
+}

@@ -586,6 +586,13 @@ async fn metrics_and_health_report_streams_and_lag() -> Result<()> {
         metrics.contains("tumbleweed_kafka_reachable 1"),
         "{metrics}"
     );
+    // The shared reader stamped the events: the chunks that carried them were timed.
+    let delayed: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tumbleweed_sse_delivery_delay_seconds_count "))
+        .unwrap_or_else(|| panic!("no delivery delay histogram in {metrics}"))
+        .parse()?;
+    assert!(delayed >= 1.0, "{metrics}");
     assert!(
         metrics.contains("tumbleweed_consumer_lag_events{consumer=\"watched\"} 0"),
         "{metrics}"

@@ -359,3 +359,80 @@ pub fn quantile_ms(sorted: &[i64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i] as f64 / 1000.0
 }
+
+/// The buckets of histogram `name` in a Prometheus text scrape: (upper bound, cumulative
+/// count) in the scrape's order (ascending, `+Inf` last).
+pub fn histogram_buckets(scrape: &str, name: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The `q` quantile (0–1) of what histogram `name` observed between two scrapes, interpolated
+/// within its bucket as Prometheus's `histogram_quantile` does (in the histogram's unit), and
+/// how many observations there were. NaN when there were none.
+pub fn histogram_quantile(before: &str, after: &str, name: &str, q: f64) -> (f64, f64) {
+    let old = histogram_buckets(before, name);
+    let new = histogram_buckets(after, name);
+    let delta: Vec<(f64, f64)> = new
+        .iter()
+        .map(|&(le, n)| {
+            let was = old.iter().find(|b| b.0 == le).map_or(0.0, |b| b.1);
+            (le, n - was)
+        })
+        .collect();
+    let total = delta.last().map_or(0.0, |b| b.1);
+    if total <= 0.0 {
+        return (f64::NAN, 0.0);
+    }
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for &(le, n) in &delta {
+        if n >= rank {
+            if le.is_infinite() {
+                return (lower, total);
+            }
+            let within = if n > below {
+                (rank - below) / (n - below)
+            } else {
+                1.0
+            };
+            return (lower + (le - lower) * within, total);
+        }
+        (lower, below) = (le, n);
+    }
+    (lower, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE: &str =
+        "h_bucket{le=\"0.001\"} 10\nh_bucket{le=\"0.01\"} 10\nh_bucket{le=\"+Inf\"} 10\n";
+    const AFTER: &str = "h_bucket{le=\"0.001\"} 100\nh_bucket{le=\"0.01\"} 109\nh_bucket{le=\"+Inf\"} 110\nh_count 110\n";
+
+    #[test]
+    fn quantiles_of_the_observations_between_two_scrapes() {
+        // 90 observations ≤ 1 ms, 9 in (1, 10] ms, 1 above.
+        let (p50, n) = histogram_quantile(BEFORE, AFTER, "h", 0.5);
+        assert_eq!(n, 100.0);
+        assert!((p50 - 0.001 * 50.0 / 90.0).abs() < 1e-12, "{p50}");
+        let (p95, _) = histogram_quantile(BEFORE, AFTER, "h", 0.95);
+        assert!((p95 - (0.001 + 0.009 * 5.0 / 9.0)).abs() < 1e-12, "{p95}");
+        // In the +Inf bucket: its lower bound, as Prometheus answers.
+        assert_eq!(histogram_quantile(BEFORE, AFTER, "h", 0.999).0, 0.01);
+        assert!(histogram_quantile(AFTER, AFTER, "h", 0.5).0.is_nan());
+    }
+}

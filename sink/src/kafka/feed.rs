@@ -367,6 +367,7 @@ mod tests {
             timestamp_ms: 0,
             json: bytes::Bytes::from(vec![b'x'; bytes]),
             derived: Default::default(),
+            received_us: 0,
         })
     }
 
@@ -547,6 +548,7 @@ mod tests {
                                     timestamp_ms: 0,
                                     json: bytes::Bytes::from(vec![b'x'; *bytes]),
                                     derived: Default::default(),
+                                    received_us: 0,
                                 });
                                 m.events.push((offset, *bytes));
                             }
@@ -564,6 +566,7 @@ mod tests {
                             timestamp_ms: 0,
                             json: bytes::Bytes::from(vec![b'y'; b]),
                             derived: Default::default(),
+                            received_us: 0,
                         })).collect();
                         feed.append(&mut again, &mut [None, None]);
                     }
