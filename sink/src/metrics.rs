@@ -13,10 +13,12 @@
 //! time from the shared reader taking the chunk's oldest event from librdkafka ([`mono_us`],
 //! stamped on each event) to the chunk being handed to the client's connection. It is what
 //! the sink adds over a plain Kafka consumer, whatever the broker and the network do, and it
-//! includes a slow client's back-pressure (a chunk waits until the previous one is taken). Values that only exist at scrape time (per-consumer lag computed from each
-//! live stream's positions against the head of the shared topic buffers, buffered bytes,
-//! resident memory, the WAL guard's last scan, the reconciler's last pass) are collectors,
-//! registered with [`collect`] and written with [`live_gauge`]/[`live_gauges`].
+//! includes a slow client's back-pressure (a chunk waits until the previous one is taken).
+//!
+//! Values that only exist at scrape time (per-consumer lag computed from each live stream's
+//! positions against the head of the shared topic buffers, buffered bytes, resident memory,
+//! the WAL guard's last scan, the reconciler's last pass) are collectors, registered with
+//! [`collect`] and written with [`live_gauge`]/[`live_gauges`].
 //!
 //! Names are written whole, as queries spell them (counters with their `_total`, which the
 //! crate appends itself: [`register`] takes it off first), and help texts with their full
