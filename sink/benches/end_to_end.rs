@@ -198,15 +198,38 @@ impl SseReader {
                 "the SSE stream closed after {} events",
                 self.count
             );
-            let filled = carry + read;
-            self.count += memchr::memmem::find_iter(&self.buf[..filled], b"\ndata: ")
-                .filter(|&i| i + b"\ndata: ".len() > carry)
-                .count();
-            let keep = filled.min(10);
-            self.buf.copy_within(filled - keep..filled, 0);
-            self.carry = keep;
+            self.take(read, |_| {});
         }
         Ok(())
+    }
+
+    /// Takes in `read` bytes read after the carried ones: counts the `data:` frames, and calls
+    /// `row` with each row's `sent_us` (a number cut by the end of the read is skipped).
+    fn take(&mut self, read: usize, mut row: impl FnMut(i64)) {
+        let (carry, filled) = (self.carry, self.carry + read);
+        let buf = &self.buf[..filled];
+        // The first `carry` bytes were scanned with the previous read: a marker that lies
+        // wholly in them is counted already.
+        self.count += memchr::memmem::find_iter(buf, b"\ndata: ")
+            .filter(|&i| i + b"\ndata: ".len() > carry)
+            .count();
+        for pos in memchr::memmem::find_iter(&buf[carry..], b"\"sent_us\":") {
+            let digits = &buf[carry + pos + 10..];
+            let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+            if len > 0 && len < digits.len() {
+                if let Ok(v) = std::str::from_utf8(&digits[..len])
+                    .unwrap_or("")
+                    .parse::<i64>()
+                {
+                    if v > 0 {
+                        row(v);
+                    }
+                }
+            }
+        }
+        let keep = filled.min(10);
+        self.buf.copy_within(filled - keep..filled, 0);
+        self.carry = keep;
     }
 
     /// Runs pgbench for `seconds` and reads until every row it committed has arrived (or 60 s
@@ -241,8 +264,6 @@ impl SseReader {
             .context("starting pgbench")?
             .wait_with_output();
         tokio::pin!(writing);
-        let data = memchr::memmem::Finder::new(b"\ndata: ");
-        let sent = memchr::memmem::Finder::new(b"\"sent_us\":");
         let mut samples: Vec<(i64, i64)> = Vec::new();
         let mut committed: Option<usize> = None;
         let mut writer_out = String::new();
@@ -267,31 +288,8 @@ impl SseReader {
                         bail!("the SSE stream closed after {} events", self.count);
                     }
                     let at = now_us();
-                    let filled = carry + read;
-                    let buf = &self.buf;
-                    // The first `carry` bytes were scanned with the previous read: a marker
-                    // that lies wholly in them is counted already.
-                    self.count += data
-                        .find_iter(&buf[..filled])
-                        .filter(|&i| i + b"\ndata: ".len() > carry)
-                        .count();
                     let since = t0.elapsed().as_micros() as i64;
-                    // Every row's latency, like the plain consumer's (a number cut by the end
-                    // of the read is skipped).
-                    for pos in sent.find_iter(&buf[carry..filled]) {
-                        let digits = &buf[carry + pos + 10..filled];
-                        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-                        if len > 0 && len < digits.len() {
-                            if let Ok(v) = std::str::from_utf8(&digits[..len]).unwrap_or("").parse::<i64>() {
-                                if v > 0 {
-                                    samples.push((since, at - v));
-                                }
-                            }
-                        }
-                    }
-                    let keep = filled.min(10);
-                    self.buf.copy_within(filled - keep..filled, 0);
-                    self.carry = keep;
+                    self.take(read, |sent_us| samples.push((since, at - sent_us)));
                 }
             }
         }

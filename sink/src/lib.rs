@@ -18,7 +18,7 @@
 //! - [`sse`]: SSE delivery: framing, keepalive, resume, gap notices, slow consumers;
 //! - [`consumers`]: consumer registrations and their admin API (beside [`sources`]);
 //! - [`sources`]: PostgreSQL sources: Kafka Connect and PostgreSQL administration, WAL guard;
-//! - [`metrics`]: Prometheus counters and gauges;
+//! - [`metrics`]: Prometheus counters, gauges and the delivery-delay histogram;
 //! - [`emf`]: the same health as CloudWatch Embedded Metric Format lines (ECS, no agent);
 //! - [`stats`]: the last 15 minutes of health for the UI's charts, shared by replicas;
 //! - [`openapi`]: the OpenAPI document, generated from the `tumbleweed_api` types and the

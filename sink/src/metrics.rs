@@ -1,6 +1,6 @@
 //! The sink's metrics: one Prometheus registry ([`prometheus_client`]) behind `/metrics`, and
-//! the delivery metrics it holds: connected streams, events and bytes sent, slow-consumer
-//! disconnects, catch-up readers, and per-consumer lag in events.
+//! the delivery metrics it holds: connected streams, events and bytes sent, the delivery
+//! delay, slow-consumer disconnects, catch-up readers, and per-consumer lag in events.
 //!
 //! Why a crate: the exposition format (HELP and TYPE lines, label-value escaping, the
 //! `_total` of counters, the content type Prometheus negotiates) was written by hand in four
