@@ -24,12 +24,15 @@
 //! - [`openapi`]: the OpenAPI document, generated from the `tumbleweed_api` types and the
 //!   handlers' annotations (`/v1/openapi.json`);
 //! - [`http`]: HTTP routing (API, SSE, UI);
+//! - [`conn`]: serving connections: hyper's HTTP/1.1 for most, a lean one for event streams
+//!   (an idle stream's memory is mostly its connection's);
 //! - [`server`]: wiring of the components and graceful shutdown;
 //! - [`wait`]: waiting for a condition until a deadline (one helper for every such wait).
 
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod conn;
 pub mod consumers;
 pub mod cursor;
 pub mod emf;

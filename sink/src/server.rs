@@ -3,7 +3,6 @@
 //! telling clients to reconnect with `Last-Event-ID`, then the server stops accepting and
 //! drains.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -306,7 +305,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        serve_http1(
+        crate::conn::serve(
             listener,
             app,
             stop,
@@ -327,105 +326,6 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         shutdown,
         task,
     })
-}
-
-/// Accepts connections and serves each with hyper's HTTP/1.1 connection (SSE needs nothing
-/// more; without HTTP/2 detection a connection's state is much smaller). On `stop` it stops
-/// accepting, asks open connections to close after their current response (SSE streams end
-/// on the same signal), and waits up to 10 s for them.
-///
-/// A connection whose client accepts no bytes for `write_timeout` while the server has some to
-/// send is closed: an SSE client that stopped reading (its socket buffers full) would otherwise
-/// hold its connection, its place under the stream limits and its stream's state forever. The
-/// client resumes with `Last-Event-ID`.
-async fn serve_http1(
-    listener: TcpListener,
-    app: axum::Router,
-    stop: CancellationToken,
-    max_connections: usize,
-    write_timeout: Duration,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::server::graceful::GracefulShutdown;
-    use hyper_util::service::TowerToHyperService;
-    use tower::ServiceExt;
-
-    let graceful = GracefulShutdown::new();
-    // Each open connection holds a clone: the strong count is the number open, plus one.
-    let connections = Arc::new(());
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        // One over the limit: answer its first request with 503 and close it.
-        if Arc::strong_count(&connections) > max_connections {
-            let refuse = hyper::service::service_fn(|_req| async {
-                Ok::<_, Infallible>(connection_limit_response())
-            });
-            let mut once = hyper::server::conn::http1::Builder::new();
-            once.keep_alive(false)
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(5));
-            let conn = once.serve_connection(TokioIo::new(stream), refuse);
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            continue;
-        }
-        let held = connections.clone();
-        // The peer's address goes into every request's extensions (shown for SSE streams).
-        let service = TowerToHyperService::new(app.clone().map_request(
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(crate::http::PeerAddr(peer));
-                req
-            },
-        ));
-        let mut io = tokio_io_timeout::TimeoutStream::new(stream);
-        io.set_write_timeout(Some(write_timeout));
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(Box::pin(io)), service));
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(held);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after 10 s; closing them");
-    }
-}
-
-/// The answer to a connection over `max_connections`.
-fn connection_limit_response() -> hyper::Response<axum::body::Body> {
-    let mut r = hyper::Response::new(axum::body::Body::from(
-        r#"{"error":"this sink has its maximum of open connections (TUMBLEWEED_MAX_CONNECTIONS); retry later or through another replica"}"#,
-    ));
-    *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
-    let h = r.headers_mut();
-    h.insert(
-        hyper::header::RETRY_AFTER,
-        hyper::header::HeaderValue::from(5u32),
-    );
-    h.insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    r
 }
 
 /// Asks Kafka for metadata every 10 s and records whether it answered within 5 s
