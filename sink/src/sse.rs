@@ -1,10 +1,12 @@
 //! SSE delivery: each connection's response body turns buffered change events into
 //! `text/event-stream` frames, batched into chunks. The stream's logic is a future that the
-//! body itself polls whenever hyper asks for the next chunk, with a slot of one chunk between
-//! them: no task or channel per stream (an idle stream holds less memory), one hand-off fewer
-//! between an event's arrival and its write (less latency), and a client that reads slowly
-//! slows only its own connection, since hyper stops asking while the socket is full. A client
-//! that accepts no bytes at all is closed by the connection's write timeout (`server.rs`).
+//! body itself polls whenever the connection asks for the next chunk, with a slot of one chunk
+//! between them: no task or channel per stream (an idle stream holds less memory), one hand-off
+//! fewer between an event's arrival and its write (less latency), and a client that reads
+//! slowly slows only its own connection, since the connection stops asking while the socket is
+//! full. A client that accepts no bytes at all is closed by the connection's write timeout.
+//! The connection is usually the lean one of `conn.rs` (a stream opened on its own connection),
+//! else hyper's; the body is the same for both.
 //!
 //! Frames are written directly rather than through a generic SSE encoder because the JSON of
 //! each event is shared, pre-serialised bytes; only the `id:` (the cursor) is per stream.
@@ -124,7 +126,7 @@ pub fn respond(ctx: Arc<SseContext>, spec: StreamSpec) -> Response {
 ///
 /// Waiting for room needs no waker: the slot is only ever full while the body is polling the
 /// stream's future, and the body empties it before that poll returns, so the next poll (when
-/// hyper wants the next chunk) finds room.
+/// the connection wants the next chunk) finds room.
 #[derive(Default)]
 struct Outbox(parking_lot::Mutex<Option<Bytes>>);
 
@@ -147,7 +149,8 @@ impl Outbox {
     }
 }
 
-/// The response body: polls the stream's future, then hands hyper what it put in the slot.
+/// The response body: polls the stream's future, then hands the connection what it put in the
+/// slot.
 /// Dropped when the client goes away (or the write timeout closes the connection), which drops
 /// the stream and releases its place under the limits.
 struct SseBody {
