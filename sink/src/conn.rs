@@ -54,8 +54,9 @@ const LEAN_MAX_HEADERS: usize = 32;
 type Io = Pin<Box<tokio_io_timeout::TimeoutStream<TcpStream>>>;
 
 /// Accepts connections and serves each (see the module doc). On `stop` it stops accepting,
-/// asks hyper's connections to close after their current response (SSE streams end on the
-/// same signal, lean or not), and waits up to 10 s for every connection.
+/// closes connections still sending their first request, asks hyper's connections to close
+/// after their current response (SSE streams end on the same signal, lean or not), and waits
+/// up to 10 s for every connection.
 ///
 /// A connection whose client accepts no bytes for `write_timeout` while the server has some to
 /// send is closed: an SSE client that stopped reading (its socket buffers full) would otherwise
@@ -105,6 +106,7 @@ pub async fn serve(
             app: app.clone(),
             http: http.clone(),
             graceful: graceful.watcher(),
+            stop: stop.clone(),
         };
         tokio::spawn(async move {
             conn.serve().await;
@@ -167,16 +169,22 @@ struct Connection {
     app: axum::Router,
     http: Arc<hyper::server::conn::http1::Builder>,
     graceful: hyper_util::server::graceful::Watcher,
+    /// The server is stopping: a connection still sending its first request is closed, as
+    /// hyper closes its idle connections.
+    stop: CancellationToken,
 }
 
 impl Connection {
     async fn serve(mut self) {
         // Boxed, so the buffer and the parsing do not size the long-lived task.
-        let first = Box::pin(tokio::time::timeout(
+        let reading = Box::pin(tokio::time::timeout(
             HEAD_READ_TIMEOUT,
             read_first_head(&mut self.io),
-        ))
-        .await;
+        ));
+        let first = tokio::select! {
+            first = reading => first,
+            _ = self.stop.cancelled() => return,
+        };
         let read = match first {
             Ok(Ok(read)) => read,
             // Timed out, closed or failed before a whole head: nothing to answer.

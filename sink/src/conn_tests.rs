@@ -309,3 +309,21 @@ async fn stopping_waits_for_lean_streams_to_end() {
         .expect("serve returns once the stream ended")
         .unwrap();
 }
+
+#[tokio::test]
+async fn stopping_closes_a_connection_still_sending_its_first_request() {
+    let server = start().await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"GET /t/x/events HTTP/1.1\r\nHost: he")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.state.stop.cancel();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), server.task)
+        .await
+        .expect("serve returns without waiting for the head")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(read_to_close(&mut s).await, "", "closed without an answer");
+}
