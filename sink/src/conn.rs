@@ -286,12 +286,14 @@ fn lean_request(req: &httparse::Request, alone: bool) -> Option<axum::http::Requ
         .uri(path)
         .version(axum::http::Version::HTTP_11);
     for h in req.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        match name.as_str() {
-            // A body, an upgrade or an expectation: hyper knows what to do with them.
-            "transfer-encoding" | "upgrade" | "expect" => return None,
-            "content-length" if h.value != b"0" => return None,
-            _ => {}
+        let is = |name: &str| h.name.eq_ignore_ascii_case(name);
+        // A body, an upgrade or an expectation: hyper knows what to do with them.
+        if is("transfer-encoding")
+            || is("upgrade")
+            || is("expect")
+            || (is("content-length") && h.value != b"0")
+        {
+            return None;
         }
         out = out.header(h.name, h.value);
     }

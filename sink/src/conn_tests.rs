@@ -105,11 +105,16 @@ async fn start() -> Server {
     Server { addr, state, task }
 }
 
-/// Sends `raw` on a new connection and reads until the server closes it (at most 5 s).
-async fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+/// A new connection that has sent `raw`.
+async fn send(addr: SocketAddr, raw: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(raw).await.unwrap();
-    read_to_close(&mut s).await
+    s
+}
+
+/// Sends `raw` on a new connection and reads until the server closes it (at most 5 s).
+async fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    read_to_close(&mut send(addr, raw).await).await
 }
 
 async fn read_to_close(s: &mut TcpStream) -> String {
@@ -189,11 +194,12 @@ async fn a_stream_request_takes_the_lean_path_and_its_connection_closes_after_it
 #[tokio::test]
 async fn the_lean_path_gives_handlers_the_peer_address_and_a_known_length() {
     let server = start().await;
-    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let mut s = send(
+        server.addr,
+        b"GET /peer/events HTTP/1.1\r\nHost: here\r\n\r\n",
+    )
+    .await;
     let me = s.local_addr().unwrap();
-    s.write_all(b"GET /peer/events HTTP/1.1\r\nHost: here\r\n\r\n")
-        .await
-        .unwrap();
     let response = read_to_close(&mut s).await;
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     let head = head.to_ascii_lowercase();
@@ -208,10 +214,11 @@ async fn the_lean_path_gives_handlers_the_peer_address_and_a_known_length() {
 #[tokio::test]
 async fn a_client_that_goes_away_lets_its_stream_go() {
     let server = start().await;
-    let mut s = TcpStream::connect(server.addr).await.unwrap();
-    s.write_all(b"GET /forever/events HTTP/1.1\r\nHost: here\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = send(
+        server.addr,
+        b"GET /forever/events HTTP/1.1\r\nHost: here\r\n\r\n",
+    )
+    .await;
     let text = read_until(&mut s, "hello").await;
     assert!(
         text.to_ascii_lowercase().contains("connection: close"),
@@ -240,10 +247,7 @@ async fn other_requests_stay_with_hyper() {
     let addr = server.addr;
 
     // Keep-alive: two requests, then an event stream, on one connection.
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /other HTTP/1.1\r\nHost: here\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = send(addr, b"GET /other HTTP/1.1\r\nHost: here\r\n\r\n").await;
     read_until(&mut s, "\r\n\r\nok").await;
     s.write_all(b"GET /other HTTP/1.1\r\nHost: here\r\n\r\n")
         .await
@@ -295,10 +299,11 @@ async fn other_requests_stay_with_hyper() {
 #[tokio::test]
 async fn stopping_waits_for_lean_streams_to_end() {
     let server = start().await;
-    let mut s = TcpStream::connect(server.addr).await.unwrap();
-    s.write_all(b"GET /wait/events HTTP/1.1\r\nHost: here\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = send(
+        server.addr,
+        b"GET /wait/events HTTP/1.1\r\nHost: here\r\n\r\n",
+    )
+    .await;
     read_until(&mut s, "open").await;
     server.state.stop.cancel();
     let rest = read_to_close(&mut s).await;
@@ -313,10 +318,7 @@ async fn stopping_waits_for_lean_streams_to_end() {
 #[tokio::test]
 async fn stopping_closes_a_connection_still_sending_its_first_request() {
     let server = start().await;
-    let mut s = TcpStream::connect(server.addr).await.unwrap();
-    s.write_all(b"GET /t/x/events HTTP/1.1\r\nHost: he")
-        .await
-        .unwrap();
+    let mut s = send(server.addr, b"GET /t/x/events HTTP/1.1\r\nHost: he").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.state.stop.cancel();
     let started = std::time::Instant::now();
