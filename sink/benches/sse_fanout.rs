@@ -15,8 +15,9 @@
 //!    per-event difference. Each receiver reads on its own OS thread (blocking reads) and
 //!    stamps an arrival before anything else, so the two do not queue behind each other or the
 //!    producer on the benchmark's runtime. The difference also holds what separates two
-//!    independent Kafka consumers (each fetch returns when its own request is at the broker, so a broker pause
-//!    can fall between the two) and the benchmark's own scheduling; the sink's histogram
+//!    independent Kafka consumers (each fetch returns when its own request is at the broker,
+//!    so a broker pause can fall between the two), which a second plain consumer measures as
+//!    the method's floor (its per-event difference to the first); the sink's histogram
 //!    `tumbleweed_sse_delivery_delay_seconds` (its reader's receipt of an event → the chunk
 //!    handed to the connection), scraped before and after the run, gives the sink's part
 //!    alone: its p50/p99 over the run's chunks.
