@@ -129,6 +129,19 @@ fn sse_receiver(
     Ok(sse_recv)
 }
 
+/// Waits, off the runtime's workers, for a receiver thread of the latency run.
+async fn joined<T: Send + 'static>(
+    handle: std::thread::JoinHandle<Result<T>>,
+    what: &'static str,
+) -> Result<T> {
+    tokio::task::spawn_blocking(move || {
+        handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("{what} panicked"))?
+    })
+    .await?
+}
+
 /// Opens one stream per `(path, token)` at once and reads `each` events from every one;
 /// returns the events delivered in all.
 async fn fan_out(addr: &str, streams: Vec<(String, String)>, each: usize) -> Result<usize> {
@@ -421,25 +434,11 @@ async fn main() -> Result<()> {
         }
         Ok::<_, anyhow::Error>(())
     });
-    let sse_recv = tokio::task::spawn_blocking(move || {
-        sse_reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the SSE receiver panicked"))?
-    })
-    .await??;
+    let sse_recv = joined(sse_reader, "the SSE receiver").await?;
     producing.await??;
     let scrape_after = scrape().await?;
-    let base_map = tokio::task::spawn_blocking(move || {
-        base.join()
-            .map_err(|_| anyhow::anyhow!("the plain consumer panicked"))?
-    })
-    .await??;
-    let base2_map = tokio::task::spawn_blocking(move || {
-        base2
-            .join()
-            .map_err(|_| anyhow::anyhow!("the second plain consumer panicked"))?
-    })
-    .await??;
+    let base_map = joined(base, "the plain consumer").await?;
+    let base2_map = joined(base2, "the second plain consumer").await?;
     let mut sse_lat = Vec::with_capacity(total);
     let mut base_lat = Vec::with_capacity(total);
     let mut added = Vec::with_capacity(total);
