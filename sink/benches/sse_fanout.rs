@@ -91,6 +91,47 @@ fn plain_receiver(
         .collect()
 }
 
+/// Prints the episodes of the latency run where `who` trailed the plain consumer by more than
+/// 5 ms (events sent within 100 ms of each other form one episode): when they began, counted
+/// from the first event, how far it trailed at most, and how many events. Episodes at a
+/// regular interval point at periodic work; the second plain consumer's show the machine's.
+fn print_stalls(who: &str, trail: &mut [(i64, i64)]) {
+    const OVER_US: i64 = 5_000;
+    trail.sort_unstable();
+    let Some(&(t0, _)) = trail.first() else {
+        return;
+    };
+    // (began µs after the first event, last send, worst trail, events)
+    let mut episodes: Vec<(i64, i64, i64, usize)> = Vec::new();
+    for &(sent, d) in trail.iter().filter(|(_, d)| *d > OVER_US) {
+        match episodes.last_mut() {
+            Some(e) if sent - e.1 <= 100_000 => {
+                e.1 = sent;
+                e.2 = e.2.max(d);
+                e.3 += 1;
+            }
+            _ => episodes.push((sent - t0, sent, d, 1)),
+        }
+    }
+    let list: Vec<String> = episodes
+        .iter()
+        .map(|(at, _, worst, n)| {
+            format!(
+                "at {:.2} s up to {:.1} ms ({n} events)",
+                *at as f64 / 1e6,
+                *worst as f64 / 1e3
+            )
+        })
+        .collect();
+    println!(
+        "latency: {} episodes where {who} trailed the plain consumer by more than {} ms{}{}",
+        episodes.len(),
+        OVER_US / 1000,
+        if list.is_empty() { "" } else { ": " },
+        list.join("; ")
+    );
+}
+
 /// The SSE client of the latency run, on its own thread with blocking reads: every frame is
 /// stamped with the time of the read that completed it. Returns offset → received (µs).
 fn sse_receiver(
@@ -443,14 +484,21 @@ async fn main() -> Result<()> {
     let mut base_lat = Vec::with_capacity(total);
     let mut added = Vec::with_capacity(total);
     let mut floor = Vec::with_capacity(total);
+    // (send time, SSE minus plain) per event, to find the episodes where the SSE trailed.
+    let mut trail = Vec::with_capacity(total);
+    let mut trail_floor = Vec::with_capacity(total);
     for (offset, (sent, base_recv)) in &base_map {
         if let (Some(sse_at), Some((_, other))) = (sse_recv.get(offset), base2_map.get(offset)) {
             sse_lat.push(sse_at - sent);
             base_lat.push(base_recv - sent);
             added.push(sse_at - base_recv);
             floor.push(other - base_recv);
+            trail.push((*sent, sse_at - base_recv));
+            trail_floor.push((*sent, other - base_recv));
         }
     }
+    print_stalls("the SSE client", &mut trail);
+    print_stalls("the second plain consumer", &mut trail_floor);
     sse_lat.sort_unstable();
     base_lat.sort_unstable();
     added.sort_unstable();

@@ -215,6 +215,7 @@ pub async fn start(config: Config) -> Result<RunningSink> {
         ),
     )?);
     hub.spawn_idle_closer(Duration::from_secs(config.feed_idle_secs), shutdown.clone());
+    hub.spawn_partition_watch(shutdown.clone());
     let memory = MemoryGuard::new(config.memory_limit);
     memory.spawn_sampler(shutdown.clone());
     let replay = ReplayPool::new(
