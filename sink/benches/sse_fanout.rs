@@ -20,7 +20,10 @@
 //!    the method's floor (its per-event difference to the first); the sink's histogram
 //!    `tumbleweed_sse_delivery_delay_seconds` (its reader's receipt of an event → the chunk
 //!    handed to the connection), scraped before and after the run, gives the sink's part
-//!    alone: its p50/p99 over the run's chunks.
+//!    alone: its p50/p99 over the run's chunks, and how many it held over 5 ms. The run also
+//!    lists the episodes where a receiver trailed the first plain consumer by more than 5 ms,
+//!    for the SSE client, a second SSE client of the same consumer (both at once: the sink's
+//!    side; one alone: its connection) and the second plain consumer (the machine's).
 //!
 //! Sizes come from the environment: BENCH_EVENTS (N, default 5000), BENCH_STREAMS (C, 1000),
 //! BENCH_IDLE (I, 10000), BENCH_RATE (10000/s), BENCH_SECONDS (latency run, 5) and
