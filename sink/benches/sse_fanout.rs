@@ -11,7 +11,9 @@
 //!    the sink's RSS before and after.
 //! 3. Latency at a steady 10,000 events/s: producer → SSE client, against producer → a plain
 //!    rdkafka consumer with the same fetch settings on the same broker, so the
-//!    per-event difference is what the sink adds. Figures: p50/p99 of both and of the
+//!    per-event difference is what the sink adds. The figures cover the window after a
+//!    warm-up at the same rate on the fresh topic (BENCH_WARMUP_SECONDS, 2): a topic's first
+//!    events reach the sink's reader late, a start-up cost printed on its own line. Figures: p50/p99 of both and of the
 //!    per-event difference. Each receiver reads on its own OS thread (blocking reads) and
 //!    stamps an arrival before anything else, so the two do not queue behind each other or the
 //!    producer on the benchmark's runtime. The difference also holds what separates two
@@ -26,7 +28,8 @@
 //!    side; one alone: its connection) and the second plain consumer (the machine's).
 //!
 //! Sizes come from the environment: BENCH_EVENTS (N, default 5000), BENCH_STREAMS (C, 1000),
-//! BENCH_IDLE (I, 10000), BENCH_RATE (10000/s), BENCH_SECONDS (latency run, 5) and
+//! BENCH_IDLE (I, 10000), BENCH_RATE (10000/s), BENCH_SECONDS (latency run, 5, after
+//! BENCH_WARMUP_SECONDS of warm-up, 2) and
 //! BENCH_FETCH_WAIT_MS (the sink's and the plain consumer's fetch.wait.max.ms, 100).
 
 use std::time::{Duration, Instant};
@@ -64,13 +67,15 @@ fn percentile(sorted: &[i64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// What a plain consumer of the latency run received: (offset, received µs, payload).
+type Received = Vec<(i64, i64, Vec<u8>)>;
+
 /// The plain Kafka consumer of the latency run, on its own thread: every record's arrival is
-/// stamped as `poll` hands it over; its `sent_us` is parsed after the run.
-/// Returns offset → (sent, received) in microseconds.
-fn plain_receiver(
-    consumer: BaseConsumer,
-    total: usize,
-) -> Result<std::collections::HashMap<i64, (i64, i64)>> {
+/// stamped as `poll` hands it over. Its `sent_us` is parsed by [`sent_and_received`] once every
+/// receiver is done: parsing here, as soon as this consumer had all, took both cores for
+/// milliseconds while the SSE clients still read the last events (an episode at every run's
+/// end).
+fn plain_receiver(consumer: BaseConsumer, total: usize) -> Result<Received> {
     let mut got: Vec<(i64, i64, Vec<u8>)> = Vec::with_capacity(total);
     let deadline = Instant::now() + Duration::from_secs(120);
     while got.len() < total {
@@ -83,6 +88,11 @@ fn plain_receiver(
             got.push((m.offset(), recv, m.payload().unwrap_or(b"{}").to_vec()));
         }
     }
+    Ok(got)
+}
+
+/// Offset → (sent, received) in microseconds, from what a plain consumer received.
+fn sent_and_received(got: Received) -> Result<std::collections::HashMap<i64, (i64, i64)>> {
     got.into_iter()
         .map(|(offset, recv, payload)| {
             let v: serde_json::Value = serde_json::from_slice(&payload)?;
@@ -214,6 +224,7 @@ async fn main() -> Result<()> {
     let n_idle = env_or("BENCH_IDLE", 10_000);
     let rate = env_or("BENCH_RATE", 10_000);
     let seconds = env_or("BENCH_SECONDS", 5);
+    let warm_seconds = env_or("BENCH_WARMUP_SECONDS", 2);
     let stack = stack();
     let fetch_wait = std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "100".into());
     let sink = SinkProcess::start(
@@ -446,7 +457,11 @@ async fn main() -> Result<()> {
     // before doing anything else with it, so neither waits for a runtime worker busy with the
     // other or with the producer's timer: what is compared is the two paths, not the
     // benchmark's scheduling.
-    let total = rate * seconds;
+    // The producer runs `warm_seconds` at the same rate before the measured window: a fresh
+    // topic's first events reach the sink's reader late (its first fetches of the partition),
+    // which is a topic's start, not the steady rate the target is about. The warm-up's figures
+    // are printed on their own line, not dropped.
+    let total = rate * (warm_seconds + seconds);
     let base = std::thread::spawn(move || plain_receiver(baseline, total));
     let base2 = std::thread::spawn(move || plain_receiver(second, total));
     let sse = sse.into_std()?;
@@ -463,11 +478,12 @@ async fn main() -> Result<()> {
             .text()
             .await
     };
-    let scrape_before = scrape().await?;
     let prod = producer(&stack.kafka_bootstrap, "5")?;
     let lat_topic2 = lat_topic.clone();
+    let start = Instant::now();
+    // Events sent from here on are the measured window's.
+    let measured_from_us = now_us() + (warm_seconds * 1_000_000) as i64;
     let producing = tokio::spawn(async move {
-        let start = Instant::now();
         let mut pending = Vec::new();
         for i in 0..total as i64 {
             let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
@@ -484,12 +500,15 @@ async fn main() -> Result<()> {
         }
         Ok::<_, anyhow::Error>(())
     });
+    // The sink's histogram over the measured window only.
+    tokio::time::sleep_until((start + Duration::from_secs(warm_seconds as u64)).into()).await;
+    let scrape_before = scrape().await?;
     let sse_recv = joined(sse_reader, "the SSE receiver").await?;
     let sse_recv2 = joined(sse_reader2, "the second SSE receiver").await?;
     producing.await??;
     let scrape_after = scrape().await?;
-    let base_map = joined(base, "the plain consumer").await?;
-    let base2_map = joined(base2, "the second plain consumer").await?;
+    let base_map = sent_and_received(joined(base, "the plain consumer").await?)?;
+    let base2_map = sent_and_received(joined(base2, "the second plain consumer").await?)?;
     let mut sse_lat = Vec::with_capacity(total);
     let mut base_lat = Vec::with_capacity(total);
     let mut added = Vec::with_capacity(total);
@@ -498,8 +517,15 @@ async fn main() -> Result<()> {
     let mut trail = Vec::with_capacity(total);
     let mut trail_floor = Vec::with_capacity(total);
     let mut trail_sse2 = Vec::with_capacity(total);
+    let mut warm_added = Vec::new();
+    let mut trail_warm = Vec::new();
     for (offset, (sent, base_recv)) in &base_map {
         if let (Some(sse_at), Some((_, other))) = (sse_recv.get(offset), base2_map.get(offset)) {
+            if *sent < measured_from_us {
+                warm_added.push(sse_at - base_recv);
+                trail_warm.push((*sent, sse_at - base_recv));
+                continue;
+            }
             sse_lat.push(sse_at - sent);
             base_lat.push(base_recv - sent);
             added.push(sse_at - base_recv);
@@ -511,6 +537,15 @@ async fn main() -> Result<()> {
             }
         }
     }
+    warm_added.sort_unstable();
+    println!(
+        "latency, warm-up ({warm_seconds} s at {rate} events/s on the fresh topic, not counted below): SSE minus plain consumer p50 {:.2} ms p99 {:.2} ms max {:.2} ms; the measured window began at Unix time {:.3} s (to match episodes with the broker's GC log)",
+        percentile(&warm_added, 0.50),
+        percentile(&warm_added, 0.99),
+        percentile(&warm_added, 1.0),
+        measured_from_us as f64 / 1e6,
+    );
+    print_stalls("the SSE client during the warm-up", &mut trail_warm);
     print_stalls("the SSE client", &mut trail);
     print_stalls("the second SSE client", &mut trail_sse2);
     print_stalls("the second plain consumer", &mut trail_floor);
@@ -519,7 +554,8 @@ async fn main() -> Result<()> {
     added.sort_unstable();
     floor.sort_unstable();
     println!(
-        "latency at {rate} events/s for {seconds} s ({total} events): producer→SSE p50 {:.2} ms p99 {:.2} ms; producer→plain consumer p50 {:.2} ms p99 {:.2} ms; added by the sink (same event, SSE minus plain consumer) p50 {:.2} ms p99 {:.2} ms; the two distributions' p99s apart {:.2} ms; the method's floor (a second plain consumer minus the first, same events) p50 {:.2} ms p99 {:.2} ms",
+        "latency at {rate} events/s for {seconds} s after the warm-up ({} events): producer→SSE p50 {:.2} ms p99 {:.2} ms; producer→plain consumer p50 {:.2} ms p99 {:.2} ms; added by the sink (same event, SSE minus plain consumer) p50 {:.2} ms p99 {:.2} ms; the two distributions' p99s apart {:.2} ms; the method's floor (a second plain consumer minus the first, same events) p50 {:.2} ms p99 {:.2} ms",
+        sse_lat.len(),
         percentile(&sse_lat, 0.50),
         percentile(&sse_lat, 0.99),
         percentile(&base_lat, 0.50),
