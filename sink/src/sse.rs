@@ -192,7 +192,8 @@ struct Stream {
     /// Average size of a delivered event's JSON (moving average), to size chunks in bytes.
     avg_event_bytes: usize,
     scratch: Vec<u8>,
-    id: String,
+    /// The cursor of the current positions, base64url (see [`Stream::encode_id`]).
+    id: Vec<u8>,
     /// Filtered-out events moved the positions past the last `id:` written: the next chunk
     /// ends with an `id:`-only frame, so a resume does not read them again.
     id_behind: bool,
@@ -222,7 +223,7 @@ impl Stream {
             events: Vec::new(),
             avg_event_bytes: 256,
             scratch: Vec::new(),
-            id: String::new(),
+            id: Vec::new(),
             id_behind: false,
             oldest_us: 0,
         }
@@ -261,7 +262,7 @@ impl Stream {
                 self.encode_id();
                 self.out.reserve(self.id.len() + 6);
                 self.out.put_slice(b"id: ");
-                self.out.put_slice(self.id.as_bytes());
+                self.out.put_slice(&self.id);
                 self.out.put_slice(b"\n\n");
             }
             if sent > 0 || !self.out.is_empty() {
@@ -432,7 +433,7 @@ impl Stream {
         self.generations[ti][p] = feed.generation(p);
         self.spec.positions[ti][p] = to;
         self.encode_id();
-        let frame = reset_frame(&self.id, &feed.topic, p, from, to);
+        let frame = reset_frame(self.id_str(), &feed.topic, p, from, to);
         self.out.put_slice(frame.as_bytes());
     }
 
@@ -469,11 +470,16 @@ impl Stream {
         if let Some((from, to)) = chunk.lost_after(at) {
             self.spec.positions[ti][p] = to;
             self.encode_id();
-            let frame = gap_frame(&self.id, &topic, p, from, to);
+            let frame = gap_frame(self.id_str(), &topic, p, from, to);
             self.out.put_slice(frame.as_bytes());
         }
         self.spec.positions[ti][p] = self.spec.positions[ti][p].max(chunk.end);
         Ok(sent)
+    }
+
+    /// The current cursor as text, for the frames that format it.
+    fn id_str(&self) -> &str {
+        std::str::from_utf8(&self.id).expect("a cursor is base64url, ASCII")
     }
 
     /// Sets `self.id` to the cursor of the current positions (every caller writes it).
@@ -511,7 +517,7 @@ impl Stream {
             self.avg_event_bytes = (self.avg_event_bytes * 7 + json.len()) / 8;
             self.out.reserve(json.len() + self.id.len() + 16);
             self.out.put_slice(b"id: ");
-            self.out.put_slice(self.id.as_bytes());
+            self.out.put_slice(&self.id);
             self.out.put_slice(b"\ndata: ");
             self.out.put_slice(json);
             self.out.put_slice(b"\n\n");
