@@ -7,7 +7,9 @@
 //!    Then the same C streams split over 10 consumers with 10 distinct filters (a CEL
 //!    predicate delivering 9 events in 10, and a projection). Figures: events/s delivered in
 //!    aggregate, the sink's CPU, and the cost of one filter on one event.
-//! 2. Idle streams (measured first, on a fresh sink): I streams connected and idle. Figure:
+//! 0. The idle sink (first): its CPU over 10 s with no stream open, what its background
+//!    threads cost a deployment that waits for traffic.
+//! 2. Idle streams (next, on the still fresh sink): I streams connected and idle. Figure:
 //!    the sink's RSS before and after.
 //! 3. Latency at a steady 10,000 events/s: producer → SSE client, against producer → a plain
 //!    rdkafka consumer with the same fetch settings on the same broker, so the
@@ -244,6 +246,21 @@ async fn main() -> Result<()> {
     let addr = sink.base.trim_start_matches("http://").to_string();
     let pid = sink.pid().context("sink pid")?;
     println!("sink pid {pid}, RSS at start {} MiB", rss_kib(pid) / 1024);
+
+    // --- 0. the idle sink's own CPU (no stream, no event): its background threads -----------
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (cpu0, t0) = (cpu_secs(pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_cpu = (cpu_secs(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+    println!("idle sink: {idle_cpu:.1}% of one core over 10 s with no stream open");
+    table_row(
+        "idle sink: CPU with no stream open, 10 s",
+        "tumbleweed",
+        idle_cpu,
+        "% of a core",
+        false,
+        "its background threads: Kafka clients, logs, timers",
+    );
 
     // --- 1. idle streams (first, on a fresh sink) -----------------------------------------------------------------
     let idle_topic = format!("bench_idle_{}", unique_suffix());

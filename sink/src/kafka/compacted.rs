@@ -15,10 +15,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
+use super::acked::AckedProducer;
 use super::{KafkaMeta, KafkaSettings};
 
 /// Applies one record: the key, and the value (`None` for a tombstone).
@@ -28,7 +28,7 @@ pub struct CompactedLog {
     topic: String,
     what: &'static str,
     meta: KafkaMeta,
-    producer: FutureProducer,
+    producer: AckedProducer,
     /// Next offset of the topic that the reader has applied.
     applied: watch::Sender<i64>,
     stop: Arc<AtomicBool>,
@@ -72,14 +72,16 @@ impl CompactedLog {
             .await
             .with_context(|| format!("preparing the {what} topic {topic}"))?;
         let (_, high) = meta.watermarks(topic, 0).await?;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap)
-            .set("acks", "all")
-            .set("enable.idempotence", "false")
-            .set("linger.ms", "0")
-            .set("log_level", "4")
-            .create()
-            .with_context(|| format!("creating the {what} producer"))?;
+        let producer = AckedProducer::new(
+            ClientConfig::new()
+                .set("bootstrap.servers", &settings.bootstrap)
+                .set("acks", "all")
+                .set("enable.idempotence", "false")
+                .set("linger.ms", "0")
+                .set("log_level", "4"),
+            &what.replace(' ', "-"),
+        )
+        .with_context(|| format!("creating the {what} producer"))?;
         let reader: BaseConsumer = settings
             .consumer_config()
             .create()
@@ -143,18 +145,12 @@ impl CompactedLog {
 
     /// Writes `key` (a tombstone when `value` is `None`) and waits until it is applied here.
     pub async fn write(&self, key: &str, value: Option<Vec<u8>>) -> Result<()> {
-        let mut record = FutureRecord::<str, Vec<u8>>::to(&self.topic).key(key);
-        if let Some(v) = value.as_ref() {
-            record = record.payload(v);
-        }
-        let delivery = self
+        let offset = self
             .producer
-            .send(record, Duration::from_secs(10))
+            .send(&self.topic, key, value.as_deref())
             .await
-            .map_err(|(e, _)| e)
             .with_context(|| format!("writing to the {} topic {}", self.what, self.topic))?;
-        self.wait_applied(delivery.offset + 1, Duration::from_secs(10))
-            .await
+        self.wait_applied(offset + 1, Duration::from_secs(10)).await
     }
 
     /// Waits (up to 5 s) until this replica has applied everything written so far, by any

@@ -7,9 +7,11 @@
 //!   into a byte-bounded cache that every stream replaying the same history shares;
 //! - [`cursors`]: acknowledged cursors, in the sink's own compacted topic;
 //! - [`compacted`]: a key-value log in a compacted topic (the consumer and source registries);
+//! - [`acked`]: the producer under those logs, whose sends resolve with the broker's offset;
 //! - this module: client settings, metadata and watermarks (blocking librdkafka calls are
 //!   run on tokio's blocking pool).
 
+pub mod acked;
 pub mod compacted;
 pub mod cursors;
 pub mod feed;
