@@ -1,22 +1,23 @@
 //! SSE fan-out benchmark on the real local stack (`cargo bench -p tumbleweed-sink --bench
 //! sse_fanout`). Prints figures; asserts nothing about speed.
 //!
-//! 1. Throughput: a topic holds N ≈300-byte Debezium-shaped events; C streams of one consumer
+//! In the order they run:
+//! 0. The idle sink (first): its CPU over 10 s with no stream open, what its background
+//!    threads cost a deployment that waits for traffic.
+//! 1. Idle streams (next, on the still fresh sink): I streams connected and idle. Figure:
+//!    the sink's RSS before and after.
+//! 2. Throughput: a topic holds N ≈300-byte Debezium-shaped events; C streams of one consumer
 //!    read all of them at once from the sink's shared buffer. Figure: events/s delivered in
 //!    aggregate, and the sink's CPU time.
 //!    Then the same C streams split over 10 consumers with 10 distinct filters (a CEL
 //!    predicate delivering 9 events in 10, and a projection). Figures: events/s delivered in
 //!    aggregate, the sink's CPU, and the cost of one filter on one event.
-//! 0. The idle sink (first): its CPU over 10 s with no stream open, what its background
-//!    threads cost a deployment that waits for traffic.
-//! 2. Idle streams (next, on the still fresh sink): I streams connected and idle. Figure:
-//!    the sink's RSS before and after.
 //! 3. Latency at a steady 10,000 events/s: producer → SSE client, against producer → a plain
 //!    rdkafka consumer with the same fetch settings on the same broker, so the
 //!    per-event difference is what the sink adds. The figures cover the window after a
 //!    warm-up at the same rate on the fresh topic (BENCH_WARMUP_SECONDS, 2): a topic's first
-//!    events reach the sink's reader late, a start-up cost printed on its own line. Figures: p50/p99 of both and of the
-//!    per-event difference. Each receiver reads on its own OS thread (blocking reads) and
+//!    events can reach the sink's reader late, a start-up cost printed on its own line.
+//!    Figures: p50/p99 of both and of the per-event difference. Each receiver reads on its own OS thread (blocking reads) and
 //!    stamps an arrival before anything else, so the two do not queue behind each other or the
 //!    producer on the benchmark's runtime. The difference also holds what separates two
 //!    independent Kafka consumers (each fetch returns when its own request is at the broker,
@@ -262,7 +263,7 @@ async fn main() -> Result<()> {
         "its background threads: Kafka clients, logs, timers",
     );
 
-    // --- 1. idle streams (first, on a fresh sink) -----------------------------------------------------------------
+    // --- 1. idle streams (next, on the still fresh sink) -----------------------------------------------------------------
     let idle_topic = format!("bench_idle_{}", unique_suffix());
     create_topic(&stack.kafka_bootstrap, &idle_topic, 1).await?;
     let idle_token = sink
