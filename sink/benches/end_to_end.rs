@@ -34,7 +34,8 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tumbleweed_tests::bench::{
-    cpu_secs, env_or, now_us, open_stream, quantile_ms, sink_args_from_env, table_row,
+    cpu_secs, env_or, now_us, open_stream, quantile_ms, sink_args_from_env, stopped_falling,
+    table_row,
 };
 use tumbleweed_tests::sink::SinkProcess;
 use tumbleweed_tests::{eventually, slot_active, stack, unique_suffix};
@@ -154,11 +155,6 @@ fn connect_pid() -> Option<u32> {
 
 /// A warm-up round whose commit→SSE p99 stays under this kept up.
 const KEPT_UP_MS: f64 = 1000.0;
-
-/// A round that kept up is steady once its p99 is at least this share of the round before:
-/// the p99 has stopped falling, so Connect's JIT is done (a fresh Connect kept up from its
-/// third round but ran its first two measured windows at 211 and 142 ms p99, then 46–74 ms).
-const STEADY_SHARE: f64 = 0.75;
 
 /// pgbench's settings, the same for every round.
 struct Writer {
@@ -438,7 +434,9 @@ async fn main() -> Result<()> {
                 r.delivered,
                 r.committed
             );
-            if p99 < KEPT_UP_MS && p99 >= STEADY_SHARE * before {
+            // Keeping up alone was not enough: a fresh Connect kept up from its third round
+            // but ran its first two measured windows at 211 and 142 ms p99, then 46–74 ms.
+            if p99 < KEPT_UP_MS && stopped_falling(p99, before) {
                 warm = Some(round);
                 break;
             }

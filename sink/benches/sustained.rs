@@ -32,15 +32,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use tumbleweed_tests::bench::{
     count_with_latency, cpu_secs, debezium_value, env_or, now_us, open_stream, quantile_ms,
-    raise_fd_limit, rss_kib, table_row, KafkaSse,
+    raise_fd_limit, rss_kib, stopped_falling, table_row, KafkaSse,
 };
 use tumbleweed_tests::sink::{create_topic, SinkProcess};
 use tumbleweed_tests::{stack, unique_suffix};
 
 const SINK: &str = env!("CARGO_BIN_EXE_tumbleweed-sink");
-
-/// A warm-up round whose p99 is at least this share of the round before's has stopped falling.
-const STEADY_SHARE: f64 = 0.75;
 
 /// Which server a scenario runs against.
 enum Target<'a> {
@@ -276,7 +273,7 @@ async fn main() -> Result<()> {
                 o.offered,
                 quantile_ms(&o.latencies, 0.50),
             );
-            if p99 >= STEADY_SHARE * previous {
+            if stopped_falling(p99, previous) {
                 break;
             }
             previous = p99;

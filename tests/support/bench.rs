@@ -1,6 +1,14 @@
 //! Small helpers shared by the benchmarks: sizes from the environment and a process's memory
 //! and CPU from `/proc` (Linux), so figures are measured the same way in every benchmark.
 
+/// Whether a warm-up round's p99 has stopped falling: it is at least three quarters of the
+/// round before's. The benchmarks that warm up (`sustained`, `end_to_end`) run rounds at the
+/// measured rate until this holds, because the JVMs under them (the broker, Connect) run far
+/// slower for the first minutes of a load (their JIT).
+pub fn stopped_falling(p99: f64, previous: f64) -> bool {
+    p99 >= 0.75 * previous
+}
+
 /// The value of environment variable `name`, or `default` when unset or not a number.
 pub fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
