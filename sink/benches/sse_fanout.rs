@@ -29,6 +29,9 @@
 //!    lists the episodes where a receiver trailed the first plain consumer by more than 5 ms,
 //!    for the SSE client, a second SSE client of the same consumer (both at once: the sink's
 //!    side; one alone: its connection) and the second plain consumer (the machine's).
+//!    A relay runs beside them: a third plain consumer whose thread writes each record at once
+//!    to a local TCP connection read on another thread. Relay minus plain is what one socket
+//!    hop and one wake-up cost on this machine, the least any push server adds.
 //!
 //! Sizes come from the environment: BENCH_EVENTS (N, default 5000), BENCH_STREAMS (C, 1000),
 //! BENCH_IDLE (I, 10000), BENCH_RATE (10000/s), BENCH_SECONDS (latency run, 5, after
@@ -184,6 +187,36 @@ fn sse_receiver(
         pending_text.drain(..start);
     }
     Ok(sse_recv)
+}
+
+/// The relay of the latency run: the least any push server adds to a plain consumer. Its own
+/// plain consumer (same settings) polls on this thread and writes every record at once, as an
+/// SSE-shaped frame, to a local TCP connection (`TCP_NODELAY`, as the sink's), which an
+/// [`sse_receiver`] reads on another thread. Its difference to the plain consumer is one
+/// socket write and one wake-up of a reading thread on this machine, which no SSE server can
+/// avoid; the sink adds a hand-off between its reader and a runtime worker on top.
+fn relay_sender(consumer: BaseConsumer, mut out: std::net::TcpStream, total: usize) -> Result<()> {
+    use std::io::Write;
+    out.set_nodelay(true)?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut frame = Vec::with_capacity(1024);
+    let mut sent = 0;
+    while sent < total {
+        if Instant::now() > deadline {
+            bail!("the relay read {sent} of {total} events");
+        }
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m?;
+            frame.clear();
+            write!(frame, "data: {{\"offset\":{},\"value\":", m.offset())?;
+            frame.extend_from_slice(m.payload().unwrap_or(b"{}"));
+            frame.extend_from_slice(b"}\n\n");
+            out.write_all(&frame)
+                .context("writing to the relay's connection")?;
+            sent += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Waits, off the runtime's workers, for a receiver thread of the latency run.
@@ -471,6 +504,11 @@ async fn main() -> Result<()> {
         Ok(c)
     };
     let (baseline, second) = (plain("bench-baseline")?, plain("bench-baseline-2")?);
+    // The relay (see `relay_sender`): a third plain consumer writing to a local connection.
+    let relay_consumer = plain("bench-relay")?;
+    let relay_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let relay_out = std::net::TcpStream::connect(relay_listener.local_addr()?)?;
+    let (relay_in, _) = relay_listener.accept()?;
     // Both receivers run on their own OS thread with blocking reads and stamp an arrival
     // before doing anything else with it, so neither waits for a runtime worker busy with the
     // other or with the producer's timer: what is compared is the two paths, not the
@@ -488,6 +526,8 @@ async fn main() -> Result<()> {
     let sse2 = sse2.into_std()?;
     sse2.set_nonblocking(false)?;
     let sse_reader2 = std::thread::spawn(move || sse_receiver(sse2, total));
+    let relay_writer = std::thread::spawn(move || relay_sender(relay_consumer, relay_out, total));
+    let relay_reader = std::thread::spawn(move || sse_receiver(relay_in, total));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let scrape = || async {
         sink.admin(reqwest::Method::GET, "/metrics")
@@ -523,6 +563,8 @@ async fn main() -> Result<()> {
     let scrape_before = scrape().await?;
     let sse_recv = joined(sse_reader, "the SSE receiver").await?;
     let sse_recv2 = joined(sse_reader2, "the second SSE receiver").await?;
+    let relay_recv = joined(relay_reader, "the relay's receiver").await?;
+    joined(relay_writer, "the relay").await?;
     producing.await??;
     let scrape_after = scrape().await?;
     let base_map = sent_and_received(joined(base, "the plain consumer").await?)?;
@@ -535,6 +577,8 @@ async fn main() -> Result<()> {
     let mut trail = Vec::with_capacity(total);
     let mut trail_floor = Vec::with_capacity(total);
     let mut trail_sse2 = Vec::with_capacity(total);
+    let mut relay_added = Vec::with_capacity(total);
+    let mut trail_relay = Vec::with_capacity(total);
     let mut warm_added = Vec::new();
     let mut trail_warm = Vec::new();
     for (offset, (sent, base_recv)) in &base_map {
@@ -553,6 +597,10 @@ async fn main() -> Result<()> {
             if let Some(sse2_at) = sse_recv2.get(offset) {
                 trail_sse2.push((*sent, sse2_at - base_recv));
             }
+            if let Some(relay_at) = relay_recv.get(offset) {
+                relay_added.push(relay_at - base_recv);
+                trail_relay.push((*sent, relay_at - base_recv));
+            }
         }
     }
     warm_added.sort_unstable();
@@ -567,10 +615,12 @@ async fn main() -> Result<()> {
     print_stalls("the SSE client", &mut trail);
     print_stalls("the second SSE client", &mut trail_sse2);
     print_stalls("the second plain consumer", &mut trail_floor);
+    print_stalls("the relay", &mut trail_relay);
     sse_lat.sort_unstable();
     base_lat.sort_unstable();
     added.sort_unstable();
     floor.sort_unstable();
+    relay_added.sort_unstable();
     println!(
         "latency at {rate} events/s for {seconds} s after the warm-up ({} events): producer→SSE p50 {:.2} ms p99 {:.2} ms; producer→plain consumer p50 {:.2} ms p99 {:.2} ms; added by the sink (same event, SSE minus plain consumer) p50 {:.2} ms p99 {:.2} ms; the two distributions' p99s apart {:.2} ms; the method's floor (a second plain consumer minus the first, same events) p50 {:.2} ms p99 {:.2} ms",
         sse_lat.len(),
@@ -584,6 +634,12 @@ async fn main() -> Result<()> {
         percentile(&floor, 0.50),
         percentile(&floor, 0.99),
     );
+    println!(
+        "latency, the relay over the same window (a plain consumer writing each record at once to a local TCP connection, read on another thread: the least any push server adds): relay minus plain consumer p50 {:.2} ms p99 {:.2} ms ({} events)",
+        percentile(&relay_added, 0.50),
+        percentile(&relay_added, 0.99),
+        relay_added.len(),
+    );
     table_row(
         &format!("added latency at {rate} ev/s: SSE minus a plain Kafka consumer"),
         "tumbleweed",
@@ -591,11 +647,12 @@ async fn main() -> Result<()> {
         "ms p99",
         false,
         &format!(
-            "p50 {:.2} ms; producer→SSE p99 {:.1} ms, producer→plain consumer p99 {:.1} ms; the method's floor (a second plain consumer minus the first) p99 {:.2} ms",
+            "p50 {:.2} ms; producer→SSE p99 {:.1} ms, producer→plain consumer p99 {:.1} ms; the method's floor (a second plain consumer minus the first) p99 {:.2} ms; a minimal relay (plain consumer → local TCP) minus the plain consumer p99 {:.2} ms",
             percentile(&added, 0.50),
             percentile(&sse_lat, 0.99),
             percentile(&base_lat, 0.99),
-            percentile(&floor, 0.99)
+            percentile(&floor, 0.99),
+            percentile(&relay_added, 0.99)
         ),
     );
     const DELAY: &str = "tumbleweed_sse_delivery_delay_seconds";
