@@ -34,8 +34,8 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tumbleweed_tests::bench::{
-    cpu_secs, env_or, now_us, open_stream, quantile_ms, sink_args_from_env, stopped_falling,
-    table_row,
+    cpu_secs, env_or, machine_busy_secs, now_us, open_stream, quantile_ms, sink_args_from_env,
+    stopped_falling, table_row,
 };
 use tumbleweed_tests::sink::SinkProcess;
 use tumbleweed_tests::{eventually, slot_active, stack, unique_suffix};
@@ -455,6 +455,7 @@ async fn main() -> Result<()> {
         let sink_pid = sink.pid().context("sink pid")?;
         let connect = connect_pid();
         let (sink_cpu0, connect_cpu0) = (cpu_secs(sink_pid), connect.map(cpu_secs));
+        let (busy0, cores) = machine_busy_secs();
         let watcher = kafka_watcher(&stack.kafka_bootstrap, &format!("{name}.public.ticks"))?;
         let kafka_view = tokio::spawn(watch_kafka(
             watcher,
@@ -472,6 +473,9 @@ async fn main() -> Result<()> {
         let secs = t0.elapsed().as_secs_f64();
         let sink_cpu = cpu_secs(sink_pid) - sink_cpu0;
         let connect_cpu = connect.map(cpu_secs).zip(connect_cpu0).map(|(a, b)| a - b);
+        // How busy the whole machine was: the writer, PostgreSQL, Connect and the broker
+        // share its cores with the sink.
+        let busy = (machine_busy_secs().0 - busy0) / secs / cores as f64 * 100.0;
         let mut all: Vec<i64> = samples.iter().map(|(_, l)| *l).collect();
         all.sort_unstable();
         let windows: Vec<String> = (0..seconds.div_ceil(10))
@@ -499,7 +503,7 @@ async fn main() -> Result<()> {
             quantile_ms(&readable, 0.99),
         );
         println!(
-            "end to end: pgbench {rate} commits/s for {seconds} s ({warmed}), reached {tps} tps; {delivered} of {committed} committed rows delivered over SSE; commit→SSE p50 {p50:.1} ms p99 {p99:.1} ms; p99 per 10 s window (ms): {}; CPU over {secs:.0} s: sink {:.0}%, Connect {}",
+            "end to end: pgbench {rate} commits/s for {seconds} s ({warmed}), reached {tps} tps; {delivered} of {committed} committed rows delivered over SSE; commit→SSE p50 {p50:.1} ms p99 {p99:.1} ms; p99 per 10 s window (ms): {}; CPU over {secs:.0} s: sink {:.0}%, Connect {}, the whole machine {busy:.0}% of its {cores} cores",
             windows.join(" "),
             sink_cpu / secs * 100.0,
             connect_cpu.map_or("?".into(), |c| format!("{:.0}%", c / secs * 100.0)),
