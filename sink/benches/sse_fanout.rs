@@ -156,6 +156,7 @@ fn print_stalls(who: &str, trail: &mut [(i64, i64)]) {
 fn sse_receiver(
     mut sse: std::net::TcpStream,
     total: usize,
+    who: &str,
 ) -> Result<std::collections::HashMap<i64, i64>> {
     use std::io::Read;
     sse.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -165,9 +166,14 @@ fn sse_receiver(
     let frame_end = memmem::Finder::new(b"\n\n");
     let offset_marker = memmem::Finder::new(b"\"offset\":");
     while sse_recv.len() < total {
-        let n = sse.read(&mut buf).context("reading the latency stream")?;
+        let n = sse
+            .read(&mut buf)
+            .with_context(|| format!("{who}: reading the latency stream"))?;
         if n == 0 {
-            bail!("latency stream closed");
+            bail!(
+                "{who}: the latency stream closed after {} of {total} events",
+                sse_recv.len()
+            );
         }
         let recv = now_us();
         pending_text.extend_from_slice(&buf[..n]);
@@ -522,12 +528,14 @@ async fn main() -> Result<()> {
     let base2 = std::thread::spawn(move || plain_receiver(second, total));
     let sse = sse.into_std()?;
     sse.set_nonblocking(false)?;
-    let sse_reader = std::thread::spawn(move || sse_receiver(sse, total));
+    let sse_reader = std::thread::spawn(move || sse_receiver(sse, total, "the SSE client"));
     let sse2 = sse2.into_std()?;
     sse2.set_nonblocking(false)?;
-    let sse_reader2 = std::thread::spawn(move || sse_receiver(sse2, total));
+    let sse_reader2 =
+        std::thread::spawn(move || sse_receiver(sse2, total, "the second SSE client"));
     let relay_writer = std::thread::spawn(move || relay_sender(relay_consumer, relay_out, total));
-    let relay_reader = std::thread::spawn(move || sse_receiver(relay_in, total));
+    let relay_reader =
+        std::thread::spawn(move || sse_receiver(relay_in, total, "the relay's reader"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let scrape = || async {
         sink.admin(reqwest::Method::GET, "/metrics")
@@ -563,8 +571,12 @@ async fn main() -> Result<()> {
     let scrape_before = scrape().await?;
     let sse_recv = joined(sse_reader, "the SSE receiver").await?;
     let sse_recv2 = joined(sse_reader2, "the second SSE receiver").await?;
-    let relay_recv = joined(relay_reader, "the relay's receiver").await?;
-    joined(relay_writer, "the relay").await?;
+    // Both halves are joined before either error is returned: a failed writer closes the
+    // connection, and the reader's "closed" would otherwise hide the writer's cause.
+    let relay_sent = joined(relay_writer, "the relay").await;
+    let relay_recv = joined(relay_reader, "the relay's reader").await;
+    relay_sent?;
+    let relay_recv = relay_recv?;
     producing.await??;
     let scrape_after = scrape().await?;
     let base_map = sent_and_received(joined(base, "the plain consumer").await?)?;
